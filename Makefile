@@ -1,0 +1,39 @@
+# meshsim: `make test` and `make demo` set up everything on a fresh clone.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Parallel test workers; the suite is sized for 2 cores.
+TEST_WORKERS ?= 2
+
+.PHONY: env test lint format demo bench bench-smoke clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+lint: env
+	$(VENV)/bin/ruff check meshsim tests experiments
+	$(VENV)/bin/ruff format --check meshsim tests experiments
+
+format: env
+	$(VENV)/bin/ruff format meshsim tests experiments
+	$(VENV)/bin/ruff check --fix meshsim tests experiments
+
+test: env
+	$(VENV)/bin/ruff check meshsim tests experiments
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
+
+demo: env
+	$(VENV)/bin/meshsim demo --workdir runs/demo
+
+bench: env
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
+	$(PY) experiments/benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,0 +1,42 @@
+"""meshsim: learned physics simulation on meshes and weather-style grids, in JAX."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from meshsim.graph import (
+    EdgeSet,
+    MultiGraph,
+    PaddingBudget,
+    batch,
+    edges_from_cells,
+    from_jraph,
+    make_graph,
+    pad,
+    to_jraph,
+    unbatch,
+)
+from meshsim.models import EncodeProcessDecode, MeshGraphNet, count_params
+from meshsim.node_types import NUM_NODE_TYPES, NodeType
+
+try:
+    __version__ = version("meshsim")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "NUM_NODE_TYPES",
+    "EdgeSet",
+    "EncodeProcessDecode",
+    "MeshGraphNet",
+    "MultiGraph",
+    "NodeType",
+    "PaddingBudget",
+    "__version__",
+    "batch",
+    "count_params",
+    "edges_from_cells",
+    "from_jraph",
+    "make_graph",
+    "pad",
+    "to_jraph",
+    "unbatch",
+]
