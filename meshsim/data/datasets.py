@@ -1,0 +1,411 @@
+"""Format-independent access to mesh datasets: open, iterate, convert, inspect.
+
+A dataset directory holds `meta.json` and one file per split, either MeshGraphNets'
+`<split>.tfrecord` or meshsim's `<split>.h5`; both decode to the same trajectory dicts.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from meshsim.data import hdf5, tfrecord
+from meshsim.data.meta import (
+    CELL_FIELDS,
+    length_field,
+    load_meta,
+    save_meta,
+    validate_meta,
+)
+
+__all__ = [
+    "FORMATS",
+    "Dataset",
+    "convert_dataset",
+    "count_mesh_edges",
+    "format_inspection",
+    "inspect_dataset",
+    "iter_trajectories",
+    "list_splits",
+    "open_dataset",
+    "varlen_frames",
+]
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("tfrecord", "hdf5")
+_SUFFIXES = {".tfrecord": "tfrecord", ".h5": "hdf5"}
+_USUAL_SPLITS = ("train", "valid", "test")
+
+
+def _split_file(directory: str, split: str, fmt: str) -> str:
+    if fmt == "tfrecord":
+        return tfrecord.tfrecord_path(directory, split)
+    return hdf5.hdf5_path(directory, split)
+
+
+def list_splits(directory: str | os.PathLike) -> list[str]:
+    """Split names with a `.tfrecord` or `.h5` file in `directory` (train/valid/test first)."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"dataset directory {directory} does not exist")
+    names = set()
+    for entry in os.listdir(directory):
+        stem, suffix = os.path.splitext(entry)
+        if suffix in _SUFFIXES and stem:
+            names.add(stem)
+    usual = [s for s in _USUAL_SPLITS if s in names]
+    return usual + sorted(names - set(usual))
+
+
+def _detect_format(directory: str, split: str, fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS} or None, got {fmt!r}")
+        if not os.path.exists(_split_file(directory, split, fmt)):
+            raise FileNotFoundError(f"no {fmt} file for split {split!r} in {directory}")
+        return fmt
+    # HDF5 first: where a split was converted in place it is the faster, random-access copy.
+    for candidate in ("hdf5", "tfrecord"):
+        if os.path.exists(_split_file(directory, split, candidate)):
+            return candidate
+    available = list_splits(directory) if os.path.isdir(directory) else []
+    raise FileNotFoundError(
+        f"no {split}.tfrecord or {split}.h5 in {directory}; available splits: {available}"
+    )
+
+
+class Dataset:
+    """One split of a dataset directory, in either format.
+
+    Iterating streams trajectories one at a time; `len()` and indexing are available for
+    both formats (for TFRecord they use an index of record offsets built on first use by
+    reading the record headers only).
+
+    Attributes:
+      directory: the dataset directory.
+      split: the split name.
+      format: `"tfrecord"` or `"hdf5"`.
+      path: the split file.
+      meta: the validated `meta.json` dict.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        split: str,
+        *,
+        format: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        verify_data_crc: bool = True,
+    ):
+        self.directory = os.fspath(directory)
+        self.split = split
+        self.format = _detect_format(self.directory, split, format)
+        self.path = _split_file(self.directory, split, self.format)
+        self.meta = load_meta(self.directory) if meta is None else validate_meta(meta)
+        self.verify_data_crc = verify_data_crc
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.path!r}, format={self.format!r})"
+
+    @functools.cached_property
+    def _offsets(self) -> np.ndarray:
+        return tfrecord.index_tfrecord(self.path)
+
+    def __len__(self) -> int:
+        if self.format == "hdf5":
+            return hdf5.num_trajectories(self.directory, self.split)
+        return len(self._offsets)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        if self.format == "hdf5":
+            return hdf5.read_hdf5_trajectory(self.directory, self.split, index, meta=self.meta)
+        count = len(self._offsets)
+        if not -count <= index < count:
+            raise IndexError(f"{self.path}: trajectory index {index} out of range [0, {count})")
+        index %= count
+        return tfrecord.read_tfrecord_trajectory(
+            self.path,
+            int(self._offsets[index]),
+            self.meta,
+            index=index,
+            verify_data_crc=self.verify_data_crc,
+        )
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        return self.iter()
+
+    def iter(self, fields: Sequence[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
+        """Streams trajectories; `fields` restricts the keys (HDF5 reads only those)."""
+        if self.format == "hdf5":
+            yield from hdf5.iter_hdf5_trajectories(
+                self.directory, self.split, meta=self.meta, fields=fields
+            )
+            return
+        for trajectory in tfrecord.iter_tfrecord_trajectories(
+            self.directory, self.split, meta=self.meta, verify_data_crc=self.verify_data_crc
+        ):
+            yield trajectory if fields is None else {k: trajectory[k] for k in fields}
+
+
+def open_dataset(
+    directory: str | os.PathLike, split: str, *, format: str | None = None, **kwargs: Any
+) -> Dataset:
+    """Opens `<directory>/<split>.h5` or `.tfrecord` (auto-detected; HDF5 preferred).
+
+    Args:
+      directory: dataset directory with `meta.json`.
+      split: split name.
+      format: force `"tfrecord"` or `"hdf5"`.
+      **kwargs: `meta=` to override meta.json, `verify_data_crc=` for TFRecord.
+    """
+    return Dataset(directory, split, format=format, **kwargs)
+
+
+def iter_trajectories(
+    directory: str | os.PathLike, split: str, *, format: str | None = None, **kwargs: Any
+) -> Iterator[dict[str, np.ndarray]]:
+    """Streams the trajectories of one split, whatever its format (see `open_dataset`)."""
+    return iter(open_dataset(directory, split, format=format, **kwargs))
+
+
+def varlen_frames(trajectory: Mapping[str, np.ndarray], name: str) -> list[np.ndarray]:
+    """Splits a `dynamic_varlen` field into its per-frame arrays using `length_<name>`."""
+    key = length_field(name)
+    if key not in trajectory:
+        raise ValueError(f"field {name!r} has no {key!r}: is it dynamic_varlen?")
+    bounds = np.cumsum(trajectory[key])[:-1]
+    return np.split(trajectory[name], bounds, axis=0)
+
+
+def convert_dataset(
+    src_dir: str | os.PathLike,
+    dst_dir: str | os.PathLike,
+    *,
+    splits: Sequence[str] | None = None,
+    progress: bool = True,
+    compression: str | None = None,
+    verify_data_crc: bool = True,
+) -> dict[str, int]:
+    """Converts every TFRecord split of `src_dir` into HDF5 splits in `dst_dir`.
+
+    Streams one trajectory at a time; each output file appears only once complete.
+    `dst_dir/meta.json` is the source meta plus `converted_from`. `dst_dir` may equal
+    `src_dir` (the `.h5` files then sit beside the `.tfrecord` ones).
+
+    Args:
+      src_dir: directory with `meta.json` and `<split>.tfrecord` files.
+      dst_dir: output directory (created if needed).
+      splits: the splits to convert; default all TFRecord splits found.
+      progress: show a tqdm bar per split.
+      compression: HDF5 compression (None, "gzip", "lzf").
+      verify_data_crc: check the TFRecord data CRCs while reading.
+
+    Returns:
+      `{split: number of trajectories}`.
+
+    Raises:
+      ValueError: a requested split has no TFRecord file, or `dst_dir` holds a meta.json
+        with a different schema.
+    """
+    from tqdm.auto import tqdm  # the only user of tqdm in meshsim.data
+
+    src_dir, dst_dir = os.fspath(src_dir), os.fspath(dst_dir)
+    meta = load_meta(src_dir)
+    available = [
+        s for s in list_splits(src_dir) if os.path.exists(tfrecord.tfrecord_path(src_dir, s))
+    ]
+    if splits is None:
+        splits = available
+    missing = [s for s in splits if s not in available]
+    if missing:
+        raise ValueError(f"splits {missing} have no .tfrecord in {src_dir}; found {available}")
+    if not splits:
+        raise ValueError(f"no .tfrecord splits in {src_dir}")
+    meta["converted_from"] = {"format": "tfrecord", "directory": os.path.abspath(src_dir)}
+    os.makedirs(dst_dir, exist_ok=True)
+    if os.path.exists(os.path.join(dst_dir, "meta.json")):
+        existing = load_meta(dst_dir)
+        for key in ("features", "field_names", "trajectory_length"):
+            if existing[key] != meta[key]:
+                raise ValueError(f"{dst_dir}/meta.json has a different {key!r} than {src_dir}")
+    save_meta(meta, dst_dir)
+    counts = {}
+    for split in splits:
+        total = len(tfrecord.index_tfrecord(tfrecord.tfrecord_path(src_dir, split)))
+        trajectories = tfrecord.iter_tfrecord_trajectories(
+            src_dir, split, meta=meta, verify_data_crc=verify_data_crc
+        )
+        bar = tqdm(trajectories, total=total, desc=f"convert {split}", disable=not progress)
+        counts[split] = hdf5.write_hdf5_split(dst_dir, split, bar, meta, compression=compression)
+    return counts
+
+
+def count_mesh_edges(cells: np.ndarray) -> int:
+    """Unique undirected edges of a cell list `[C, k] int` (triangles k=3, tetrahedra k=4:
+    every pair of a cell's vertices is an edge)."""
+    cells = np.asarray(cells, dtype=np.int64).reshape(-1, np.shape(cells)[-1])
+    k = cells.shape[1]
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    if not pairs or not len(cells):
+        return 0
+    a = np.concatenate([cells[:, i] for i, _ in pairs])
+    b = np.concatenate([cells[:, j] for _, j in pairs])
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    keys = lo * (int(hi.max()) + 1) + hi
+    return int(np.unique(keys).size)
+
+
+def _node_count(
+    meta: Mapping[str, Any], shapes: Mapping[str, Sequence[int]], arrays: Mapping[str, np.ndarray]
+) -> int | None:
+    """N from the first per-node field: its -1 axis, or frame 0's row count if varlen."""
+    for name, spec in meta["features"].items():
+        if name in CELL_FIELDS or name not in shapes:
+            continue
+        if spec["type"] == "dynamic_varlen":
+            return int(arrays[length_field(name)][0])
+        if -1 in spec["shape"]:
+            return int(shapes[name][spec["shape"].index(-1)])
+    return None
+
+
+def _first_frame_cells(trajectory: Mapping[str, np.ndarray], meta: Mapping[str, Any]):
+    for name in CELL_FIELDS & set(meta["features"]):
+        cells = trajectory[name]
+        if meta["features"][name]["type"] == "dynamic_varlen":
+            return cells[: int(trajectory[length_field(name)][0])]
+        return cells[0] if cells.ndim == 3 else cells
+    return None
+
+
+def _stats(values: list[int]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {"min": int(min(values)), "mean": float(np.mean(values)), "max": int(max(values))}
+
+
+def inspect_dataset(
+    directory: str | os.PathLike,
+    *,
+    splits: Sequence[str] | None = None,
+    max_trajectories: int | None = None,
+) -> dict[str, Any]:
+    """Summarizes a dataset directory: per split, counts, mesh sizes and field layout.
+
+    Node counts come from the per-node fields, edge counts are the unique undirected
+    edges of `cells` (first frame for remeshed data). TFRecord splits are read (and
+    CRC-checked) in full; HDF5 splits read only `cells` and array headers.
+
+    Returns:
+      `{"directory", "meta": top-level meta keys except the schema, "splits": {split:
+      {"format", "path", "num_trajectories", "inspected", "nodes", "edges", "cells":
+      {"min", "mean", "max"} or None, "fields": {name: {"type", "shape", "dtype"}}}}}`;
+      a `shape` entry is -1 where it varies between trajectories.
+    """
+    directory = os.fspath(directory)
+    meta = load_meta(directory)
+    report: dict[str, Any] = {
+        "directory": directory,
+        "meta": {k: v for k, v in meta.items() if k not in ("features", "field_names")},
+        "splits": {},
+    }
+    for split in list_splits(directory) if splits is None else splits:
+        dataset = open_dataset(directory, split, meta=meta)
+        nodes, edges, cells, shapes, dtypes = [], [], [], {}, {}
+        inspected = 0
+        if dataset.format == "hdf5":  # read only connectivity and row counts
+            needed = [n for n in meta["features"] if n in CELL_FIELDS]
+            needed += [
+                length_field(n)
+                for n, spec in meta["features"].items()
+                if spec["type"] == "dynamic_varlen"
+            ]
+            infos = hdf5.iter_hdf5_field_info(directory, split)
+            trajectories = dataset.iter(fields=needed)
+        else:
+            infos, trajectories = None, iter(dataset)
+        for count, arrays in enumerate(trajectories):
+            if max_trajectories is not None and count >= max_trajectories:
+                break
+            inspected += 1
+            if infos is not None:
+                info = next(infos)
+            else:
+                info = {k: (v.shape, v.dtype) for k, v in arrays.items()}
+            for name, (shape, dtype) in info.items():
+                dtypes[name] = np.dtype(dtype).name
+                old = shapes.get(name)
+                shapes[name] = list(shape) if old is None else _merge_shape(old, shape)
+            n = _node_count(meta, {k: shape for k, (shape, _) in info.items()}, arrays)
+            if n is not None:
+                nodes.append(n)
+            first = _first_frame_cells(arrays, meta)
+            if first is not None:
+                cells.append(len(first))
+                edges.append(count_mesh_edges(first))
+        report["splits"][split] = {
+            "format": dataset.format,
+            "path": dataset.path,
+            "num_trajectories": len(dataset),
+            "inspected": inspected,
+            "nodes": _stats(nodes),
+            "edges": _stats(edges),
+            "cells": _stats(cells),
+            "fields": {
+                name: {
+                    "type": _field_type(meta, name),
+                    "shape": shapes[name],
+                    "dtype": dtypes[name],
+                }
+                for name in shapes
+            },
+        }
+    return report
+
+
+def _merge_shape(old: list[int], new: Sequence[int]) -> list[int]:
+    if len(old) != len(new):
+        return [-1] * max(len(old), len(new))
+    return [a if a == b else -1 for a, b in zip(old, new, strict=True)]
+
+
+def _field_type(meta: Mapping[str, Any], name: str) -> str:
+    if name in meta["features"]:
+        return meta["features"][name]["type"]
+    return "length" if name.startswith("length_") else "extra"
+
+
+def format_inspection(report: Mapping[str, Any]) -> str:
+    """Renders `inspect_dataset`'s report as plain text for the CLI."""
+    extras = ", ".join(f"{k}={v}" for k, v in report["meta"].items() if k != "converted_from")
+    lines = [f"dataset {report['directory']} ({extras})"]
+
+    def fmt(stats):
+        if stats is None:
+            return "-"
+        return f"{stats['min']}/{stats['mean']:.1f}/{stats['max']}"
+
+    header = f"  {'split':<10} {'format':<9} {'trajectories':>12}  {'nodes min/mean/max':>24}"
+    header += f"  {'edges min/mean/max':>24}"
+    lines.append(header)
+    for split, info in report["splits"].items():
+        count = str(info["num_trajectories"])
+        if info["inspected"] != info["num_trajectories"]:
+            count += f" ({info['inspected']} read)"
+        lines.append(
+            f"  {split:<10} {info['format']:<9} {count:>12}  {fmt(info['nodes']):>24}"
+            f"  {fmt(info['edges']):>24}"
+        )
+    for split, info in report["splits"].items():
+        lines.append(f"fields ({split}):")
+        for name, field in info["fields"].items():
+            shape = "[" + ", ".join(str(d) for d in field["shape"]) + "]"
+            lines.append(f"  {name:<22} {field['type']:<15} {shape:<18} {field['dtype']}")
+    return "\n".join(lines)
