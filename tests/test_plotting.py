@@ -1,0 +1,125 @@
+"""Tests for meshsim.plotting: files are written, GIF frame counts, shape checks."""
+
+import json
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+from PIL import Image
+
+from meshsim import plotting
+
+
+def _grid(nx=4, ny=3):
+    """A structured triangulation of the unit rectangle: [nx*ny, 2] nodes, [C, 3] cells."""
+    xs, ys = np.meshgrid(np.linspace(0, 2, nx), np.linspace(0, 1, ny))
+    pos = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    cells = []
+    for j in range(ny - 1):
+        for i in range(nx - 1):
+            a = j * nx + i
+            cells += [(a, a + 1, a + nx), (a + 1, a + nx + 1, a + nx)]
+    return pos.astype(np.float32), np.asarray(cells, np.int32)
+
+
+def _gif_frames(path):
+    with Image.open(path) as image:
+        return image.n_frames
+
+
+def test_plot_comparison_writes_png(tmp_path):
+    pos, cells = _grid()
+    truth = pos[:, 0] ** 2
+    fig = plotting.plot_comparison(pos[None], cells[None], truth + 0.1, truth, title="t")
+    assert isinstance(fig, Figure) and len(fig.axes) == 6  # 3 panels + 3 colorbars
+    out = tmp_path / "cmp.png"
+    fig.savefig(out)
+    assert out.stat().st_size > 1000
+    err_image = fig.axes[2].collections[0]
+    assert err_image.get_clim() == pytest.approx((-0.1, 0.1), rel=1e-5)
+    assert fig.axes[0].collections[0].get_clim() == fig.axes[1].collections[0].get_clim()
+
+
+def test_plot_field_options():
+    pos, cells = _grid()
+    ax = Figure().subplots()
+    mappable = plotting.plot_field(ax, pos, cells, pos[:, 1], shading="flat", colorbar=False)
+    assert mappable.get_array().shape == (len(cells),)
+    assert len(ax.figure.axes) == 1
+
+
+def test_animate_rollout_gif_frame_count(tmp_path):
+    pos, cells = _grid()
+    t = np.arange(5, dtype=np.float32)[:, None]
+    truth = np.sin(pos[None, :, 0] + t)
+    path = tmp_path / "sub" / "rollout.gif"
+    written = plotting.animate_rollout(pos, cells, truth * 1.1, truth, path, every=2, mp4=False)
+    assert written == [path] and path.stat().st_size > 0
+    assert _gif_frames(path) == 3  # frames 0, 2, 4
+    assert [p.name for p in path.parent.iterdir()] == ["rollout.gif"]  # no temp left
+
+
+def test_mp4_skipped_without_ffmpeg(tmp_path, monkeypatch):
+    from matplotlib import animation
+
+    monkeypatch.setattr(animation.writers, "is_available", lambda name: False)
+    pos, cells = _grid()
+    frames = np.zeros((2, len(pos)))
+    written = plotting.animate_rollout(pos, cells, frames, frames, tmp_path / "r.gif", mp4=True)
+    assert written == [tmp_path / "r.gif"]
+    assert _gif_frames(written[0]) == 2
+
+
+def test_animate_cloth_gif(tmp_path):
+    pos, cells = _grid(3, 3)
+    flat = np.concatenate([pos, np.zeros((len(pos), 1), np.float32)], axis=1)
+    traj = flat[None] + np.linspace(0, 0.5, 3)[:, None, None] * np.array([0, 0, 1.0])
+    path = tmp_path / "cloth.gif"
+    plotting.animate_cloth(traj, cells, path, truth=traj, mp4=False)
+    assert _gif_frames(path) == 3
+
+
+def test_plot_cloth_needs_3d_axes():
+    pos, cells = _grid(3, 3)
+    world = np.concatenate([pos, np.zeros((len(pos), 1))], axis=1)
+    fig = Figure()
+    plotting.plot_cloth(fig.add_subplot(1, 2, 1, projection="3d"), world, cells)
+    with pytest.raises(ValueError, match="ax3d"):
+        plotting.plot_cloth(fig.add_subplot(1, 2, 2), world, cells)
+
+
+def test_plot_loss_curve(tmp_path):
+    records = [{"step": s, "loss": 1.0 / (s + 1)} for s in range(0, 100, 10)]
+    records += [{"step": 50, "eval/rmse_1": 0.2}, {"step": 99, "eval/rmse_1": 0.1}]
+    jsonl = tmp_path / "metrics.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    for source in (jsonl, records):
+        out = plotting.plot_loss_curve(source, tmp_path / "loss.png")
+        assert out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="loss"):
+        plotting.plot_loss_curve([{"step": 1}], tmp_path / "none.png")
+
+
+def test_shape_validation():
+    pos, cells = _grid()
+    n = len(pos)
+    ax = Figure().subplots()
+    with pytest.raises(ValueError, match="mesh_pos"):
+        plotting.plot_field(ax, pos[:, :1], cells, np.zeros(n))
+    with pytest.raises(ValueError, match="cells"):
+        plotting.plot_field(ax, pos, cells[:, :2], np.zeros(n))
+    with pytest.raises(ValueError, match="cells index"):
+        plotting.plot_field(ax, pos, cells + n, np.zeros(n))
+    with pytest.raises(ValueError, match="values"):
+        plotting.plot_field(ax, pos, cells, np.zeros(n + 1))
+    with pytest.raises(ValueError, match="truth"):
+        plotting.plot_comparison(pos, cells, np.zeros(n), np.zeros(n - 1))
+    with pytest.raises(ValueError, match="pred"):
+        plotting.animate_rollout(pos, cells, np.zeros(n), np.zeros(n), "x.gif")
+    with pytest.raises(ValueError, match="every"):
+        plotting.animate_rollout(pos, cells, np.zeros((2, n)), np.zeros((2, n)), "x.gif", every=0)
+    with pytest.raises(ValueError, match="world_pos"):
+        plotting.animate_cloth(np.zeros((2, n, 2)), cells, "x.gif")
