@@ -1,0 +1,240 @@
+"""Training windows → padded, stacked batches, prefetched in the background.
+
+A batch stacks `batch_size` windows on a leading axis: every leaf of
+`Batch.graph` and `Batch.fields` is `[B, ...]`, each window padded to the same
+`PaddingBudget`. The trainer `vmap`s the model over that axis, and the same axis
+is what a data-parallel run shards across devices.
+
+Order is a pure function of `(seed, step)`: each epoch permutes the trajectories
+(seeded by `seed` and the epoch), walks them in groups of `pool_size` resident
+trajectories and shuffles all windows of a group. Resuming at step s skips
+s·B indices without loading anything, so an interrupted run sees exactly the
+batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from meshsim.graph import EdgeSet, MultiGraph, PaddingBudget, edges_from_cells, pad
+from meshsim.tasks.base import Task, Window
+
+logger = logging.getLogger(__name__)
+
+
+class Batch(NamedTuple):
+    """Windows stacked on a leading batch axis.
+
+    Fields:
+      graph:  MultiGraph, every leaf [B, ...]; features are zero-width placeholders.
+      fields: {name: [B, N, d] float32 | [B, N] int32} per-node fields (tasks.base).
+    """
+
+    graph: MultiGraph
+    fields: dict[str, np.ndarray]
+
+
+def structure_graph(cells: np.ndarray, num_nodes: int) -> MultiGraph:
+    """Graph structure of a mesh: 'mesh' edges from cells, zero-width features.
+
+    Args:
+      cells: [C, 3] or [C, 4] int cells (a leading axis of 1 is accepted).
+      num_nodes: N.
+    """
+    cells = np.asarray(cells)
+    if cells.ndim == 3:
+        cells = cells[0]
+    senders, receivers = edges_from_cells(cells)
+    if senders.size and int(max(senders.max(), receivers.max())) >= num_nodes:
+        raise ValueError(
+            f"cells: node index {int(max(senders.max(), receivers.max()))} out of range "
+            f"for {num_nodes} nodes"
+        )
+    num_edges = senders.shape[0]
+    return MultiGraph(
+        nodes=np.zeros((num_nodes, 0), np.float32),
+        edge_sets={
+            "mesh": EdgeSet(
+                features=np.zeros((num_edges, 0), np.float32),
+                senders=senders,
+                receivers=receivers,
+                n_edge=np.array([num_edges], np.int32),
+                mask=np.ones(num_edges, bool),
+            )
+        },
+        n_node=np.array([num_nodes], np.int32),
+        node_mask=np.ones(num_nodes, bool),
+        graph_mask=np.ones(1, bool),
+    )
+
+
+def trajectory_graph(trajectory) -> MultiGraph:
+    """`structure_graph` of a trajectory dict (CONVENTIONS.md layout)."""
+    return structure_graph(trajectory["cells"], int(np.asarray(trajectory["mesh_pos"]).shape[1]))
+
+
+def dataset_budget(trajectories: Sequence, *, multiple: int = 64) -> PaddingBudget:
+    """One padding budget (single graph + padding graph) for every mesh of a dataset."""
+    graphs = [trajectory_graph(trajectories[i]) for i in range(len(trajectories))]
+    return PaddingBudget.for_dataset(graphs, graphs_per_batch=1, multiple=multiple)
+
+
+def pad_window(window: Window, budget: PaddingBudget) -> Window:
+    """Pads the structure to `budget` and every per-node field with zeros."""
+    graph = pad(window.graph, budget)
+    extra = budget.n_node - window.graph.num_nodes
+    fields = {
+        k: np.concatenate([v, np.zeros((extra,) + v.shape[1:], v.dtype)])
+        for k, v in window.fields.items()
+    }
+    return Window(graph=graph, fields=fields)
+
+
+def stack_windows(windows: Sequence[Window]) -> Batch:
+    """Stacks already padded windows on a new leading axis."""
+    stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *windows)
+    return Batch(graph=stacked.graph, fields=stacked.fields)
+
+
+def window_indices(
+    lengths: Sequence[int],
+    task: Task,
+    *,
+    seed: int,
+    pool_size: int,
+    shuffle: bool = True,
+) -> Iterator[tuple[int, int]]:
+    """Endless (trajectory, t) stream, a pure function of its arguments (see module doc)."""
+    if not lengths:
+        raise ValueError("lengths: the dataset has no trajectory")
+    times = [task.window_times(n) for n in lengths]
+    if not any(len(t) for t in times):
+        raise ValueError(
+            f"lengths: no trajectory is long enough for an order-{task.order} window: {lengths}"
+        )
+    epoch = 0
+    while True:
+        rng = np.random.default_rng([seed, epoch])
+        order = rng.permutation(len(lengths)) if shuffle else np.arange(len(lengths))
+        for g in range(0, len(order), pool_size):
+            group = order[g : g + pool_size]
+            pairs = np.array([(i, t) for i in group for t in times[i]], np.int64).reshape(-1, 2)
+            if shuffle:
+                pairs = pairs[rng.permutation(len(pairs))]
+            for i, t in pairs:
+                yield int(i), int(t)
+        epoch += 1
+
+
+class _TrajectoryCache:
+    """The last `size` trajectories loaded, with their structure graphs."""
+
+    def __init__(self, trajectories: Sequence, size: int):
+        self._trajectories = trajectories
+        self._size = size
+        self._cache: OrderedDict[int, tuple] = OrderedDict()
+
+    def get(self, index: int):
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        traj = self._trajectories[index]
+        entry = (traj, trajectory_graph(traj))
+        self._cache[index] = entry
+        if len(self._cache) > self._size:
+            self._cache.popitem(last=False)
+        return entry
+
+
+def iter_batches(
+    trajectories: Sequence,
+    task: Task,
+    *,
+    batch_size: int,
+    budget: PaddingBudget,
+    seed: int = 0,
+    start_step: int = 0,
+    pool_size: int = 16,
+    shuffle: bool = True,
+    lengths: Sequence[int] | None = None,
+) -> Iterator[Batch]:
+    """Endless batches of training windows, starting at batch `start_step`. Host side.
+
+    Args:
+      trajectories: random-access sequence of trajectory dicts (a list, or
+        `meshsim.data.open_dataset(...)`).
+      task: decides which fields a window holds.
+      batch_size: windows per batch (B).
+      budget: padding for one window (see `dataset_budget`).
+      seed, start_step: the batch stream is a pure function of these.
+      pool_size: trajectories resident at once (memory vs. shuffle quality).
+      lengths: trajectory lengths, if known (avoids loading each once to count).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size: expected ≥ 1, got {batch_size}")
+    if lengths is None:
+        lengths = [
+            int(np.asarray(trajectories[i][task.state_field]).shape[0])
+            for i in range(len(trajectories))
+        ]
+    indices = window_indices(lengths, task, seed=seed, pool_size=pool_size, shuffle=shuffle)
+    for _ in range(start_step * batch_size):
+        next(indices)
+    cache = _TrajectoryCache(trajectories, pool_size)
+    while True:
+        windows = []
+        for _ in range(batch_size):
+            i, t = next(indices)
+            traj, graph = cache.get(i)
+            windows.append(pad_window(task.window(traj, t, graph), budget))
+        yield stack_windows(windows)
+
+
+def prefetch(
+    iterator: Iterator, size: int = 2, transfer: Callable | None = jax.device_put
+) -> Iterator:
+    """Runs `iterator` (and `transfer`, e.g. device_put or a sharded put) in a background
+    thread, `size` items ahead, so the device never waits for the host.
+
+    Exceptions in the producer are re-raised in the consumer. Closing the returned
+    generator stops the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=size)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in iterator:
+                if stop.is_set():
+                    return
+                q.put(transfer(item) if transfer else item)
+            q.put(done)
+        except BaseException as e:  # surfaced in the consumer
+            q.put(e)
+
+    thread = threading.Thread(target=produce, name="meshsim-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)

@@ -1,0 +1,429 @@
+"""Run directories: train, roll out, evaluate and plot from an `ExperimentConfig`.
+
+A run directory holds `config.json`, `checkpoints/<step>/` (orbax),
+`normalizers.json`, `metrics.jsonl` (one JSON object per logged step),
+`rollouts.h5`, `metrics.json` and plots. `run_training` resumes from it: the
+batch stream and the per-step random keys are pure functions of (seed, step),
+so a resumed run reproduces an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+
+from meshsim import metrics as M
+from meshsim.checkpoint import Checkpointer
+from meshsim.config import ExperimentConfig, config_from_dict, config_to_dict
+from meshsim.data import open_dataset
+from meshsim.data.pipeline import dataset_budget, iter_batches, prefetch
+from meshsim.models import MeshGraphNet
+from meshsim.normalization import save_normalizers
+from meshsim.rollout import rollout_trajectory
+from meshsim.tasks import Task, get_task
+from meshsim.train import (
+    TrainState,
+    init_train_state,
+    learning_rate,
+    make_accumulate_step,
+    make_optimizer,
+    make_train_step,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def build_task(config: ExperimentConfig) -> Task:
+    kwargs = {}
+    if config.noise_std is not None:
+        kwargs["noise_std"] = config.noise_std
+    if config.noise_gamma is not None:
+        kwargs["noise_gamma"] = config.noise_gamma
+    return get_task(config.task, **kwargs)
+
+
+def build_model(config: ExperimentConfig, task: Task) -> MeshGraphNet:
+    m = config.model
+    return MeshGraphNet(
+        output_size=task.output_size,
+        latent_size=m.latent_size,
+        num_message_passing_steps=m.num_message_passing_steps,
+        mlp_hidden_layers=m.mlp_hidden_layers,
+        activation=m.activation,
+        aggregation=m.aggregation,
+        concat_trick=m.concat_trick,
+        remat=m.remat,
+        receivers_sorted=True,  # edges_from_cells, pad and batch keep receivers sorted
+        dtype=jax.numpy.dtype(m.dtype),
+    )
+
+
+def _write_json_atomic(path: str, data) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _prepare_workdir(config: ExperimentConfig, workdir: str) -> None:
+    """Writes config.json, or checks a resumed run's config matches (train.steps aside)."""
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "config.json")
+    new = config_to_dict(config)
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        a = {**old, "train": {**old["train"], "steps": None}}
+        b = {**new, "train": {**new["train"], "steps": None}}
+        if a != b:
+            raise ValueError(
+                f"workdir {workdir!r} holds a run with another config.json; "
+                "use a new --workdir or the same config"
+            )
+    _write_json_atomic(path, new)
+
+
+def _truncate_metrics(path: str, step: int) -> None:
+    """Drops metrics.jsonl lines logged after `step` (a run resumed from an older checkpoint)."""
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
+    with open(path + ".tmp", "w") as f:
+        f.writelines(lines)
+    os.replace(path + ".tmp", path)
+
+
+class _MetricsLog:
+    """metrics.jsonl (flushed per line) plus TensorBoard when tensorboardX is installed."""
+
+    def __init__(self, workdir: str):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        self._file = open(self.path, "a")  # noqa: SIM115 - closed in close()
+        try:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+        except ImportError:
+            self._tb = None
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._tb is not None:
+            for k, v in record.items():
+                if k != "step" and isinstance(v, int | float):
+                    self._tb.add_scalar(k, v, record["step"])
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _lengths(dataset, task: Task) -> list[int]:
+    return [int(t[task.state_field].shape[0]) for t in dataset.iter(fields=[task.state_field])]
+
+
+def _static(dataset) -> list[dict]:
+    return list(dataset.iter(fields=["cells", "mesh_pos"]))
+
+
+def evaluate_rollouts(
+    model, task: Task, state: TrainState, trajectories: Sequence, *, steps: int | None, budget
+) -> tuple[dict, dict, list[np.ndarray]]:
+    """Rollout RMSE of the model and of persistence, averaged over trajectories."""
+    model_metrics, persistence_metrics, predictions = [], [], []
+    for traj in trajectories:
+        pred = rollout_trajectory(
+            model, task, state.params, state.normalizers, traj, steps=steps, budget=budget
+        )
+        start = task.order - 1
+        truth = np.asarray(traj[task.state_field])[start : start + pred.shape[0]]
+        model_metrics.append(M.rollout_rmse(pred, truth))
+        persistence = np.asarray(M.persistence_rollout(truth[0], truth.shape[0]))
+        persistence_metrics.append(M.rollout_rmse(persistence, truth))
+        predictions.append(pred)
+    return (
+        M.aggregate_rollout_metrics(model_metrics),
+        M.aggregate_rollout_metrics(persistence_metrics),
+        predictions,
+    )
+
+
+def run_training(
+    config: ExperimentConfig, workdir: str, *, max_steps: int | None = None, progress: bool = True
+) -> TrainState:
+    """Trains (or resumes) the run in `workdir`; returns the final state.
+
+    `max_steps` stops early (at that global step) without changing the config, which
+    is how a run is split into several invocations.
+    """
+    _prepare_workdir(config, workdir)
+    task, tc = build_task(config), config.train
+    model = build_model(config, task)
+    tx = make_optimizer(tc.optimizer)
+    train_ds = open_dataset(config.data.path, config.data.train_split)
+    budget = dataset_budget(_static(train_ds))
+    lengths = _lengths(train_ds, task)
+    valid_ds = None
+    if tc.eval_every > 0:
+        try:
+            valid_ds = open_dataset(config.data.path, config.data.valid_split)
+        except (FileNotFoundError, ValueError):
+            logger.warning("no %r split: periodic evaluation is off", config.data.valid_split)
+
+    checkpointer = Checkpointer(
+        os.path.join(workdir, "checkpoints"), max_to_keep=tc.keep_checkpoints
+    )
+    first = next(
+        iter_batches(
+            train_ds,
+            task,
+            batch_size=config.data.batch_size,
+            budget=budget,
+            seed=tc.seed,
+            lengths=lengths,
+            pool_size=1,
+        )
+    )
+    rng = jax.random.key(tc.seed)
+    state = init_train_state(
+        model, task, tx, first, rng, max_accumulations=tc.normalizer_max_accumulations
+    )
+    if checkpointer.latest_step() is not None:
+        state = checkpointer.restore(state)
+        logger.info("resumed from step %d", int(state.step))
+    start = int(state.step)
+    end = min(tc.steps, max_steps) if max_steps is not None else tc.steps
+    _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
+    log = _MetricsLog(workdir)
+    batches = prefetch(
+        iter_batches(
+            train_ds,
+            task,
+            batch_size=config.data.batch_size,
+            budget=budget,
+            seed=tc.seed,
+            start_step=start,
+            pool_size=config.data.pool_size,
+            lengths=lengths,
+        ),
+        size=config.data.prefetch,
+    )
+    train_step = make_train_step(model, task, tx)
+    accumulate_step = make_accumulate_step(task)
+    step_key = jax.random.key(tc.seed + 1)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=end, initial=start, desc="train", unit="step", dynamic_ncols=True)
+    t_last, n_last = time.perf_counter(), start
+    try:
+        for step in range(start, end):
+            batch = next(batches)
+            key = jax.random.fold_in(step_key, step)
+            if step < tc.accumulate_steps:
+                state = accumulate_step(state, batch, key)
+            else:
+                state, metrics = train_step(state, batch, key)
+            done = step + 1
+            if done % tc.log_every == 0 and done > tc.accumulate_steps:
+                now = time.perf_counter()
+                record = {
+                    "step": done,
+                    "loss": float(metrics["loss"]),
+                    "grad_norm": float(metrics["grad_norm"]),
+                    "learning_rate": float(learning_rate(tc.optimizer, done - tc.accumulate_steps)),
+                    "steps_per_sec": (done - n_last) / (now - t_last),
+                }
+                t_last, n_last = now, done
+                log.write(record)
+                if bar is not None:
+                    bar.set_postfix(
+                        loss=f"{record['loss']:.4g}", sps=f"{record['steps_per_sec']:.1f}"
+                    )
+            if valid_ds is not None and done % tc.eval_every == 0 and done > tc.accumulate_steps:
+                trajs = [valid_ds[i] for i in range(min(tc.eval_trajectories, len(valid_ds)))]
+                steps = min(
+                    tc.eval_rollout_steps, min(len(t[task.state_field]) for t in trajs) - task.order
+                )
+                model_m, _, _ = evaluate_rollouts(
+                    model, task, state, trajs, steps=steps, budget=None
+                )
+                log.write({"step": done, **{f"eval/rmse_{k}": v for k, v in model_m.items()}})
+            if done % tc.checkpoint_every == 0 or done == end:
+                checkpointer.save(done, state)
+                save_normalizers(os.path.join(workdir, "normalizers.json"), state.normalizers)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        batches.close()
+        log.close()
+        checkpointer.close()
+        if bar is not None:
+            bar.close()
+    return state
+
+
+def load_run(workdir: str):
+    """(config, task, model, state) of the newest checkpoint in a run directory."""
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"workdir: no config.json in {workdir!r}")
+    with open(path) as f:
+        config = config_from_dict(ExperimentConfig, json.load(f))
+    task = build_task(config)
+    model = build_model(config, task)
+    tx = make_optimizer(config.train.optimizer)
+    ds = open_dataset(config.data.path, config.data.train_split)
+    first = next(
+        iter_batches(
+            ds,
+            task,
+            batch_size=config.data.batch_size,
+            budget=dataset_budget(_static(ds)),
+            seed=0,
+            pool_size=1,
+        )
+    )
+    like = init_train_state(
+        model,
+        task,
+        tx,
+        first,
+        jax.random.key(0),
+        max_accumulations=config.train.normalizer_max_accumulations,
+    )
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        state = checkpointer.restore(like)
+    finally:
+        checkpointer.close()
+    return config, task, model, state
+
+
+def _select(dataset, num: int | None) -> list:
+    n = len(dataset) if num is None else min(num, len(dataset))
+    return [dataset[i] for i in range(n)]
+
+
+def run_evaluation(
+    workdir: str,
+    *,
+    split: str = "valid",
+    num: int | None = None,
+    steps: int | None = None,
+    save_rollouts: bool = True,
+) -> dict:
+    """Rolls out `num` trajectories of `split`; writes metrics.json (and rollouts.h5)."""
+    config, task, model, state = load_run(workdir)
+    trajs = _select(open_dataset(config.data.path, split), num)
+    model_m, persistence_m, preds = evaluate_rollouts(
+        model, task, state, trajs, steps=steps, budget=None
+    )
+    result = {
+        "rollout_rmse": {"model": model_m, "persistence": persistence_m},
+        "split": split,
+        "num_trajectories": len(trajs),
+        "steps": int(preds[0].shape[0] - 1),
+        "checkpoint_step": int(state.step),
+    }
+    _write_json_atomic(os.path.join(workdir, "metrics.json"), result)
+    if save_rollouts:
+        save_rollouts_h5(os.path.join(workdir, "rollouts.h5"), task, trajs, preds)
+    return result
+
+
+def run_rollouts(workdir: str, *, split="valid", num=None, steps=None) -> str:
+    """Rollouts saved to `workdir/rollouts.h5` (prediction, truth, mesh per trajectory)."""
+    run_evaluation(workdir, split=split, num=num, steps=steps, save_rollouts=True)
+    return os.path.join(workdir, "rollouts.h5")
+
+
+def save_rollouts_h5(path: str, task: Task, trajectories, predictions) -> None:
+    """One group per trajectory: `pred`/`truth` [T, N, d], `mesh_pos`, `cells`, `node_type`."""
+    import h5py
+
+    tmp = path + ".tmp"
+    with h5py.File(tmp, "w") as f:
+        f.attrs["state_field"] = task.state_field
+        for i, (traj, pred) in enumerate(zip(trajectories, predictions)):
+            g = f.create_group(f"{i:05d}")
+            start = task.order - 1
+            g["pred"] = pred
+            g["truth"] = np.asarray(traj[task.state_field])[start : start + pred.shape[0]]
+            for name in ("mesh_pos", "cells", "node_type"):
+                g[name] = np.asarray(traj[name])[0]
+    os.replace(tmp, path)
+
+
+def load_rollouts_h5(path: str) -> list[dict]:
+    """Inverse of `save_rollouts_h5`: a list of dicts of numpy arrays."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return [{k: g[k][()] for k in g} for _, g in sorted(f.items())]
+
+
+def run_plots(workdir: str, *, frame: int | None = None, every: int = 2) -> list[str]:
+    """Loss curve, a prediction|truth|error figure and a rollout animation for a run."""
+    from meshsim import plotting
+
+    paths = []
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    if os.path.exists(metrics_path) and os.path.getsize(metrics_path) > 0:
+        paths.append(str(plotting.plot_loss_curve(metrics_path, os.path.join(workdir, "loss.png"))))
+    rollouts_path = os.path.join(workdir, "rollouts.h5")
+    if not os.path.exists(rollouts_path):
+        return paths
+    r = load_rollouts_h5(rollouts_path)[0]
+    pred, truth = r["pred"], r["truth"]
+    if pred.shape[-1] == 2:  # a velocity field on a 2-D mesh: plot the x component
+        frame = pred.shape[0] - 1 if frame is None else frame
+        fig = plotting.plot_comparison(
+            r["mesh_pos"],
+            r["cells"],
+            pred[frame, :, 0],
+            truth[frame, :, 0],
+            title=f"u_x, step {frame}",
+        )
+        out = os.path.join(workdir, "comparison.png")
+        fig.savefig(out, dpi=100)
+        paths.append(out)
+        paths += [
+            str(p)
+            for p in plotting.animate_rollout(
+                r["mesh_pos"],
+                r["cells"],
+                pred[..., 0],
+                truth[..., 0],
+                os.path.join(workdir, "rollout.gif"),
+                every=every,
+            )
+        ]
+    else:  # cloth
+        paths += [
+            str(p)
+            for p in plotting.animate_cloth(
+                pred, r["cells"], os.path.join(workdir, "rollout.gif"), truth=truth, every=every
+            )
+        ]
+    return paths
+
+
+def config_replace(config: ExperimentConfig, **sections) -> ExperimentConfig:
+    """`dataclasses.replace` on sections: config_replace(c, train={"steps": 10})."""
+    changes = {
+        k: dataclasses.replace(getattr(config, k), **v) if isinstance(v, dict) else v
+        for k, v in sections.items()
+    }
+    return dataclasses.replace(config, **changes)

@@ -1,0 +1,26 @@
+"""Domain tasks: how states become graphs and outputs become next states."""
+
+from meshsim.tasks.base import Task, Window, one_hot_node_type, relative_edge_features
+from meshsim.tasks.cfd import cfd_task
+from meshsim.tasks.cloth import cloth_task
+
+TASKS = {"cfd": cfd_task, "cloth": cloth_task}
+
+
+def get_task(name: str, **kwargs) -> Task:
+    """A task by registry name; raises ValueError listing the valid names."""
+    if name not in TASKS:
+        raise ValueError(f"task: expected one of {sorted(TASKS)}, got {name!r}")
+    return TASKS[name](**kwargs)
+
+
+__all__ = [
+    "TASKS",
+    "Task",
+    "Window",
+    "cfd_task",
+    "cloth_task",
+    "get_task",
+    "one_hot_node_type",
+    "relative_edge_features",
+]
