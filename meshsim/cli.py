@@ -83,7 +83,7 @@ def _cmd_plot(args) -> int:
 def _cmd_demo(args) -> int:
     from meshsim.demo import run_demo
 
-    return run_demo(args.workdir, quick=args.quick)
+    return run_demo(args.workdir, config_path=args.config, quick=args.quick)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="generate data, train, roll out and report (CPU-sized)")
     p.add_argument("--workdir", default="runs/demo")
+    p.add_argument("--config", default="experiments/cylinder_flow_lite.py")
     p.add_argument("--quick", action="store_true", help="a minutes-long smoke version")
     p.set_defaults(func=_cmd_demo)
     return parser
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it touches
     if args.command is None:
         parser.print_help()
         return 0

@@ -1,0 +1,33 @@
+"""CPU-sized cylinder flow: the demo's configuration.
+
+A smaller network (latent 64, 8 steps) on the built-in LBM data; trains in a few
+minutes on 2 cores and beats persistence at rollout horizons 10 and 50. The
+learning-rate schedule is compressed to the short run (×0.1 over 4k steps).
+"""
+
+from meshsim.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from meshsim.train import OptimizerConfig
+
+
+def get_config() -> ExperimentConfig:
+    return ExperimentConfig(
+        name="cylinder_flow_lite",
+        task="cfd",
+        data=DataConfig(
+            path="data/cylinder_flow_lite",
+            batch_size=1,
+            generate_train_trajectories=16,
+            generate_valid_trajectories=4,
+            generate_steps=300,
+        ),
+        model=ModelConfig(latent_size=64, num_message_passing_steps=8),
+        train=TrainConfig(
+            steps=3000,
+            accumulate_steps=100,
+            normalizer_max_accumulations=3000,
+            log_every=50,
+            eval_every=0,
+            checkpoint_every=500,
+            optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=4000, min_learning_rate=1e-5),
+        ),
+    )
