@@ -60,7 +60,10 @@ def _cmd_train(args) -> int:
 def _cmd_rollout(args) -> int:
     from meshsim.experiment import run_rollouts
 
-    run_rollouts(args.workdir, split=args.split, num=args.num, steps=args.steps)
+    path = run_rollouts(
+        args.workdir, split=args.split, num=args.num, steps=args.steps, export=args.export
+    )
+    print(f"wrote {path}")
     return 0
 
 
@@ -139,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--split", default="valid")
         p.add_argument("--num", type=int, default=None, help="trajectories (default all)")
         p.add_argument("--steps", type=int, default=None, help="rollout length (default all)")
+        if name == "rollout":
+            p.add_argument(
+                "--export",
+                action="store_true",
+                help="also write ParaView files (XDMF / VTU) under paraview/",
+            )
         p.set_defaults(func=func)
 
     p = sub.add_parser("plot", help="plots and animations for a run directory")

@@ -343,10 +343,28 @@ def run_evaluation(
     return result
 
 
-def run_rollouts(workdir: str, *, split="valid", num=None, steps=None) -> str:
-    """Rollouts saved to `workdir/rollouts.h5` (prediction, truth, mesh per trajectory)."""
+def run_rollouts(workdir: str, *, split="valid", num=None, steps=None, export=False) -> str:
+    """Rollouts saved to `workdir/rollouts.h5` (prediction, truth, mesh per trajectory).
+
+    With `export`, also ParaView files under `workdir/paraview/`: an XDMF time series
+    per trajectory for fixed meshes, per-frame VTU files with moving points for cloth.
+    """
+    from meshsim.export import export_vtk_frames, export_xdmf
+
     run_evaluation(workdir, split=split, num=num, steps=steps, save_rollouts=True)
-    return os.path.join(workdir, "rollouts.h5")
+    path = os.path.join(workdir, "rollouts.h5")
+    if export:
+        out = os.path.join(workdir, "paraview")
+        os.makedirs(out, exist_ok=True)
+        for i, r in enumerate(load_rollouts_h5(path)):
+            fields = {"pred": r["pred"], "truth": r["truth"], "error": r["pred"] - r["truth"]}
+            if r["pred"].shape[-1] == 3:  # Lagrangian: the points themselves move
+                export_vtk_frames(
+                    os.path.join(out, f"{i:05d}"), r["cells"], fields, points_per_frame=r["pred"]
+                )
+            else:
+                export_xdmf(os.path.join(out, f"{i:05d}.xdmf"), r["mesh_pos"], r["cells"], fields)
+    return path
 
 
 def save_rollouts_h5(path: str, task: Task, trajectories, predictions) -> None:

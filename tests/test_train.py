@@ -20,7 +20,7 @@ from meshsim.config import (
 )
 from meshsim.data import infer_meta, write_hdf5_split
 from meshsim.data.pipeline import dataset_budget, iter_batches, window_indices
-from meshsim.experiment import load_run, run_evaluation, run_training
+from meshsim.experiment import load_run, run_evaluation, run_rollouts, run_training
 from meshsim.tasks import cfd_task, cloth_task
 from meshsim.train import (
     OptimizerConfig,
@@ -137,6 +137,9 @@ def test_run_directory_evaluation(cfd_dataset, tmp_path):
     with open(os.path.join(workdir, "metrics.json")) as f:
         assert json.load(f)["steps"] == 5
     assert os.path.exists(os.path.join(workdir, "rollouts.h5"))
+    run_rollouts(workdir, split="valid", num=1, steps=3, export=True)
+    assert os.path.exists(os.path.join(workdir, "paraview", "00000.xdmf"))
+    assert os.path.exists(os.path.join(workdir, "paraview", "00000.h5"))
 
 
 def test_changed_config_in_existing_workdir_is_refused(cfd_dataset, tmp_path):

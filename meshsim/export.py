@@ -1,0 +1,128 @@
+"""Rollouts to ParaView: XDMF time series and per-frame VTK files through meshio.
+
+Fields are point data on the mesh: for a 2-D mesh `mesh_pos [N, 2]` is padded
+with z = 0; a cloth rollout passes its `world_pos [T, N, 3]` as moving points
+(`points_per_frame`). Files are written to temporary names and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def _cell_block(cells: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    cells = np.asarray(cells)
+    if cells.ndim == 3:
+        cells = cells[0]
+    kinds = {3: "triangle", 4: "tetra"}
+    if cells.ndim != 2 or cells.shape[1] not in kinds:
+        raise ValueError(f"cells: expected [C, 3] or [C, 4], got {cells.shape}")
+    return [(kinds[cells.shape[1]], cells.astype(np.int64))]
+
+
+def _points3(points: np.ndarray) -> np.ndarray:
+    points = np.asarray(points, np.float64)
+    if points.ndim != 2 or points.shape[1] not in (2, 3):
+        raise ValueError(f"points: expected [N, 2] or [N, 3], got {points.shape}")
+    if points.shape[1] == 2:
+        points = np.concatenate([points, np.zeros((points.shape[0], 1))], axis=1)
+    return points
+
+
+def _check_fields(fields: Mapping[str, np.ndarray], num_nodes: int) -> int:
+    steps = None
+    for name, value in fields.items():
+        value = np.asarray(value)
+        if value.ndim not in (2, 3) or value.shape[1] != num_nodes:
+            raise ValueError(f"fields[{name!r}]: expected [T, {num_nodes}, d], got {value.shape}")
+        if steps is not None and value.shape[0] != steps:
+            raise ValueError(f"fields[{name!r}]: expected {steps} frames, got {value.shape[0]}")
+        steps = value.shape[0]
+    if steps is None:
+        raise ValueError("fields: expected at least one field")
+    return steps
+
+
+def export_xdmf(
+    path: str | os.PathLike,
+    mesh_pos: np.ndarray,
+    cells: np.ndarray,
+    fields: Mapping[str, np.ndarray],
+    *,
+    dt: float = 1.0,
+) -> str:
+    """Writes an XDMF time series (`path`, plus its `.h5`) of point fields on a fixed mesh.
+
+    Args:
+      mesh_pos: [N, 2] or [N, 3] (a leading axis of 1 is accepted).
+      cells: [C, 3] triangles or [C, 4] tetrahedra.
+      fields: {name: [T, N, d]} e.g. {"pred": ..., "truth": ..., "error": ...}.
+      dt: time between frames.
+    """
+    import meshio
+
+    mesh_pos = np.asarray(mesh_pos)
+    if mesh_pos.ndim == 3:
+        mesh_pos = mesh_pos[0]
+    points = _points3(mesh_pos)
+    steps = _check_fields(fields, points.shape[0])
+    path = os.path.abspath(os.fspath(path))
+    stem, _ = os.path.splitext(path)
+    tmp = stem + ".tmp.xdmf"
+    # meshio puts the .h5 beside the *working directory*, named after the file's stem,
+    # so write from inside the target directory.
+    with contextlib.chdir(os.path.dirname(path)):
+        with meshio.xdmf.TimeSeriesWriter(os.path.basename(tmp)) as writer:
+            writer.write_points_cells(points, _cell_block(cells))
+            for t in range(steps):
+                data = {k: np.asarray(v)[t] for k, v in fields.items()}
+                writer.write_data(t * dt, point_data=data)
+    # The writer names the heavy-data file after the xdmf; rename both and fix the reference.
+    with open(tmp) as f:
+        text = f.read().replace(os.path.basename(stem + ".tmp.h5"), os.path.basename(stem + ".h5"))
+    os.replace(stem + ".tmp.h5", stem + ".h5")
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def export_vtk_frames(
+    directory: str | os.PathLike,
+    cells: np.ndarray,
+    fields: Mapping[str, np.ndarray],
+    *,
+    mesh_pos: np.ndarray | None = None,
+    points_per_frame: np.ndarray | None = None,
+    prefix: str = "frame",
+) -> list[str]:
+    """One `.vtu` file per frame; points move when `points_per_frame [T, N, 3]` is given."""
+    import meshio
+
+    if (mesh_pos is None) == (points_per_frame is None):
+        raise ValueError("pass exactly one of mesh_pos [N, d] or points_per_frame [T, N, 3]")
+    if points_per_frame is not None:
+        num_nodes = np.asarray(points_per_frame).shape[1]
+    else:
+        mesh_pos = np.asarray(mesh_pos)
+        mesh_pos = mesh_pos[0] if mesh_pos.ndim == 3 else mesh_pos
+        num_nodes = mesh_pos.shape[0]
+    steps = _check_fields(fields, num_nodes)
+    os.makedirs(directory, exist_ok=True)
+    block = _cell_block(cells)
+    paths = []
+    for t in range(steps):
+        points = _points3(points_per_frame[t] if points_per_frame is not None else mesh_pos)
+        mesh = meshio.Mesh(
+            points, block, point_data={k: np.asarray(v)[t] for k, v in fields.items()}
+        )
+        path = os.path.join(os.fspath(directory), f"{prefix}_{t:05d}.vtu")
+        tmp = path[:-4] + ".tmp.vtu"
+        mesh.write(tmp)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
