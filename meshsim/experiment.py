@@ -136,6 +136,29 @@ def _static(dataset) -> list[dict]:
     return list(dataset.iter(fields=["cells", "mesh_pos"]))
 
 
+def _initial_state(config, task, model, tx, dataset, budget, lengths=None) -> TrainState:
+    """Fresh state: parameters initialised on the first training batch, empty statistics."""
+    first = next(
+        iter_batches(
+            dataset,
+            task,
+            batch_size=config.data.batch_size,
+            budget=budget,
+            seed=config.train.seed,
+            lengths=lengths,
+            pool_size=1,
+        )
+    )
+    return init_train_state(
+        model,
+        task,
+        tx,
+        first,
+        jax.random.key(config.train.seed),
+        max_accumulations=config.train.normalizer_max_accumulations,
+    )
+
+
 def evaluate_rollouts(
     model, task: Task, state: TrainState, trajectories: Sequence, *, steps: int | None, budget
 ) -> tuple[dict, dict, list[np.ndarray]]:
@@ -183,21 +206,7 @@ def run_training(
     checkpointer = Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=tc.keep_checkpoints
     )
-    first = next(
-        iter_batches(
-            train_ds,
-            task,
-            batch_size=config.data.batch_size,
-            budget=budget,
-            seed=tc.seed,
-            lengths=lengths,
-            pool_size=1,
-        )
-    )
-    rng = jax.random.key(tc.seed)
-    state = init_train_state(
-        model, task, tx, first, rng, max_accumulations=tc.normalizer_max_accumulations
-    )
+    state = _initial_state(config, task, model, tx, train_ds, budget, lengths)
     if checkpointer.latest_step() is not None:
         state = checkpointer.restore(state)
         logger.info("resumed from step %d", int(state.step))
@@ -285,24 +294,7 @@ def load_run(workdir: str):
     model = build_model(config, task)
     tx = make_optimizer(config.train.optimizer)
     ds = open_dataset(config.data.path, config.data.train_split)
-    first = next(
-        iter_batches(
-            ds,
-            task,
-            batch_size=config.data.batch_size,
-            budget=dataset_budget(_static(ds)),
-            seed=0,
-            pool_size=1,
-        )
-    )
-    like = init_train_state(
-        model,
-        task,
-        tx,
-        first,
-        jax.random.key(0),
-        max_accumulations=config.train.normalizer_max_accumulations,
-    )
+    like = _initial_state(config, task, model, tx, ds, dataset_budget(_static(ds)))
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
     try:
         state = checkpointer.restore(like)
