@@ -43,6 +43,7 @@ def _cmd_generate(args) -> int:
         steps=args.steps,
         seed=args.seed,
         split=args.split,
+        mesh_resolution=args.mesh_resolution,
         progress=True,
     )
     print(f"wrote {path}")
@@ -118,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split", default="train")
+    p.add_argument(
+        "--mesh-resolution",
+        type=float,
+        default=1.0,
+        help="mesh refinement factor (1: ~1.9k-node channel, ~1.6k-node flag)",
+    )
     p.set_defaults(func=_cmd_generate)
 
     p = sub.add_parser("train", help="train a model from an experiment config")

@@ -37,6 +37,7 @@ class DataConfig:
     generate_valid_trajectories: int = 4
     generate_steps: int = 300
     generate_seed: int = 0
+    generate_mesh_resolution: float = 1.0  # channel_mesh / cloth_mesh refinement factor
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -32,11 +32,11 @@ QUICK_OVERRIDES = [
     "train.accumulate_steps=10",
     "train.checkpoint_every=30",
     "train.log_every=10",
+    "data.generate_mesh_resolution=0.4",
 ]
-QUICK_MESH_RESOLUTION = 0.4
 
 
-def _generate(config: ExperimentConfig, mesh_resolution: float) -> dict[str, float]:
+def _generate(config: ExperimentConfig) -> dict[str, float]:
     from meshsim.solvers.generate import generate_dataset
 
     d = config.data
@@ -55,7 +55,7 @@ def _generate(config: ExperimentConfig, mesh_resolution: float) -> dict[str, flo
             steps=d.generate_steps,
             seed=d.generate_seed,
             split=split,
-            mesh_resolution=mesh_resolution,
+            mesh_resolution=d.generate_mesh_resolution,
             progress=True,
         )
         seconds[split] = time.perf_counter() - t0
@@ -88,9 +88,8 @@ def run_demo(
             "(make demo) or pass a config path"
         )
     config = apply_overrides(load_config(config_path), overrides)
-    mesh_resolution = QUICK_MESH_RESOLUTION if quick else 1.0
     t0 = time.perf_counter()
-    gen_seconds = _generate(config, mesh_resolution)
+    gen_seconds = _generate(config)
     t1 = time.perf_counter()
     run_dir = os.path.join(workdir, "run")
     run_training(config, run_dir)

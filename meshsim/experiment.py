@@ -236,6 +236,7 @@ def run_training(
 
         bar = tqdm(total=end, initial=start, desc="train", unit="step", dynamic_ncols=True)
     t_last, n_last = time.perf_counter(), start
+    totals, counted = None, 0  # training metrics summed since the last log line
     try:
         for step in range(start, end):
             batch = next(batches)
@@ -244,17 +245,24 @@ def run_training(
                 state = accumulate_step(state, batch, key)
             else:
                 state, metrics = train_step(state, batch, key)
+                # Summed on device (no host sync per step); averaged when logged.
+                totals = (
+                    metrics
+                    if totals is None
+                    else jax.tree_util.tree_map(jax.numpy.add, totals, metrics)
+                )
+                counted += 1
             done = step + 1
             if done % tc.log_every == 0 and done > tc.accumulate_steps:
                 now = time.perf_counter()
                 record = {
                     "step": done,
-                    "loss": float(metrics["loss"]),
-                    "grad_norm": float(metrics["grad_norm"]),
+                    "loss": float(totals["loss"]) / counted,  # mean since the last log
+                    "grad_norm": float(totals["grad_norm"]) / counted,
                     "learning_rate": float(learning_rate(tc.optimizer, done - tc.accumulate_steps)),
                     "steps_per_sec": (done - n_last) / (now - t_last),
                 }
-                t_last, n_last = now, done
+                t_last, n_last, totals, counted = now, done, None, 0
                 log.write(record)
                 if bar is not None:
                     bar.set_postfix(
