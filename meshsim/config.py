@@ -50,7 +50,7 @@ class ModelConfig:
     activation: str = "relu"
     aggregation: str = "sum"
     concat_trick: bool = True
-    remat: bool = False
+    remat: bool | None = None  # None: on for CPU (see EncodeProcessDecode.remat)
     dtype: str = "float32"
 
 
@@ -105,14 +105,23 @@ def config_from_dict(cls, data: dict):
     return cls(**kwargs)
 
 
-def _coerce(value: str, current: Any, key: str):
-    """Parses an override string to the type of the current value."""
-    if isinstance(current, bool):
-        if value.lower() in ("true", "1", "yes"):
+def _coerce(value: str, current: Any, key: str, optional: bool = False):
+    """Parses an override string to the type of the current value (None accepts any).
+
+    `optional`: the field is declared `X | None`, so "none"/"null" give None.
+    """
+    lowered = value.lower()
+    if optional and lowered in ("none", "null"):
+        return None
+    if isinstance(current, bool) or current is None:
+        if lowered in ("true", "yes"):
             return True
-        if value.lower() in ("false", "0", "no"):
+        if lowered in ("false", "no"):
             return False
-        raise ValueError(f"{key}: expected a bool, got {value!r}")
+        if isinstance(current, bool):
+            raise ValueError(f"{key}: expected a bool, got {value!r}")
+    if lowered in ("none", "null"):
+        return None
     if isinstance(current, str):
         return value
     try:
@@ -146,7 +155,9 @@ def _replace_path(obj, path: list[str], value: str, full_key: str):
     if len(path) == 1:
         if dataclasses.is_dataclass(current):
             raise ValueError(f"override {full_key!r}: is a section; set one of its fields")
-        new = _coerce(value, current, full_key)
+        hint = typing.get_type_hints(type(obj))[path[0]]
+        optional = type(None) in typing.get_args(hint)
+        new = _coerce(value, current, full_key, optional)
     else:
         if not dataclasses.is_dataclass(current):
             raise ValueError(f"override {full_key!r}: {path[0]!r} is not a section")

@@ -163,6 +163,7 @@ def test_options_do_not_change_the_function():
     for option in (
         dict(concat_trick=False),
         dict(remat=True),
+        dict(remat=False),
         dict(scan_unroll=3),
         dict(receivers_sorted=True),
     ):

@@ -165,6 +165,7 @@ def test_config_overrides_and_round_trip():
     assert c2.model.latent_size == 64 and c2.model.remat is True
     assert c2.train.optimizer.learning_rate == 3e-4 and c2.task == "cloth"
     assert c2.noise_std == 0.01
+    assert apply_overrides(c2, ["model.remat=none"]).model.remat is None
     assert config_from_dict(ExperimentConfig, json.loads(json.dumps(config_to_dict(c2)))) == c2
     with pytest.raises(ValueError, match=r"unknown key 'latent'; valid: \["):
         apply_overrides(c, ["model.latent=3"])

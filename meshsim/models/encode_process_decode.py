@@ -37,7 +37,11 @@ class EncodeProcessDecode(nn.Module):
       layer_norm: LayerNorm after encoder and processor MLPs (never on the decoder).
       aggregation: "sum" (MeshGraphNets), "mean" or "max".
       concat_trick: split the first edge-MLP layer (same params, fewer FLOPs).
-      remat: recompute each processor block in the backward pass (less memory).
+      remat: recompute each processor block in the backward pass (less memory). None
+        (default) means on for the CPU backend: there, storing every block's activations
+        costs more in page faults and zero-filling than recomputing them (measured at 16k
+        nodes: train step 5.0 s with remat vs 7.9 s without, 2.6 vs 6.9 GiB peak;
+        experiments/benchmarks/results/latest.md). Off elsewhere.
       scan_unroll: processor steps unrolled per scan iteration (1 = fully rolled).
       receivers_sorted: every edge set's receivers are sorted (true for meshsim graphs).
       dtype: matmul dtype; parameters, sums and LayerNorm stay float32.
@@ -51,7 +55,7 @@ class EncodeProcessDecode(nn.Module):
     layer_norm: bool = True
     aggregation: str = "sum"
     concat_trick: bool = True
-    remat: bool = False
+    remat: bool | None = None
     scan_unroll: int = 1
     receivers_sorted: bool = False
     dtype: Any = jnp.float32
@@ -103,7 +107,8 @@ class EncodeProcessDecode(nn.Module):
             for name in names
         }
         block = InteractionBlock
-        if self.remat:
+        remat = self.remat if self.remat is not None else jax.default_backend() == "cpu"
+        if remat:
             block = nn.remat(block, prevent_cse=False)
         processor = nn.scan(
             block,
