@@ -1,0 +1,171 @@
+"""Peer: the same MeshGraphNet in PyTorch Geometric on CPU torch, eager mode.
+
+Written the way PhysicsNeMo's PyG path writes MeshGraphNet: an edge block runs
+an MLP on `cat([e, x[src], x[dst]])` and adds the residual; a node block sums the
+new edge features over receivers with PyG's `scatter(..., reduce="sum")` (a
+`scatter_add_`/`index_add_` underneath, no torch_scatter), runs an MLP on
+`cat([x, agg])` and adds the residual; MLPs are Linear/ReLU with a final
+LayerNorm (eps 1e-6, flax's default, so outputs match meshsim's); the graph is a
+`torch_geometric.data.Data`. Optimizer: `torch.optim.Adam(lr=1e-4)`.
+
+torch and torch_geometric are imported by this module only; they live in the
+optional `bench` extra.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.data import Data
+from torch_geometric.utils import scatter
+
+from meshsim.graph import MultiGraph
+
+LAYER_NORM_EPS = 1e-6  # flax.linen.LayerNorm's default
+
+
+class MLP(nn.Module):
+    def __init__(self, n_in: int, hidden: int, hidden_layers: int, n_out: int, layer_norm: bool):
+        super().__init__()
+        widths = [n_in] + [hidden] * hidden_layers + [n_out]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            if i:
+                layers.append(nn.ReLU())
+            layers.append(nn.Linear(a, b))
+        if layer_norm:
+            layers.append(nn.LayerNorm(n_out, eps=LAYER_NORM_EPS))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class MeshEdgeBlock(nn.Module):
+    """e' = e + MLP(cat[e, x_src, x_dst])."""
+
+    def __init__(self, latent: int, hidden_layers: int):
+        super().__init__()
+        self.mlp = MLP(3 * latent, latent, hidden_layers, latent, True)
+
+    def forward(self, efeat: torch.Tensor, nfeat: torch.Tensor, graph: Data) -> torch.Tensor:
+        src, dst = graph.edge_index
+        return efeat + self.mlp(torch.cat([efeat, nfeat[src], nfeat[dst]], dim=1))
+
+
+class MeshNodeBlock(nn.Module):
+    """x' = x + MLP(cat[x, Σ_{edges into x} e'])."""
+
+    def __init__(self, latent: int, hidden_layers: int):
+        super().__init__()
+        self.mlp = MLP(2 * latent, latent, hidden_layers, latent, True)
+
+    def forward(self, efeat: torch.Tensor, nfeat: torch.Tensor, graph: Data) -> torch.Tensor:
+        _, dst = graph.edge_index
+        agg = scatter(efeat, dst, dim=0, dim_size=nfeat.shape[0], reduce="sum")
+        return nfeat + self.mlp(torch.cat([nfeat, agg], dim=1))
+
+
+class PyGMeshGraphNet(nn.Module):
+    """Encoder, `steps` (edge block, node block) pairs with unshared weights, decoder."""
+
+    def __init__(
+        self,
+        node_in: int,
+        edge_in: int,
+        output_size: int,
+        *,
+        latent: int = 128,
+        hidden_layers: int = 2,
+        steps: int = 15,
+    ):
+        super().__init__()
+        self.encoder_node = MLP(node_in, latent, hidden_layers, latent, True)
+        self.encoder_edge = MLP(edge_in, latent, hidden_layers, latent, True)
+        self.edge_blocks = nn.ModuleList(MeshEdgeBlock(latent, hidden_layers) for _ in range(steps))
+        self.node_blocks = nn.ModuleList(MeshNodeBlock(latent, hidden_layers) for _ in range(steps))
+        self.decoder = MLP(latent, latent, hidden_layers, output_size, False)
+
+    def forward(self, graph: Data) -> torch.Tensor:
+        x = self.encoder_node(graph.x)
+        e = self.encoder_edge(graph.edge_attr)
+        for edge_block, node_block in zip(self.edge_blocks, self.node_blocks):
+            e = edge_block(e, x, graph)
+            x = node_block(e, x, graph)
+        return self.decoder(x)
+
+
+def to_pyg(graph: MultiGraph, edge_set: str = "mesh") -> Data:
+    """A `Data(x, edge_attr, edge_index)` view of one edge set (int64 indices, as PyG wants)."""
+    es = graph.edge_sets[edge_set]
+    edge_index = np.stack([np.asarray(es.senders), np.asarray(es.receivers)]).astype(np.int64)
+    return Data(
+        x=torch.from_numpy(np.asarray(graph.nodes, np.float32).copy()),
+        edge_attr=torch.from_numpy(np.asarray(es.features, np.float32).copy()),
+        edge_index=torch.from_numpy(edge_index),
+    )
+
+
+def _load_mlp(mlp: MLP, p: dict, index: int | None = None) -> None:
+    take = (lambda a: np.asarray(a)[index]) if index is not None else np.asarray
+    kernels = [take(p["linear_0_kernel"])]
+    biases = [take(p["linear_0_bias"])]
+    i = 1
+    while f"linear_{i}" in p:
+        kernels.append(take(p[f"linear_{i}"]["kernel"]))
+        biases.append(take(p[f"linear_{i}"]["bias"]))
+        i += 1
+    linears = [m for m in mlp.net if isinstance(m, nn.Linear)]
+    norms = [m for m in mlp.net if isinstance(m, nn.LayerNorm)]
+    if len(linears) != len(kernels):
+        raise ValueError(f"params: expected {len(linears)} dense layers, got {len(kernels)}")
+    with torch.no_grad():
+        for lin, k, b in zip(linears, kernels, biases):
+            lin.weight.copy_(torch.from_numpy(np.ascontiguousarray(k.T, np.float32)))
+            lin.bias.copy_(torch.tensor(np.asarray(b, np.float32)))
+        if norms:
+            norms[0].weight.copy_(torch.tensor(take(p["layer_norm"]["scale"]).astype(np.float32)))
+            norms[0].bias.copy_(torch.tensor(take(p["layer_norm"]["bias"]).astype(np.float32)))
+
+
+def load_meshsim_params(model: PyGMeshGraphNet, params: dict, *, edge_set: str = "mesh") -> None:
+    """Copies a meshsim MeshGraphNet parameter tree into `model` in place."""
+    p = params["params"]
+    _load_mlp(model.encoder_node, p["encoder_node"])
+    _load_mlp(model.encoder_edge, p[f"encoder_edge_{edge_set}"])
+    _load_mlp(model.decoder, p["decoder"])
+    for k, (eb, nb) in enumerate(zip(model.edge_blocks, model.node_blocks)):
+        _load_mlp(eb.mlp, p["processor"][f"edge_{edge_set}"], k)
+        _load_mlp(nb.mlp, p["processor"]["node"], k)
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    err = ((pred - target) ** 2).sum(dim=-1)
+    return (err * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def make_train_step(model: PyGMeshGraphNet, lr: float = 1e-4):
+    """train_step(graph, target, mask) -> loss (float): forward, loss, backward, Adam."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def train_step(graph: Data, target: torch.Tensor, mask: torch.Tensor) -> float:
+        opt.zero_grad(set_to_none=True)
+        loss = masked_mse(model(graph), target, mask)
+        loss.backward()
+        opt.step()
+        return float(loss.detach())
+
+    return train_step
+
+
+def make_rollout_step(model: PyGMeshGraphNet):
+    """rollout_step(graph) -> graph with velocity advanced by the predicted Δ (no grad)."""
+
+    def rollout_step(graph: Data) -> Data:
+        with torch.inference_mode():
+            delta = model(graph)
+            x = torch.cat([graph.x[:, :2] + delta, graph.x[:, 2:]], dim=1)
+        return Data(x=x, edge_attr=graph.edge_attr, edge_index=graph.edge_index)
+
+    return rollout_step

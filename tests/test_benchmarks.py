@@ -1,0 +1,104 @@
+"""Smoke test of the benchmark harness (experiments/benchmarks): seconds, not a benchmark.
+
+Runs `run.py --smoke` (tiny mesh, tiny model, 2 timed runs, no subprocesses) for the
+JAX implementations and checks the JSON layout, the agreement check and the FLOP
+formula. The PyG peer is checked separately and only where the optional `bench`
+extra (torch, torch_geometric) is installed.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.benchmarks import flops, impls, run
+from experiments.benchmarks.meshes import jittered_grid, make_problem
+
+TINY_MODEL = run.SMOKE_MODEL
+
+
+def test_jittered_grid_is_a_triangle_mesh_with_about_six_edges_per_node():
+    points, cells, node_type = jittered_grid(2000)
+    assert abs(points.shape[0] - 2000) < 100
+    assert cells.shape[1] == 3 and cells.min() >= 0 and cells.max() < points.shape[0]
+    # Every triangle keeps positive orientation or its reverse: no degenerate cells.
+    a, b, c = (points[cells[:, i]] for i in range(3))
+    ab, ac = b - a, c - a
+    area = 0.5 * np.abs(ab[:, 0] * ac[:, 1] - ab[:, 1] * ac[:, 0])
+    assert area.min() > 0
+    problem = make_problem(2000)
+    num_edges = problem.graph.edge_sets["mesh"].senders.shape[0]
+    # Interior nodes of a triangulated grid have 6 neighbours; the boundary pulls it below.
+    assert 5.5 < num_edges / problem.graph.num_nodes < 6.0
+    assert set(np.unique(node_type)) == {0, 4, 5, 6}
+
+
+def test_flops_closed_form():
+    # One step, latent 2, no hidden layers: each MLP is a single dense layer.
+    f = flops.mgn_forward_flops(
+        10, 40, node_in=3, edge_in=1, output_size=1, latent=2, hidden_layers=0, steps=1
+    )
+    assert f["encoder"] == 2 * 10 * 3 * 2 + 2 * 40 * 1 * 2
+    assert f["processor_edge"] == 2 * 40 * 6 * 2  # [e, v_s, v_r] of width 3L = 6
+    assert f["processor_node"] == 2 * 10 * 4 * 2
+    assert f["decoder"] == 2 * 10 * 2 * 1
+    trick = flops.mgn_forward_flops(
+        10,
+        40,
+        node_in=3,
+        edge_in=1,
+        output_size=1,
+        latent=2,
+        hidden_layers=0,
+        steps=1,
+        concat_trick=True,
+    )
+    assert trick["processor_edge"] == 2 * 40 * 2 * 2 + 2 * 2 * 10 * 2 * 2
+    assert flops.mgn_train_flops(10, 40) == 3 * flops.mgn_forward_flops(10, 40)["total"]
+
+
+def test_smoke_run_writes_expected_json(tmp_path):
+    assert run.main(["--smoke", "--impls", "meshsim,jraph", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "latest.json").read_text())
+    assert {"meta", "model", "matmul", "sizes", "targets"} <= set(result)
+    size = result["sizes"]["tiny"]
+    for mode in ("train", "rollout"):
+        assert set(size[mode]) == {"meshsim", "jraph"}
+        for r in size[mode].values():
+            assert r["repeats"] == 2
+            assert r["median_s"] > 0 and r["model_gflops_per_s"] > 0
+        assert "vs_jraph" in size["speedup"][mode]
+    assert size["agreement"]["jraph"]["ok"]
+    assert "train_speedup_vs_pyg@16k" in result["targets"]
+    md = (tmp_path / "latest.md").read_text()
+    assert "## Training step" in md and "## Targets" in md
+
+
+def test_agreement_check_fails_loudly():
+    ref = np.linspace(-1.0, 1.0, 20, dtype=np.float32).reshape(10, 2)
+
+    def fake(name, out):
+        return impls.Impl(name, train=lambda: 0.0, rollout=lambda: None, forward=lambda: out)
+
+    close = fake("jraph", ref * (1 + 1e-6))
+    built = {"meshsim": fake("meshsim", ref), "jraph": close}
+    assert run.check_agreement(built, run.AGREEMENT_RTOL)["jraph"]["ok"]
+    built["pyg"] = fake("pyg", ref + 1e-3)
+    with pytest.raises(SystemExit, match="AGREEMENT FAILED: pyg"):
+        run.check_agreement(built, run.AGREEMENT_RTOL)
+
+
+def test_pyg_peer_agrees_with_meshsim():
+    pytest.importorskip("torch_geometric")
+    problem = make_problem(100)
+    params = impls.init_params(problem, TINY_MODEL)
+    built = {name: impls.build(name, problem, params, TINY_MODEL) for name in ("meshsim", "pyg")}
+    for impl in built.values():
+        impls.compile_impl(impl)
+    agreement = run.check_agreement(built, run.AGREEMENT_RTOL)
+    assert agreement["pyg"]["ok"]
+    losses = {name: impl.train() for name, impl in built.items()}
+    np.testing.assert_allclose(losses["pyg"], losses["meshsim"], rtol=1e-5)
+    # After one identical Adam step the outputs still agree (same update rule and lr).
+    after = {name: impl.forward() for name, impl in built.items()}
+    np.testing.assert_allclose(after["pyg"], after["meshsim"], rtol=1e-4, atol=1e-5)
