@@ -35,5 +35,8 @@ bench: env
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(PY) experiments/benchmarks/run.py
 
+bench-smoke: env
+	$(PY) experiments/benchmarks/run.py --smoke --out /tmp/meshsim-bench-smoke
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

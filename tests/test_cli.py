@@ -54,6 +54,8 @@ def test_generate_is_deterministic_and_inspectable(tmp_path, capsys):
 )
 def test_quick_demo_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
+    cache = tmp_path / "jax_cache"
+    monkeypatch.setenv("MESHSIM_COMPILATION_CACHE", str(cache))
     workdir = str(tmp_path / "demo")
     code = main(["demo", "--workdir", workdir, "--quick"])
     with open(os.path.join(workdir, "metrics.json")) as f:
@@ -64,6 +66,7 @@ def test_quick_demo_end_to_end(tmp_path, monkeypatch):
     assert code == (0 if metrics["beats_persistence_at_10_and_50"] else 1)
     for name in ("report.md", "rollout.gif", "comparison.png", "loss.png"):
         assert os.path.getsize(os.path.join(workdir, name)) > 0
+    assert any(cache.iterdir()), "compiled steps are stored in the persistent cache"
     # Running it again resumes: nothing is regenerated or retrained.
     mtime = os.path.getmtime(os.path.join(workdir, "data", "train.h5"))
     main(["demo", "--workdir", workdir, "--quick"])
