@@ -6,8 +6,7 @@ beats persistence at rollout horizons 10 and 50. The learning-rate schedule is
 compressed to the short run (×0.1 over 4k steps).
 """
 
-from meshsim.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-from meshsim.train import OptimizerConfig
+from meshsim.config import DataConfig, ExperimentConfig, ModelConfig, lite_train_config
 
 
 def get_config() -> ExperimentConfig:
@@ -23,13 +22,5 @@ def get_config() -> ExperimentConfig:
             generate_mesh_resolution=0.7,
         ),
         model=ModelConfig(latent_size=64, num_message_passing_steps=8),
-        train=TrainConfig(
-            steps=3000,
-            accumulate_steps=100,
-            normalizer_max_accumulations=3000,
-            log_every=50,
-            eval_every=0,
-            checkpoint_every=500,
-            optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=4000, min_learning_rate=1e-5),
-        ),
+        train=lite_train_config(),
     )

@@ -1,7 +1,6 @@
 """CPU-sized flag: a coarser sheet (~400 nodes), latent 64, 8 steps, short schedule."""
 
-from meshsim.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
-from meshsim.train import OptimizerConfig
+from meshsim.config import DataConfig, ExperimentConfig, ModelConfig, lite_train_config
 
 
 def get_config() -> ExperimentConfig:
@@ -17,13 +16,5 @@ def get_config() -> ExperimentConfig:
             generate_steps=200,
         ),
         model=ModelConfig(latent_size=64, num_message_passing_steps=8),
-        train=TrainConfig(
-            steps=3000,
-            accumulate_steps=100,
-            normalizer_max_accumulations=3000,
-            log_every=50,
-            eval_every=0,
-            checkpoint_every=500,
-            optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=4000, min_learning_rate=1e-5),
-        ),
+        train=lite_train_config(),
     )

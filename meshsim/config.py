@@ -84,6 +84,20 @@ class ExperimentConfig:
     train: TrainConfig = TrainConfig()
 
 
+def lite_train_config() -> TrainConfig:
+    """The short CPU schedule of the `*_lite` presets: 3000 steps (100 statistics-only),
+    Adam 1e-3 decaying ×0.1 over 4000 steps to a 1e-5 floor, checkpoints every 500."""
+    return TrainConfig(
+        steps=3000,
+        accumulate_steps=100,
+        normalizer_max_accumulations=3000,
+        log_every=50,
+        eval_every=0,
+        checkpoint_every=500,
+        optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=4000, min_learning_rate=1e-5),
+    )
+
+
 def config_to_dict(config) -> dict:
     """Nested plain dict (JSON-serialisable)."""
     return dataclasses.asdict(config)
