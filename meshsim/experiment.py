@@ -129,6 +129,12 @@ class _MetricsLog:
 
 
 def _lengths(dataset, task: Task) -> list[int]:
+    """Frames per trajectory: from meta.json for fixed-length fields (no data read),
+    otherwise by reading the state field of each trajectory."""
+    feature = dataset.meta.get("features", {}).get(task.state_field, {})
+    shape = feature.get("shape") or [-1]
+    if feature.get("type") == "dynamic" and shape[0] > 0:  # [T, -1, d] with T fixed
+        return [int(shape[0])] * len(dataset)
     return [int(t[task.state_field].shape[0]) for t in dataset.iter(fields=[task.state_field])]
 
 
@@ -302,7 +308,9 @@ def load_run(workdir: str):
     model = build_model(config, task)
     tx = make_optimizer(config.train.optimizer)
     ds = open_dataset(config.data.path, config.data.train_split)
-    like = _initial_state(config, task, model, tx, ds, dataset_budget(_static(ds)))
+    like = _initial_state(
+        config, task, model, tx, ds, dataset_budget(_static(ds)), _lengths(ds, task)
+    )
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
     try:
         state = checkpointer.restore(like)
