@@ -22,8 +22,10 @@ from experiments.benchmarks import steps
 from experiments.benchmarks.meshes import OUTPUT_SIZE, Problem
 
 IMPLS = ("meshsim", "jraph", "pyg")
-# Extra name: meshsim with remat=True, used where plain training does not fit in memory.
+# meshsim with remat forced on / off, whatever the library default (None: on for CPU).
 REMAT = "meshsim+remat"
+NO_REMAT = "meshsim-remat"
+VARIANTS = {REMAT: {"remat": True}, NO_REMAT: {"remat": False}}
 
 
 @dataclasses.dataclass
@@ -124,8 +126,8 @@ def build(
       donate: donate params/opt state in the JAX train step.
       pad_to_bucket: meshsim only: pad the graph to `PaddingBudget.fit` and mask the loss.
     """
-    if name == REMAT:
-        name, options = "meshsim", {**(options or {}), "remat": True}
+    if name in VARIANTS:
+        name, options = "meshsim", {**(options or {}), **VARIANTS[name]}
     if name == "meshsim":
         model = meshsim_model(model_cfg, **(options or {}))
         graph, loss_mask = problem.graph, problem.loss_mask

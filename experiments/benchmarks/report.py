@@ -20,7 +20,6 @@ def targets(result: dict) -> dict:
     best rate XLA reaches on this model's layer shapes.
     """
     size = result.get("sizes", {}).get(TARGET_SIZE, {})
-    speed = size.get("speedup", {}).get("train", {})
     train = size.get("train", {})
     cold = result.get("compile", {}).get("cold", {}).get("compile_s", {}).get("train")
     layer = result.get("matmul", {}).get("jax_edge_first_layer", {}).get("best_gflops")
@@ -32,15 +31,17 @@ def targets(result: dict) -> dict:
         return {"value": value, "target": target, "met": bool(met)}
 
     out = {}
-    for impl, tag in (("meshsim", ""), ("meshsim+remat", " (remat=True)")):
-        prefix = "" if impl == "meshsim" else "remat_"
-        r = train.get(impl, {})
-        out[f"train_speedup_vs_pyg@16k{tag}"] = entry(
-            speed.get(f"{prefix}vs_pyg"), TARGETS["train_speedup_vs_pyg"]
-        )
-        out[f"train_speedup_vs_jraph@16k{tag}"] = entry(
-            speed.get(f"{prefix}vs_jraph"), TARGETS["train_speedup_vs_jraph"]
-        )
+    for impl in ("meshsim", "meshsim+remat", "meshsim-remat"):
+        r = train.get(impl)
+        if not r and impl != "meshsim":  # meshsim's keys are always there (None: not run)
+            continue
+        r = r or {}
+        tag = "" if impl == "meshsim" else f" ({impl})"
+        for peer in ("pyg", "jraph"):
+            sp = round(train[peer]["median_s"] / r["median_s"], 3) if peer in train else None
+            out[f"train_speedup_vs_{peer}@16k{tag}"] = entry(
+                sp, TARGETS[f"train_speedup_vs_{peer}"]
+            )
         out[f"train_model_flops_fraction_of_matmul@16k{tag}"] = entry(
             r.get("fraction_of_matmul"), TARGETS["train_fraction_of_matmul"]
         )
@@ -57,7 +58,7 @@ def findings(result: dict) -> list[str]:
     notes = []
     size = result.get("sizes", {}).get(TARGET_SIZE, {})
     train = size.get("train", {})
-    for name in ("meshsim", "meshsim+remat", "jraph", "pyg"):
+    for name in ("meshsim", "meshsim+remat", "meshsim-remat", "jraph", "pyg"):
         r = train.get(name)
         if r:
             cpu = r["user_median_s"] + r["sys_median_s"]
@@ -101,7 +102,8 @@ def markdown(result: dict) -> str:
     )
     add(
         f"XLA_FLAGS=`{meta['xla_flags'] or '(none)'}`; torch threads: {meta['torch_threads']}, "
-        f"OMP_WAIT_POLICY={meta.get('omp_wait_policy')}.\n"
+        f"OMP_WAIT_POLICY={meta.get('omp_wait_policy')}; meshsim's default remat: "
+        f"{meta.get('meshsim_default_remat', 'False (before aa5e62e)')}.\n"
     )
     m = result["model"]
     add(
@@ -148,7 +150,11 @@ def markdown(result: dict) -> str:
             for name, r in size[mode].items():
                 speed = []
                 if name in ("jraph", "pyg"):
-                    for key, who in ((f"vs_{name}", "default"), (f"remat_vs_{name}", "remat")):
+                    for key, who in (
+                        (f"vs_{name}", "meshsim"),
+                        (f"remat_vs_{name}", "remat on"),
+                        (f"noremat_vs_{name}", "remat off"),
+                    ):
                         if key in sp:
                             speed.append(f"{sp[key]:.2f}x ({who})")
                 mem = size["memory"].get(f"{name}/{mode}", {})

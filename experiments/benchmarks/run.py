@@ -63,6 +63,7 @@ ABLATIONS = (
     ("concat_trick=False", {"concat_trick": False}, {}),
     ("receivers_sorted=True", {"receivers_sorted": True}, {}),
     ("remat=True", {"remat": True}, {}),
+    ("remat=False", {"remat": False}, {}),
     ("scan_unroll=15", {"scan_unroll": 15}, {}),
     ("donate=False", {}, {"donate": False}),
     ("padded_to_bucket", {}, {"pad_to_bucket": True}),
@@ -187,7 +188,7 @@ def measure_size(
         return predicted <= budget_mb, predicted
 
     # remat only changes the backward pass: it is timed for training only.
-    wanted = {m: [k for k in args.impls if m == "train" or k != impls.REMAT] for m in MODES}
+    wanted = {m: [k for k in args.impls if m == "train" or k not in impls.VARIANTS] for m in MODES}
     for mode in wanted:
         for name in list(wanted[mode]):
             ok, predicted = fits(name, mode)
@@ -207,7 +208,7 @@ def measure_size(
             "build_and_compile_s": round(time.perf_counter() - t0, 3),
             "compile_s": {k: round(v, 3) for k, v in compile_s.items()},
         }
-    ref = "meshsim" if "meshsim" in built else impls.REMAT
+    ref = next((k for k in ("meshsim", *impls.VARIANTS) if k in built), None)
     if ref in built:
         res["agreement"] = check_agreement(built, AGREEMENT_RTOL, ref)
         errs = {k: f"{v['max_rel_err']:.2e}" for k, v in res["agreement"].items()}
@@ -271,7 +272,11 @@ def measure_size(
     res["speedup"] = {}
     for mode in MODES:
         sp, r = {}, res[mode]
-        for ours, prefix in (("meshsim", "vs_"), (impls.REMAT, "remat_vs_")):
+        for ours, prefix in (
+            ("meshsim", "vs_"),
+            (impls.REMAT, "remat_vs_"),
+            (impls.NO_REMAT, "noremat_vs_"),
+        ):
             for peer in PEERS:
                 if ours in r and peer in r:
                     sp[prefix + peer] = round(r[peer]["median_s"] / r[ours]["median_s"], 3)
@@ -357,6 +362,14 @@ def measure_ablations(label: str, args, model_cfg: dict) -> dict:
     return out
 
 
+def _resolved_remat():
+    """What remat meshsim's default (`remat=None` or a bool, by version) means here."""
+    default = impls.meshsim_model(SMOKE_MODEL).remat
+    if default is None:
+        return f"None -> {jax.default_backend() == 'cpu'} on the {jax.default_backend()} backend"
+    return default
+
+
 def versions() -> dict:
     import importlib.metadata as md
 
@@ -383,8 +396,8 @@ def main(argv=None) -> int:
     )
     ap.add_argument(
         "--impls",
-        default=",".join(impls.IMPLS[:1] + (impls.REMAT,) + impls.IMPLS[1:]),
-        help=f"comma-separated, from {impls.IMPLS + (impls.REMAT,)}",
+        default=",".join(impls.IMPLS[:1] + (impls.NO_REMAT,) + impls.IMPLS[1:]),
+        help=f"comma-separated, from {impls.IMPLS + tuple(impls.VARIANTS)}",
     )
     ap.add_argument("--ablation-size", default="16k", help="'' to skip the ablations")
     ap.add_argument("--ablation-repeats", type=int, default=5)
@@ -441,6 +454,8 @@ def main(argv=None) -> int:
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
             "torch_threads": __import__("torch").get_num_threads() if "pyg" in args.impls else None,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            # meshsim's remat default is None = on for the CPU backend (since aa5e62e).
+            "meshsim_default_remat": _resolved_remat(),
             "load_start": timing.load(),
             "smoke": args.smoke,
             "budget_s": args.budget_s,
