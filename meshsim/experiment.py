@@ -241,6 +241,12 @@ def run_training(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=end, initial=start, desc="train", unit="step", dynamic_ncols=True)
+    eval_trajs, eval_steps = [], 0  # validation trajectories, read once for periodic eval
+    if valid_ds is not None:
+        eval_trajs = _select(valid_ds, tc.eval_trajectories)
+        eval_steps = min(
+            tc.eval_rollout_steps, min(len(t[task.state_field]) for t in eval_trajs) - task.order
+        )
     t_last, n_last = time.perf_counter(), start
     totals, counted = None, 0  # training metrics summed since the last log line
     try:
@@ -274,13 +280,9 @@ def run_training(
                     bar.set_postfix(
                         loss=f"{record['loss']:.4g}", sps=f"{record['steps_per_sec']:.1f}"
                     )
-            if valid_ds is not None and done % tc.eval_every == 0 and done > tc.accumulate_steps:
-                trajs = [valid_ds[i] for i in range(min(tc.eval_trajectories, len(valid_ds)))]
-                steps = min(
-                    tc.eval_rollout_steps, min(len(t[task.state_field]) for t in trajs) - task.order
-                )
+            if eval_trajs and done % tc.eval_every == 0 and done > tc.accumulate_steps:
                 model_m, _, _ = evaluate_rollouts(
-                    model, task, state, trajs, steps=steps, budget=None
+                    model, task, state, eval_trajs, steps=eval_steps, budget=None
                 )
                 log.write({"step": done, **{f"eval/rmse_{k}": v for k, v in model_m.items()}})
             if done % tc.checkpoint_every == 0 or done == end:

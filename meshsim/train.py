@@ -59,27 +59,20 @@ class TrainState:
     normalizers: norm.Normalizers  # input/output statistics
 
 
-def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
-    """Adam (optionally after global-norm clipping) with the exponential schedule."""
-
-    def schedule(count):
-        return (
-            config.learning_rate * config.decay_rate ** (count / config.decay_steps)
-            + config.min_learning_rate
-        )
-
-    adam = optax.adam(schedule)
-    if config.grad_clip_norm is not None:
-        return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), adam)
-    return adam
-
-
 def learning_rate(config: OptimizerConfig, count) -> jax.Array:
     """The schedule's value after `count` optimizer updates."""
     return (
         config.learning_rate * config.decay_rate ** (count / config.decay_steps)
         + config.min_learning_rate
     )
+
+
+def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
+    """Adam (optionally after global-norm clipping) with the `learning_rate` schedule."""
+    adam = optax.adam(lambda count: learning_rate(config, count))
+    if config.grad_clip_norm is not None:
+        return optax.chain(optax.clip_by_global_norm(config.grad_clip_norm), adam)
+    return adam
 
 
 def init_train_state(

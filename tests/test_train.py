@@ -173,3 +173,21 @@ def test_config_overrides_and_round_trip():
         apply_overrides(c, ["model.latent_size=big"])
     with pytest.raises(ValueError, match="expected KEY=VALUE"):
         apply_overrides(c, ["model.latent_size"])
+
+
+def test_periodic_evaluation_is_logged(cfd_dataset, tmp_path):
+    workdir = str(tmp_path / "run")
+    config = _config(cfd_dataset, 6)
+    config = dataclasses.replace(
+        config,
+        train=dataclasses.replace(
+            config.train, eval_every=2, eval_trajectories=1, eval_rollout_steps=4
+        ),
+    )
+    run_training(config, workdir, progress=False)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    evals = [r for r in rows if "eval/rmse_1" in r]
+    # Evaluation starts after the 3 statistics-only steps: at steps 4 and 6.
+    assert [r["step"] for r in evals] == [4, 6]
+    assert all(np.isfinite(r["eval/rmse_all"]) for r in evals)
