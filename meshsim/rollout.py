@@ -13,6 +13,7 @@ of the next frame (constant in the built-in datasets).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,19 +71,14 @@ def rollout(
     return jax.lax.scan(body, carry, prescribed)
 
 
-_CHUNK_CACHE: dict = {}
-
-
+@functools.lru_cache(maxsize=16)
 def _chunk_fn(model: nn.Module, task: Task):
     """One jitted chunk function per (model, task), reused across calls."""
-    key = (model, task)
-    if key not in _CHUNK_CACHE:
 
-        def chunk(params, normalizers, fields, structure, prescribed):
-            return rollout(model, task, params, normalizers, fields, structure, prescribed)
+    def chunk(params, normalizers, fields, structure, prescribed):
+        return rollout(model, task, params, normalizers, fields, structure, prescribed)
 
-        _CHUNK_CACHE[key] = jax.jit(chunk)
-    return _CHUNK_CACHE[key]
+    return jax.jit(chunk)
 
 
 def rollout_trajectory(
