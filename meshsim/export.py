@@ -2,7 +2,8 @@
 
 Fields are point data on the mesh: for a 2-D mesh `mesh_pos [N, 2]` is padded
 with z = 0; a cloth rollout passes its `world_pos [T, N, 3]` as moving points
-(`points_per_frame`). Files are written to temporary names and renamed.
+(`points_per_frame`). Files are written to temporary names and renamed
+(`meshsim.atomic`), so a reader never sees a half-written file.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
+
+from meshsim.atomic import AtomicFile, atomic_path
 
 
 def _cell_block(cells: np.ndarray) -> list[tuple[str, np.ndarray]]:
@@ -71,23 +74,32 @@ def export_xdmf(
     points = _points3(mesh_pos)
     steps = _check_fields(fields, points.shape[0])
     path = os.path.abspath(os.fspath(path))
-    stem, _ = os.path.splitext(path)
-    tmp = stem + ".tmp.xdmf"
-    # meshio puts the .h5 beside the *working directory*, named after the file's stem,
-    # so write from inside the target directory.
-    with contextlib.chdir(os.path.dirname(path)):
-        with meshio.xdmf.TimeSeriesWriter(os.path.basename(tmp)) as writer:
-            writer.write_points_cells(points, _cell_block(cells))
-            for t in range(steps):
-                data = {k: np.asarray(v)[t] for k, v in fields.items()}
-                writer.write_data(t * dt, point_data=data)
-    # The writer names the heavy-data file after the xdmf; rename both and fix the reference.
-    with open(tmp) as f:
-        text = f.read().replace(os.path.basename(stem + ".tmp.h5"), os.path.basename(stem + ".h5"))
-    os.replace(stem + ".tmp.h5", stem + ".h5")
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    xdmf = AtomicFile(path)
+    # meshio names the heavy-data file after the xdmf's stem and puts it in the *working
+    # directory*, so the xdmf's temporary name fixes the .h5's: write from the target folder.
+    h5 = AtomicFile(os.path.splitext(path)[0] + ".h5")
+    h5.tmp = os.path.splitext(xdmf.tmp)[0] + ".h5"
+    try:
+        with contextlib.chdir(os.path.dirname(path)):
+            with meshio.xdmf.TimeSeriesWriter(os.path.basename(xdmf.tmp)) as writer:
+                writer.write_points_cells(points, _cell_block(cells))
+                for t in range(steps):
+                    data = {k: np.asarray(v)[t] for k, v in fields.items()}
+                    writer.write_data(t * dt, point_data=data)
+        # Point the xdmf at the .h5's final name, then publish the .h5 first, the xdmf last.
+        with open(xdmf.tmp) as f:
+            text = f.read()
+        old_ref, new_ref = os.path.basename(h5.tmp) + ":", os.path.basename(h5.path) + ":"
+        if old_ref not in text:
+            raise RuntimeError(f"meshio wrote no reference to {os.path.basename(h5.tmp)}")
+        with open(xdmf.tmp, "w") as f:
+            f.write(text.replace(old_ref, new_ref))
+        h5.commit()
+        xdmf.commit()
+    except BaseException:
+        xdmf.discard()
+        h5.discard()
+        raise
     return path
 
 
@@ -121,8 +133,7 @@ def export_vtk_frames(
             points, block, point_data={k: np.asarray(v)[t] for k, v in fields.items()}
         )
         path = os.path.join(os.fspath(directory), f"{prefix}_{t:05d}.vtu")
-        tmp = path[:-4] + ".tmp.vtu"
-        mesh.write(tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:  # keeps the .vtu suffix: meshio picks the format
+            mesh.write(tmp)
         paths.append(path)
     return paths

@@ -3,8 +3,9 @@
 matplotlib is imported inside the functions, so `import meshsim` works without
 it. Figures are built with `matplotlib.figure.Figure` rather than `pyplot`: no
 global figure registry, nothing to close, and no display needed (headless-safe).
-Files are written to a temporary name in the target folder and renamed, so a
-reader never sees a half-written file.
+Files are written to a temporary name in the target folder and renamed
+(`meshsim.atomic.atomic_path`), so a reader never sees a half-written file; the
+target folder is created if needed.
 
 Static mesh fields may be given as `[N, 2]`/`[C, 3]` or in the trajectory layout
 with a leading axis of length 1 (`[1, N, 2]`, `[1, C, 3]`).
@@ -12,17 +13,17 @@ with a leading axis of length 1 (`[1, N, 2]`, `[1, C, 3]`).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from meshsim.atomic import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -94,23 +95,10 @@ def _finite_range(*arrays: np.ndarray) -> tuple[float, float]:
 # ----------------------------------------------------------------------------- output files
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[str]:
-    """Yields a temporary path beside `path` (same suffix); renames it on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _save_figure(fig: Figure, path: str | os.PathLike, dpi: int) -> Path:
     path = Path(path)
-    with _atomic_path(path) as tmp:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:  # the temporary keeps the suffix: it picks the format
         fig.savefig(tmp, dpi=dpi)
     return path
 
@@ -132,9 +120,10 @@ def _write_animation(
     draw_frame(frames[0])
     fig.draw_without_rendering()
     fig.set_layout_engine("none")
+    path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for target, writer in targets:
-        with _atomic_path(target) as tmp, writer.saving(fig, tmp, dpi):
+        with atomic_path(target) as tmp, writer.saving(fig, tmp, dpi):
             for t in frames:
                 draw_frame(t)
                 writer.grab_frame()

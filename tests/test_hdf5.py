@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import h5py
 import numpy as np
@@ -95,13 +96,16 @@ def test_hdf5_writer_is_atomic(tmp_path):
 
     with pytest.raises(RuntimeError, match="diverged"):
         data.write_hdf5_split(tmp_path, "train", trajectories(), meta_for())
-    assert seen_during_write == [["meta.json", "train.h5", "train.h5.tmp"]]
+    # While writing, only a temporary dot-file sibling (same extension) exists beside it.
+    (listing,) = seen_during_write
+    assert listing[1:] == ["meta.json", "train.h5"]
+    assert re.fullmatch(r"\.train\.h5\.[0-9a-f]{8}\.tmp\.h5", listing[0]), listing
     assert sorted(os.listdir(tmp_path)) == ["meta.json", "train.h5"]
     assert (tmp_path / "train.h5").read_bytes() == before
 
     with pytest.raises(RuntimeError):
         data.write_hdf5_split(tmp_path, "valid", trajectories(), meta_for())
-    assert not (tmp_path / "valid.h5").exists() and not (tmp_path / "valid.h5.tmp").exists()
+    assert sorted(os.listdir(tmp_path)) == ["meta.json", "train.h5"]  # no valid.h5, no temp
 
 
 def test_writer_rejects_other_schema_and_bad_trajectories(tmp_path):
@@ -239,5 +243,9 @@ def test_infer_meta_and_save_preserve_extra_keys(tmp_path):
         "dtype": "float32",
     }
     assert meta["features"]["cells"]["shape"] == [1, -1, 3] and meta["trajectory_length"] == 3
-    data.save_meta(meta, tmp_path)
+    assert data.save_meta(meta, tmp_path) == str(tmp_path / "meta.json")
     assert data.load_meta(tmp_path) == meta
+    # Two-space indented JSON plus a trailing newline, written atomically (no temp left).
+    assert (tmp_path / "meta.json").read_text() == json.dumps(meta, indent=2) + "\n"
+    assert os.listdir(tmp_path) == ["meta.json"]
+    assert data.save_meta(meta, tmp_path / "sub") == str(tmp_path / "sub" / "meta.json")

@@ -59,7 +59,7 @@ def test_animate_rollout_gif_frame_count(tmp_path):
     written = plotting.animate_rollout(pos, cells, truth * 1.1, truth, path, every=2, mp4=False)
     assert written == [path] and path.stat().st_size > 0
     assert _gif_frames(path) == 3  # frames 0, 2, 4
-    assert [p.name for p in path.parent.iterdir()] == ["rollout.gif"]  # no temp left
+    assert os.listdir(path.parent) == ["rollout.gif"]  # no temp left (dot-files included)
 
 
 def test_mp4_skipped_without_ffmpeg(tmp_path, monkeypatch):
@@ -99,8 +99,31 @@ def test_plot_loss_curve(tmp_path):
     for source in (jsonl, records):
         out = plotting.plot_loss_curve(source, tmp_path / "loss.png")
         assert out.stat().st_size > 1000
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+    assert sorted(os.listdir(tmp_path)) == ["loss.png", "metrics.jsonl"]  # no temp left
+    deep = plotting.plot_loss_curve(records, tmp_path / "a" / "b" / "loss.pdf")  # makes dirs
+    assert deep.read_bytes().startswith(b"%PDF") and os.listdir(deep.parent) == ["loss.pdf"]
     with pytest.raises(ValueError, match="loss"):
         plotting.plot_loss_curve([{"step": 1}], tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
+
+
+def test_failed_save_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    out = tmp_path / "loss.png"
+    out.write_bytes(b"old")
+    seen = []
+
+    def failing_savefig(self, fname, **kwargs):
+        seen.append(os.path.basename(fname))
+        raise RuntimeError("renderer crashed")
+
+    monkeypatch.setattr(Figure, "savefig", failing_savefig)
+    with pytest.raises(RuntimeError, match="renderer crashed"):
+        plotting.plot_loss_curve([{"step": 0, "loss": 1.0}], out)
+    (name,) = seen  # matplotlib was given a temporary name that keeps the suffix
+    assert name.startswith(".loss.png.") and name.endswith(".tmp.png")
+    assert os.listdir(tmp_path) == ["loss.png"] and out.read_bytes() == b"old"
 
 
 def test_shape_validation():

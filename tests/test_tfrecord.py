@@ -6,6 +6,8 @@ reader and writer cannot hide in a round trip.
 """
 
 import json
+import os
+import re
 import struct
 
 import numpy as np
@@ -286,7 +288,7 @@ def test_library_writer_matches_hand_encoder(tmp_path):
     expected = b"".join(frame(mgn_record(t)) for t in trajectories)
     assert (tmp_path / "valid.tfrecord").read_bytes() == expected
     assert json.loads((tmp_path / "meta.json").read_text()) == meta
-    assert not list(tmp_path.glob("*.tmp"))
+    assert sorted(os.listdir(tmp_path)) == ["meta.json", "valid.tfrecord"]  # no temp left
 
 
 def test_varlen_fields_and_tf_dtype_repr(tmp_path):
@@ -402,8 +404,32 @@ def test_writer_is_crash_safe_and_validates(tmp_path):
     with pytest.raises(RuntimeError):
         data.write_tfrecord_split(tmp_path, "train", trajectories(), cylinder_meta())
     assert not (tmp_path / "train.tfrecord").exists()
-    assert not list(tmp_path.glob("*.tmp"))
+    assert os.listdir(tmp_path) == ["meta.json"]  # no temporary file left
     bad = cylinder_trajectory(3, 3, 0)
     bad["velocity"] = bad["velocity"].astype(np.float64)
     with pytest.raises(ValueError, match="train trajectory 0.*'velocity'.*float32.*float64"):
         data.write_tfrecord_split(tmp_path, "train", [bad], cylinder_meta())
+    assert os.listdir(tmp_path) == ["meta.json"]
+
+
+def test_writer_uses_a_temporary_sibling_until_closed(tmp_path):
+    path = tmp_path / "x.tfrecord"
+    path.write_bytes(frame(b"old"))
+    temp = re.compile(r"\.x\.tfrecord\.[0-9a-f]{8}\.tmp\.tfrecord")
+
+    writer = tfrecord.TFRecordWriter(path)  # aborted: the old file survives, no temp left
+    writer.write(b"new")
+    (tmp_name,) = set(os.listdir(tmp_path)) - {"x.tfrecord"}
+    assert temp.fullmatch(tmp_name)
+    writer.abort()
+    writer.abort()  # idempotent
+    assert os.listdir(tmp_path) == ["x.tfrecord"] and path.read_bytes() == frame(b"old")
+
+    with tfrecord.TFRecordWriter(path) as writer:
+        writer.write(b"new")
+        (tmp_name,) = set(os.listdir(tmp_path)) - {"x.tfrecord"}
+        assert temp.fullmatch(tmp_name) and path.read_bytes() == frame(b"old")
+    writer.close()  # idempotent
+    assert os.listdir(tmp_path) == ["x.tfrecord"] and path.read_bytes() == frame(b"new")
+    with pytest.raises(ValueError, match="closed"):
+        writer.write(b"more")

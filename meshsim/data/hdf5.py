@@ -11,12 +11,14 @@ Layout (h5py)::
         /00001/...
 
 Unlike TFRecord, trajectories (and single fields) can be read in any order. Writing is
-crash-safe: the file is built as `<split>.h5.tmp` and renamed onto `<split>.h5` only when
-complete, so a crash never leaves a partial file under the real name.
+crash-safe: the file is built under a temporary dot-file name beside it
+(`.<split>.h5.<8 hex>.tmp.h5`, see `meshsim.atomic`) and renamed onto `<split>.h5` only
+when complete, so a crash never leaves a partial file under the real name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from meshsim.atomic import AtomicFile
 from meshsim.data.meta import (
     DatasetFormatError,
     ensure_meta,
@@ -105,11 +108,15 @@ class HDF5Writer:
         os.makedirs(directory, exist_ok=True)
         self.meta = ensure_meta(directory, meta)
         self.path = hdf5_path(directory, split)
-        self._tmp = self.path + ".tmp"
+        self._atomic = AtomicFile(self.path)
         self._compression = compression
         self._compression_opts = compression_opts
-        self._file = _h5py().File(self._tmp, "w")
-        self._file.attrs["meta"] = json.dumps(self.meta)
+        self._file = _h5py().File(self._atomic.tmp, "w")
+        try:
+            self._file.attrs["meta"] = json.dumps(self.meta)
+        except BaseException:
+            self.abort()
+            raise
         self.num_written = 0
 
     def write(self, trajectory: Mapping[str, np.ndarray]) -> None:
@@ -138,20 +145,27 @@ class HDF5Writer:
         """Finishes the file and renames it onto `<split>.h5`."""
         if self._file is None:
             return
-        self._file.attrs["num_trajectories"] = self.num_written
-        self._file.close()
-        self._file = None
-        os.replace(self._tmp, self.path)
+        file, self._file = self._file, None
+        try:
+            file.attrs["num_trajectories"] = self.num_written
+            file.close()
+            self._atomic.commit()
+        except BaseException:  # publish nothing and leave no temporary file behind
+            with contextlib.suppress(Exception):
+                file.close()
+            self._atomic.discard()
+            raise
         logger.info("wrote %d trajectories to %s", self.num_written, self.path)
 
     def abort(self) -> None:
         """Discards the temporary file; `<split>.h5` is left as it was."""
         if self._file is None:
             return
-        self._file.close()
-        self._file = None
-        if os.path.exists(self._tmp):
-            os.remove(self._tmp)
+        file, self._file = self._file, None
+        try:
+            file.close()
+        finally:
+            self._atomic.discard()
 
     def __enter__(self) -> HDF5Writer:
         return self

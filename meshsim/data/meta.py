@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from meshsim.atomic import write_json
+
 __all__ = [
     "CELL_FIELDS",
     "FEATURE_TYPES",
@@ -181,11 +183,8 @@ def save_meta(meta: Mapping[str, Any], path: str | os.PathLike) -> str:
     if os.path.isdir(path) or not path.endswith(".json"):
         os.makedirs(path, exist_ok=True)
         path = os.path.join(path, META_FILENAME)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(meta, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    # Same bytes as `json.dump(meta, f, indent=2)` plus a newline (ASCII: ensure_ascii).
+    write_json(path, meta, indent=2)
     return path
 
 

@@ -18,6 +18,7 @@ folded pairwise with "shift by 2**k zero bytes" operators: about 1 GB/s on one i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -27,6 +28,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from meshsim.atomic import AtomicFile
 from meshsim.data import example_proto
 from meshsim.data.meta import (
     DatasetFormatError,
@@ -303,13 +305,14 @@ def index_tfrecord(path: str | os.PathLike) -> np.ndarray:
 
 
 class TFRecordWriter:
-    """Writes framed records to `path`, crash-safe: data goes to `path + ".tmp"` and is
-    renamed onto `path` only by a successful `close()` (or a clean `with` exit)."""
+    """Writes framed records to `path`, crash-safe: data goes to a temporary sibling
+    (`meshsim.atomic.AtomicFile`) that is renamed onto `path` only by a successful
+    `close()` (or a clean `with` exit)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        self._tmp = self.path + ".tmp"
-        self._file: BinaryIO | None = open(self._tmp, "wb")
+        self._atomic = AtomicFile(self.path)
+        self._file: BinaryIO | None = open(self._atomic.tmp, "wb")
         self.num_records = 0
 
     def write(self, record: bytes | bytearray | memoryview) -> None:
@@ -324,19 +327,29 @@ class TFRecordWriter:
 
     def close(self) -> None:
         """Flushes and atomically publishes the file under its real name."""
-        if self._file is not None:
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
-            os.replace(self._tmp, self.path)
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+            file.close()
+            self._atomic.commit()
+        except BaseException:  # publish nothing and leave no temporary file behind
+            with contextlib.suppress(OSError):
+                file.close()
+            self._atomic.discard()
+            raise
 
     def abort(self) -> None:
         """Discards everything written; the real path is left untouched."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            os.remove(self._tmp)
+        if self._file is None:
+            return
+        file, self._file = self._file, None
+        try:
+            file.close()
+        finally:
+            self._atomic.discard()
 
     def __enter__(self) -> TFRecordWriter:
         return self
