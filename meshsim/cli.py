@@ -52,7 +52,8 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from meshsim.experiment import load_config, run_training
+    from meshsim.config import load_config
+    from meshsim.experiment import run_training
 
     config = load_config(args.config, args.set)
     run_training(config, args.workdir, max_steps=args.steps)

@@ -1,0 +1,409 @@
+"""Every command and code example in README.md runs in the suite, at tiny sizes.
+
+The README's fenced blocks are parsed, not copied: a ```python block is executed as
+written; each `meshsim ...` line of a ```bash block is run in README order through
+`meshsim.cli.main` in one temporary directory, with `tiny()` capping its sizes
+(trajectories, steps, model width), and the files it is documented to write are
+checked. Any other shell line must be listed in `NOT_RUN_HERE` with the reason, so a
+new kind of README line forces a decision instead of going untested.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shlex
+
+import numpy as np
+import pytest
+
+from meshsim.cli import build_parser, main
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(REPO, "README.md")
+
+# Shell lines of the README that this module does not run, each with the reason.
+NOT_RUN_HERE = {
+    "make demo": "the full-size demo (10 min); tests/test_cli.py runs `meshsim demo --quick`",
+    "make test": "the suite itself",
+}
+SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
+
+# --------------------------------------------------------------------- README parsing
+
+FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def readme_blocks() -> list[tuple[str, int, str]]:
+    """(language, first line number of the body, body) of each fenced block."""
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    return [
+        (m.group(1).lower(), text.count("\n", 0, m.start(2)) + 1, m.group(2))
+        for m in FENCE.finditer(text)
+    ]
+
+
+def shell_lines(body: str) -> list[tuple[int, str]]:
+    """(line offset in `body`, logical line): `\\` continuations joined, comments dropped."""
+    out, pending, start = [], "", 0
+    for offset, raw in enumerate(body.splitlines()):
+        if not pending:
+            start = offset
+        line = pending + raw.strip()
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        words = shlex.split(line, comments=True)
+        if words:
+            out.append((start, shlex.join(words)))
+    if pending.strip():
+        out.append((start, shlex.join(shlex.split(pending, comments=True))))
+    return out
+
+
+def readme_commands() -> list[str]:
+    """The `meshsim ...` lines in README order; fails on an unknown kind of line/block."""
+    commands, unknown = [], []
+    for lang, lineno, body in readme_blocks():
+        if lang == "python":
+            continue  # executed by test_readme_python_block
+        if lang not in SHELL_LANGUAGES:
+            unknown.append(f"README.md:{lineno}: a ```{lang} block: decide how to test it")
+            continue
+        for offset, line in shell_lines(body):
+            if line.startswith("meshsim "):
+                commands.append(line)
+            elif line not in NOT_RUN_HERE:
+                unknown.append(
+                    f"README.md:{lineno + offset}: {line!r} is neither a meshsim command nor in "
+                    "NOT_RUN_HERE: run it in this module or add it there with a reason"
+                )
+    assert not unknown, "\n".join(unknown)
+    return commands
+
+
+def python_blocks() -> list[tuple[int, str]]:
+    return [(lineno, body) for lang, lineno, body in readme_blocks() if lang == "python"]
+
+
+# --------------------------------------------------------------------- tiny sizes
+
+TINY_TRAIN = [
+    "train.steps=6",
+    "train.accumulate_steps=2",
+    "train.log_every=2",
+    "train.checkpoint_every=3",
+    "train.eval_every=0",
+    "model.latent_size=8",
+    "model.num_message_passing_steps=2",
+    "data.pool_size=2",
+]
+# sub-command -> {flag: cap}: a larger value is lowered, a missing flag added.
+CAPS = {
+    "generate": {"--trajectories": 2, "--steps": 6},
+    "evaluate": {"--num": 1, "--steps": 4},
+    "rollout": {"--num": 1, "--steps": 4},
+}
+# sub-command -> {flag: value} added when the command does not give the flag.
+DEFAULTS = {
+    "generate": {"--mesh-resolution": "0.3"},  # ~210-node channel: ~2 s per generate call
+    "demo": {"--config": "experiments/cylinder_flow_lite.py"},
+}
+
+
+def _find(argv: list[str], flag: str) -> tuple[int | None, str | None]:
+    for i, arg in enumerate(argv):
+        if arg == flag:
+            return i, argv[i + 1]
+        if arg.startswith(flag + "="):
+            return i, arg.split("=", 1)[1]
+    return None, None
+
+
+def _put(argv: list[str], flag: str, value) -> None:
+    i, _ = _find(argv, flag)
+    if i is None:
+        argv += [flag, str(value)]
+    elif argv[i] == flag:
+        argv[i + 1] = str(value)
+    else:
+        argv[i] = f"{flag}={value}"
+
+
+def _dest(flag: str) -> str:
+    """The argparse attribute of `--a-flag`: `a_flag`."""
+    return flag.lstrip("-").replace("-", "_")
+
+
+def tiny(argv: list[str]) -> list[str]:
+    """`argv` (without `meshsim`) with sizes capped for the test suite.
+
+    Generic per sub-command: every flag and argument the user typed stays; sizes are
+    lowered or added; relative `--config` paths (relative to the repository root in the
+    README) become absolute; `train` gets `--set` overrides appended, which win over the
+    README's (later overrides win in `meshsim.config.apply_overrides`).
+    """
+    argv = list(argv)
+    command = argv[0]
+    for flag, cap in CAPS.get(command, {}).items():
+        _, value = _find(argv, flag)
+        _put(argv, flag, cap if value is None else min(int(value), cap))
+    for flag, value in DEFAULTS.get(command, {}).items():
+        if _find(argv, flag)[0] is None:
+            _put(argv, flag, value)
+    _, config = _find(argv, "--config")
+    if config is not None and not os.path.isabs(config):
+        _put(argv, "--config", os.path.join(REPO, config))
+    if command == "train":
+        for override in TINY_TRAIN:
+            argv += ["--set", override]
+    if command == "demo" and "--quick" not in argv:
+        argv.append("--quick")
+    return argv
+
+
+# --------------------------------------------------------------------- set-up and checks
+
+
+def _nonempty(path) -> None:
+    assert os.path.isfile(path), f"{path} was not written"
+    assert os.path.getsize(path) > 0, f"{path} is empty"
+
+
+def _wrote(out: str) -> list[str]:
+    return [line[len("wrote ") :].strip() for line in out.splitlines() if line.startswith("wrote ")]
+
+
+def _grid_trajectory(nx: int, ny: int, frames: int, seed: int) -> dict[str, np.ndarray]:
+    """A cylinder_flow-layout trajectory on a structured triangle mesh."""
+    rng = np.random.default_rng(seed)
+    x, y = np.meshgrid(np.linspace(0, 1.6, nx), np.linspace(0, 0.41, ny), indexing="ij")
+    pos = np.stack([x.ravel(), y.ravel()], -1).astype(np.float32)
+    idx = np.arange(nx * ny).reshape(nx, ny)
+    a, b, c, d = idx[:-1, :-1], idx[1:, :-1], idx[:-1, 1:], idx[1:, 1:]
+    cells = np.concatenate([np.stack([a, b, d], -1), np.stack([a, d, c], -1)]).reshape(-1, 3)
+    node_type = np.zeros((nx, ny), np.int32)
+    node_type[:, [0, -1]] = 6  # WALL_BOUNDARY
+    node_type[0], node_type[-1] = 4, 5  # INFLOW, OUTFLOW
+    n = nx * ny
+    return {
+        "cells": cells.astype(np.int32)[None],
+        "mesh_pos": pos[None],
+        "node_type": node_type.reshape(1, n, 1),
+        "velocity": rng.normal(size=(frames, n, 2)).astype(np.float32),
+        "pressure": rng.normal(size=(frames, n, 1)).astype(np.float32),
+    }
+
+
+def setup_convert(args) -> None:
+    """A tiny MeshGraphNets-format TFRecord dataset at SRC (2 trajectories, 4 frames)."""
+    from meshsim.data import infer_meta, write_tfrecord_split
+
+    trajectories = [_grid_trajectory(4, 3, 4, 0), _grid_trajectory(5, 3, 4, 1)]
+    meta = infer_meta(trajectories[0], simulator="comsol", dt=0.01, collision_radius=None)
+    for split in args.splits or ["train"]:
+        assert write_tfrecord_split(args.src, split, trajectories, meta) == 2
+
+
+SETUP = {"convert": setup_convert}
+
+
+def check_generate(args, out):
+    _nonempty(os.path.join(args.out, f"{args.split}.h5"))
+    _nonempty(os.path.join(args.out, "meta.json"))
+
+
+def check_convert(args, out):
+    from meshsim.data import list_splits, open_dataset
+
+    _nonempty(os.path.join(args.dst, "meta.json"))
+    for split in args.splits or list_splits(args.src):
+        _nonempty(os.path.join(args.dst, f"{split}.h5"))
+        assert len(open_dataset(args.dst, split, format="hdf5")) == 2
+
+
+def check_inspect(args, out):
+    from meshsim.data import list_splits, open_dataset
+
+    splits = list_splits(args.dir)
+    assert splits, f"no splits in {args.dir}"
+    report = json.loads(out) if args.json else None
+    for split in splits:
+        n = len(open_dataset(args.dir, split))
+        if report is not None:
+            assert report["splits"][split]["num_trajectories"] == n
+        else:
+            row = rf"^\s*{re.escape(split)}\s+\S+\s+{n}\s"
+            assert re.search(row, out, re.MULTILINE), f"no '{split} ... {n}' row in:\n{out}"
+
+
+def check_train(args, out):
+    _nonempty(os.path.join(args.workdir, "config.json"))
+    path = os.path.join(args.workdir, "metrics.jsonl")
+    _nonempty(path)
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert losses and all(math.isfinite(v) for v in losses), records
+    steps = os.listdir(os.path.join(args.workdir, "checkpoints"))
+    assert any(s.isdigit() for s in steps), f"no checkpoint step in {steps}"
+
+
+def check_evaluate(args, out):
+    path = os.path.join(args.workdir, "metrics.json")
+    _nonempty(path)
+    with open(path) as f:
+        rmse = json.load(f)["rollout_rmse"]
+    for name in ("model", "persistence"):
+        assert rmse[name], f"rollout_rmse.{name} is empty"
+        assert all(math.isfinite(v) for v in rmse[name].values()), rmse
+
+
+def check_rollout(args, out):
+    _nonempty(os.path.join(args.workdir, "rollouts.h5"))
+    if args.export:
+        written = [
+            os.path.join(root, name)
+            for root, _, names in os.walk(os.path.join(args.workdir, "paraview"))
+            for name in names
+        ]
+        assert written, "rollout --export wrote nothing under paraview/"
+        for path in written:
+            _nonempty(path)
+
+
+def check_plot(args, out):
+    paths = _wrote(out)
+    assert paths, f"plot printed no 'wrote ...' line:\n{out}"
+    for path in paths:
+        _nonempty(path)
+    names = {os.path.basename(p) for p in paths}
+    assert names <= {"loss.png", "comparison.png", "rollout.gif"}, names
+
+
+def check_demo(args, out):
+    for name in ("metrics.json", "report.md", "loss.png"):
+        _nonempty(os.path.join(args.workdir, name))
+
+
+# sub-command -> the files it is documented to write (a README command without one fails).
+CHECKS = {
+    "generate": check_generate,
+    "convert": check_convert,
+    "inspect": check_inspect,
+    "train": check_train,
+    "evaluate": check_evaluate,
+    "rollout": check_rollout,
+    "plot": check_plot,
+    "demo": check_demo,
+}
+
+
+def _demo_exit(args) -> int:
+    """The demo exits 1 when its model does not beat persistence: a verdict, not a crash."""
+    with open(os.path.join(args.workdir, "metrics.json")) as f:
+        return 0 if json.load(f)["beats_persistence_at_10_and_50"] else 1
+
+
+EXPECTED_EXIT = {"demo": _demo_exit}
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:
+        return 0 if e.code is None else e.code
+
+
+# --------------------------------------------------------------------- tests
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MESHSIM_COMPILATION_CACHE", str(tmp_path / "jax_cache"))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "lineno, source", python_blocks(), ids=[f"README.md:{n}" for n, _ in python_blocks()]
+)
+def test_readme_python_block(in_tmp, lineno, source):
+    code = compile("\n" * (lineno - 1) + source, README, "exec")  # tracebacks name README lines
+    exec(code, {"__name__": "__readme__"})
+
+
+def test_readme_commands_run_in_order(in_tmp, capsys):
+    commands = readme_commands()
+    assert commands, "README.md shows no meshsim command"
+    missing = {shlex.split(c)[1] for c in commands} - set(CHECKS)
+    assert not missing, f"add file checks for {sorted(missing)} to CHECKS"
+    parser = build_parser()
+    for line in commands:
+        argv = tiny(shlex.split(line)[1:])
+        args = parser.parse_args(argv)
+        if args.command in SETUP:
+            SETUP[args.command](args)
+        capsys.readouterr()
+        try:
+            code = _run(argv)
+        except Exception as e:
+            e.add_note(f"README command: {line}\nrun as: meshsim {shlex.join(argv)}")
+            raise
+        out, err = capsys.readouterr()
+        expected = EXPECTED_EXIT.get(args.command, lambda _: 0)(args)
+        assert code == expected, (
+            f"`{line}` (run as {shlex.join(argv)}) exited {code}\n{out}\n{err[-3000:]}"
+        )
+        CHECKS[args.command](args, out)
+
+
+def test_not_run_here_lists_only_readme_lines():
+    shown = {
+        line
+        for lang, _, body in readme_blocks()
+        if lang in SHELL_LANGUAGES
+        for _, line in shell_lines(body)
+    }
+    assert set(NOT_RUN_HERE) <= shown, f"stale entries: {sorted(set(NOT_RUN_HERE) - shown)}"
+
+
+def test_tiny_keeps_what_the_readme_types():
+    parser = build_parser()
+    for line in readme_commands():
+        argv = shlex.split(line)[1:]
+        small = tiny(argv)
+        assert small[0] == argv[0], line
+        flags = {a.split("=", 1)[0] for a in argv if a.startswith("-")}
+        assert flags <= {a.split("=", 1)[0] for a in small if a.startswith("-")}, line
+        given, run = vars(parser.parse_args(argv)), vars(parser.parse_args(small))
+        capped = {_dest(f): c for f, c in CAPS.get(argv[0], {}).items()}
+        defaulted = {_dest(f) for f in DEFAULTS.get(argv[0], {}) if f not in flags}
+        for key, value in given.items():
+            if key in defaulted and key != "config":
+                continue  # not typed in the README: tiny() may choose it
+            if key in capped:
+                assert run[key] <= capped[key], (line, key)
+                assert value is None or run[key] <= value, (line, key)
+            elif key == "config":
+                assert os.path.samefile(os.path.join(REPO, value), run[key]), line
+            elif key == "set":
+                assert run[key][: len(value)] == value, line  # README overrides first
+            elif key == "quick":
+                assert run[key], line
+            else:
+                assert run[key] == value, (line, key)
+        if argv[0] == "train":
+            from meshsim.config import load_config
+
+            config = load_config(run["config"], run["set"])
+            assert config.train.steps <= 6 and config.model.latent_size <= 8, line
+            for override in given["set"]:  # README values that are not sizes survive
+                key, value = override.split("=", 1)
+                if not any(o.startswith(key + "=") for o in TINY_TRAIN):
+                    section, name = key.split(".")
+                    assert str(getattr(getattr(config, section), name)) == value, override
