@@ -22,20 +22,20 @@ import jax
 from meshsim.config import apply_overrides, load_config
 from meshsim.data import open_dataset
 from meshsim.data.pipeline import dataset_budget, iter_batches
-from meshsim.experiment import build_model, build_task
+from meshsim.experiment import build_simulator
 from meshsim.rollout import rollout_trajectory
 from meshsim.train import init_train_state, make_optimizer, make_train_step
 
 
 def measure(config_path: str, data: str, steps: int, rollout_steps: int) -> dict:
     config = apply_overrides(load_config(config_path), [f"data.path={data}"])
-    task, ds = build_task(config), open_dataset(data, config.data.train_split)
-    model, tx = build_model(config, task), make_optimizer(config.train.optimizer)
+    sim, ds = build_simulator(config), open_dataset(data, config.data.train_split)
+    task, tx = sim.task, make_optimizer(config.train.optimizer)
     trajs = [ds[i] for i in range(min(4, len(ds)))]
-    budget = dataset_budget(trajs)
+    budget = dataset_budget(trajs, task)
     batches = iter_batches(trajs, task, batch_size=config.data.batch_size, budget=budget)
-    state = init_train_state(model, task, tx, next(batches), jax.random.key(0))
-    train_step = make_train_step(model, task, tx)
+    state = init_train_state(sim, tx, jax.random.key(0))
+    train_step = make_train_step(sim, tx)
     t0 = time.perf_counter()
     state, m = train_step(state, next(batches), jax.random.key(1))
     m["loss"].block_until_ready()
@@ -48,7 +48,7 @@ def measure(config_path: str, data: str, steps: int, rollout_steps: int) -> dict
         m["loss"].block_until_ready()
         times.append(time.perf_counter() - t0)
     traj = trajs[0]
-    args = (model, task, state.params, state.normalizers, traj)
+    args = (sim, state.params, state.normalizers, traj)
     rollout_trajectory(*args, steps=rollout_steps, chunk=rollout_steps)  # compile
     t0 = time.perf_counter()
     rollout_trajectory(*args, steps=rollout_steps, chunk=rollout_steps)

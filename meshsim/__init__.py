@@ -5,6 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from meshsim.graph import (
     EdgeSet,
     MultiGraph,
+    NodeSet,
     PaddingBudget,
     batch,
     edges_from_cells,
@@ -14,8 +15,17 @@ from meshsim.graph import (
     to_jraph,
     unbatch,
 )
-from meshsim.models import EncodeProcessDecode, MeshGraphNet, count_params
+from meshsim.models import (
+    EncodeProcessDecode,
+    GraphCast,
+    MeshGraphNet,
+    Stage,
+    count_params,
+    get_model,
+)
+from meshsim.nn import InteractionBlock
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
+from meshsim.simulator import Simulator
 
 try:
     __version__ = version("meshsim")
@@ -26,15 +36,21 @@ __all__ = [
     "NUM_NODE_TYPES",
     "EdgeSet",
     "EncodeProcessDecode",
+    "GraphCast",
+    "InteractionBlock",
     "MeshGraphNet",
     "MultiGraph",
+    "NodeSet",
     "NodeType",
     "PaddingBudget",
+    "Simulator",
+    "Stage",
     "__version__",
     "batch",
     "count_params",
     "edges_from_cells",
     "from_jraph",
+    "get_model",
     "make_graph",
     "pad",
     "to_jraph",

@@ -15,7 +15,19 @@ import os
 import typing
 from typing import Any
 
-from meshsim.train import OptimizerConfig
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OptimizerConfig:
+    """Adam with lr(step) = learning_rate · decay_rate^(step / decay_steps) + min_learning_rate.
+
+    Defaults are the paper's: 1e-4 decaying ×0.1 over 5M steps, floor 1e-6.
+    """
+
+    learning_rate: float = 1e-4
+    decay_steps: int = 5_000_000
+    decay_rate: float = 0.1
+    min_learning_rate: float = 1e-6
+    grad_clip_norm: float | None = None  # global-norm clipping, off by default
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -42,15 +54,20 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """Network settings (see `meshsim.models.EncodeProcessDecode`); paper defaults."""
+    """Network settings: `name` picks a model of `meshsim.models.MODELS`, the other fields
+    are that model's (see `meshsim.models.EncodeProcessDecode`); MeshGraphNets defaults.
+    The output width and output node set come from the task."""
 
+    name: str = "meshgraphnet"
     latent_size: int = 128
     num_message_passing_steps: int = 15
     mlp_hidden_layers: int = 2
     activation: str = "relu"
+    layer_norm: bool = True
     aggregation: str = "sum"
     concat_trick: bool = True
     remat: bool | None = None  # None: on for CPU (see EncodeProcessDecode.remat)
+    scan_unroll: int = 1
     dtype: str = "float32"
 
 

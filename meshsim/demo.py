@@ -15,6 +15,7 @@ import logging
 import os
 import time
 
+from meshsim import atomic
 from meshsim.config import ExperimentConfig, apply_overrides, load_config
 
 logger = logging.getLogger(__name__)
@@ -121,9 +122,7 @@ def run_demo(
         "timing": timing,
         "config": os.path.relpath(config_path),
     }
-    for name in ("metrics.json",):
-        with open(os.path.join(workdir, name), "w") as f:
-            json.dump(summary, f, indent=2)
+    atomic.write_json(os.path.join(workdir, "metrics.json"), summary)
     for src in plots:
         dst = os.path.join(workdir, os.path.basename(src))
         if os.path.abspath(src) != os.path.abspath(dst):
@@ -158,7 +157,6 @@ rolled out {result["steps"]} steps from the first frame:
 Files: `metrics.json`, `rollout.gif`, `comparison.png`, `loss.png`, `run/` (checkpoints,
 `metrics.jsonl`, `rollouts.h5`).
 """
-    with open(os.path.join(workdir, "report.md"), "w") as f:
-        f.write(report)
+    atomic.write_text(os.path.join(workdir, "report.md"), report)
     print(report)
     return 0 if beats else 1

@@ -19,17 +19,20 @@ from collections.abc import Sequence
 import jax
 import numpy as np
 
+from meshsim import atomic
 from meshsim import metrics as M
 from meshsim.checkpoint import Checkpointer
 from meshsim.config import ExperimentConfig, config_from_dict, config_to_dict
 from meshsim.data import open_dataset
 from meshsim.data.pipeline import dataset_budget, iter_batches, prefetch
-from meshsim.models import MeshGraphNet
+from meshsim.models import EncodeProcessDecode, get_model
 from meshsim.normalization import save_normalizers
 from meshsim.rollout import rollout_trajectory
+from meshsim.simulator import Simulator
 from meshsim.tasks import Task, get_task
 from meshsim.train import (
     TrainState,
+    abstract_train_state,
     init_train_state,
     learning_rate,
     make_accumulate_step,
@@ -41,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_task(config: ExperimentConfig) -> Task:
+    """The task named by `config.task`, with the config's noise overrides."""
     kwargs = {}
     if config.noise_std is not None:
         kwargs["noise_std"] = config.noise_std
@@ -49,27 +53,36 @@ def build_task(config: ExperimentConfig) -> Task:
     return get_task(config.task, **kwargs)
 
 
-def build_model(config: ExperimentConfig, task: Task) -> MeshGraphNet:
+def build_model(config: ExperimentConfig, task: Task) -> EncodeProcessDecode:
+    """The model named by `config.model.name`; its output comes from the task."""
     m = config.model
-    return MeshGraphNet(
+    try:
+        dtype = jax.numpy.dtype(m.dtype)
+    except TypeError as e:
+        raise ValueError(
+            f"model.dtype: expected a dtype name such as 'float32', got {m.dtype!r}"
+        ) from e
+    return get_model(
+        m.name,
         output_size=task.output_size,
+        output_node_set=task.node_set,
         latent_size=m.latent_size,
         num_message_passing_steps=m.num_message_passing_steps,
         mlp_hidden_layers=m.mlp_hidden_layers,
         activation=m.activation,
+        layer_norm=m.layer_norm,
         aggregation=m.aggregation,
         concat_trick=m.concat_trick,
         remat=m.remat,
-        receivers_sorted=True,  # edges_from_cells, pad and batch keep receivers sorted
-        dtype=jax.numpy.dtype(m.dtype),
+        scan_unroll=m.scan_unroll,
+        dtype=dtype,
     )
 
 
-def _write_json_atomic(path: str, data) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+def build_simulator(config: ExperimentConfig) -> Simulator:
+    """Task + model of a config; raises ValueError/TypeError for bad settings."""
+    task = build_task(config)
+    return Simulator(model=build_model(config, task), task=task)
 
 
 def _prepare_workdir(config: ExperimentConfig, workdir: str) -> None:
@@ -87,7 +100,7 @@ def _prepare_workdir(config: ExperimentConfig, workdir: str) -> None:
                 f"workdir {workdir!r} holds a run with another config.json; "
                 "use a new --workdir or the same config"
             )
-    _write_json_atomic(path, new)
+    atomic.write_json(path, new)
 
 
 def _truncate_metrics(path: str, step: int) -> None:
@@ -96,9 +109,7 @@ def _truncate_metrics(path: str, step: int) -> None:
         return
     with open(path) as f:
         lines = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-    with open(path + ".tmp", "w") as f:
-        f.writelines(lines)
-    os.replace(path + ".tmp", path)
+    atomic.write_text(path, "".join(lines))
 
 
 class _MetricsLog:
@@ -138,41 +149,31 @@ def _lengths(dataset, task: Task) -> list[int]:
     return [int(t[task.state_field].shape[0]) for t in dataset.iter(fields=[task.state_field])]
 
 
-def _static(dataset) -> list[dict]:
-    return list(dataset.iter(fields=["cells", "mesh_pos"]))
+def _static(dataset, task: Task) -> list[dict]:
+    """The fields each trajectory's structure is built from (not the dynamic ones)."""
+    fields = task.structure_fields
+    return list(dataset.iter(fields=None if fields is None else list(fields)))
 
 
-def _initial_state(config, task, model, tx, dataset, budget, lengths=None) -> TrainState:
-    """Fresh state: parameters initialised on the first training batch, empty statistics."""
-    first = next(
-        iter_batches(
-            dataset,
-            task,
-            batch_size=config.data.batch_size,
-            budget=budget,
-            seed=config.train.seed,
-            lengths=lengths,
-            pool_size=1,
-        )
-    )
+def _initial_state(config: ExperimentConfig, sim: Simulator, tx) -> TrainState:
+    """Fresh state: parameters from the task's feature widths, empty statistics."""
     return init_train_state(
-        model,
-        task,
+        sim,
         tx,
-        first,
         jax.random.key(config.train.seed),
         max_accumulations=config.train.normalizer_max_accumulations,
     )
 
 
 def evaluate_rollouts(
-    model, task: Task, state: TrainState, trajectories: Sequence, *, steps: int | None, budget
+    sim: Simulator, state: TrainState, trajectories: Sequence, *, steps: int | None, budget
 ) -> tuple[dict, dict, list[np.ndarray]]:
     """Rollout RMSE of the model and of persistence, averaged over trajectories."""
+    task = sim.task
     model_metrics, persistence_metrics, predictions = [], [], []
     for traj in trajectories:
         pred = rollout_trajectory(
-            model, task, state.params, state.normalizers, traj, steps=steps, budget=budget
+            sim, state.params, state.normalizers, traj, steps=steps, budget=budget
         )
         start = task.order - 1
         truth = np.asarray(traj[task.state_field])[start : start + pred.shape[0]]
@@ -195,12 +196,12 @@ def run_training(
     `max_steps` stops early (at that global step) without changing the config, which
     is how a run is split into several invocations.
     """
-    _prepare_workdir(config, workdir)
-    task, tc = build_task(config), config.train
-    model = build_model(config, task)
+    sim, tc = build_simulator(config), config.train  # validates the config first
+    task = sim.task
     tx = make_optimizer(tc.optimizer)
     train_ds = open_dataset(config.data.path, config.data.train_split)
-    budget = dataset_budget(_static(train_ds))
+    _prepare_workdir(config, workdir)
+    budget = dataset_budget(_static(train_ds, task), task)
     lengths = _lengths(train_ds, task)
     valid_ds = None
     if tc.eval_every > 0:
@@ -212,7 +213,7 @@ def run_training(
     checkpointer = Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=tc.keep_checkpoints
     )
-    state = _initial_state(config, task, model, tx, train_ds, budget, lengths)
+    state = _initial_state(config, sim, tx)
     if checkpointer.latest_step() is not None:
         state = checkpointer.restore(state)
         logger.info("resumed from step %d", int(state.step))
@@ -233,8 +234,8 @@ def run_training(
         ),
         size=config.data.prefetch,
     )
-    train_step = make_train_step(model, task, tx)
-    accumulate_step = make_accumulate_step(task)
+    train_step = make_train_step(sim, tx)
+    accumulate_step = make_accumulate_step(sim)
     step_key = jax.random.key(tc.seed + 1)
     bar = None
     if progress:
@@ -282,7 +283,7 @@ def run_training(
                     )
             if eval_trajs and done % tc.eval_every == 0 and done > tc.accumulate_steps:
                 model_m, _, _ = evaluate_rollouts(
-                    model, task, state, eval_trajs, steps=eval_steps, budget=None
+                    sim, state, eval_trajs, steps=eval_steps, budget=None
                 )
                 log.write({"step": done, **{f"eval/rmse_{k}": v for k, v in model_m.items()}})
             if done % tc.checkpoint_every == 0 or done == end:
@@ -299,26 +300,33 @@ def run_training(
     return state
 
 
-def load_run(workdir: str):
-    """(config, task, model, state) of the newest checkpoint in a run directory."""
+def load_config_of(workdir: str) -> ExperimentConfig:
+    """The config.json of a run directory."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"workdir: no config.json in {workdir!r}")
     with open(path) as f:
-        config = config_from_dict(ExperimentConfig, json.load(f))
-    task = build_task(config)
-    model = build_model(config, task)
-    tx = make_optimizer(config.train.optimizer)
-    ds = open_dataset(config.data.path, config.data.train_split)
-    like = _initial_state(
-        config, task, model, tx, ds, dataset_budget(_static(ds)), _lengths(ds, task)
+        return config_from_dict(ExperimentConfig, json.load(f))
+
+
+def load_run(workdir: str) -> tuple[ExperimentConfig, Simulator, TrainState]:
+    """(config, simulator, state) of the newest checkpoint in a run directory.
+
+    The restore template comes from `jax.eval_shape`, so no training data is opened.
+    """
+    config = load_config_of(workdir)
+    sim = build_simulator(config)
+    like = abstract_train_state(
+        sim,
+        make_optimizer(config.train.optimizer),
+        max_accumulations=config.train.normalizer_max_accumulations,
     )
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
     try:
         state = checkpointer.restore(like)
     finally:
         checkpointer.close()
-    return config, task, model, state
+    return config, sim, state
 
 
 def _select(dataset, num: int | None) -> list:
@@ -335,11 +343,9 @@ def run_evaluation(
     save_rollouts: bool = True,
 ) -> dict:
     """Rolls out `num` trajectories of `split`; writes metrics.json (and rollouts.h5)."""
-    config, task, model, state = load_run(workdir)
+    config, sim, state = load_run(workdir)
     trajs = _select(open_dataset(config.data.path, split), num)
-    model_m, persistence_m, preds = evaluate_rollouts(
-        model, task, state, trajs, steps=steps, budget=None
-    )
+    model_m, persistence_m, preds = evaluate_rollouts(sim, state, trajs, steps=steps, budget=None)
     result = {
         "rollout_rmse": {"model": model_m, "persistence": persistence_m},
         "split": split,
@@ -347,9 +353,9 @@ def run_evaluation(
         "steps": int(preds[0].shape[0] - 1),
         "checkpoint_step": int(state.step),
     }
-    _write_json_atomic(os.path.join(workdir, "metrics.json"), result)
+    atomic.write_json(os.path.join(workdir, "metrics.json"), result)
     if save_rollouts:
-        save_rollouts_h5(os.path.join(workdir, "rollouts.h5"), task, trajs, preds)
+        save_rollouts_h5(os.path.join(workdir, "rollouts.h5"), sim.task, trajs, preds)
     return result
 
 
@@ -364,11 +370,12 @@ def run_rollouts(workdir: str, *, split="valid", num=None, steps=None, export=Fa
     run_evaluation(workdir, split=split, num=num, steps=steps, save_rollouts=True)
     path = os.path.join(workdir, "rollouts.h5")
     if export:
+        task = build_task(load_config_of(workdir))
         out = os.path.join(workdir, "paraview")
         os.makedirs(out, exist_ok=True)
         for i, r in enumerate(load_rollouts_h5(path)):
             fields = {"pred": r["pred"], "truth": r["truth"], "error": r["pred"] - r["truth"]}
-            if r["pred"].shape[-1] == 3:  # Lagrangian: the points themselves move
+            if task.lagrangian:  # the points themselves move
                 export_vtk_frames(
                     os.path.join(out, f"{i:05d}"), r["cells"], fields, points_per_frame=r["pred"]
                 )
@@ -381,8 +388,7 @@ def save_rollouts_h5(path: str, task: Task, trajectories, predictions) -> None:
     """One group per trajectory: `pred`/`truth` [T, N, d], `mesh_pos`, `cells`, `node_type`."""
     import h5py
 
-    tmp = path + ".tmp"
-    with h5py.File(tmp, "w") as f:
+    with atomic.atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["state_field"] = task.state_field
         for i, (traj, pred) in enumerate(zip(trajectories, predictions)):
             g = f.create_group(f"{i:05d}")
@@ -391,7 +397,6 @@ def save_rollouts_h5(path: str, task: Task, trajectories, predictions) -> None:
             g["truth"] = np.asarray(traj[task.state_field])[start : start + pred.shape[0]]
             for name in ("mesh_pos", "cells", "node_type"):
                 g[name] = np.asarray(traj[name])[0]
-    os.replace(tmp, path)
 
 
 def load_rollouts_h5(path: str) -> list[dict]:
@@ -413,38 +418,35 @@ def run_plots(workdir: str, *, frame: int | None = None, every: int = 2) -> list
     rollouts_path = os.path.join(workdir, "rollouts.h5")
     if not os.path.exists(rollouts_path):
         return paths
+    task = build_task(load_config_of(workdir))
     r = load_rollouts_h5(rollouts_path)[0]
     pred, truth = r["pred"], r["truth"]
-    if pred.shape[-1] == 2:  # a velocity field on a 2-D mesh: plot the x component
-        frame = pred.shape[0] - 1 if frame is None else frame
-        fig = plotting.plot_comparison(
-            r["mesh_pos"],
-            r["cells"],
-            pred[frame, :, 0],
-            truth[frame, :, 0],
-            title=f"u_x, step {frame}",
+    gif = os.path.join(workdir, "rollout.gif")
+    if task.lagrangian:  # the mesh moves: draw it
+        paths += [
+            str(p) for p in plotting.animate_cloth(pred, r["cells"], gif, truth=truth, every=every)
+        ]
+        return paths
+    pred_scalar, label = task.plot_scalar(pred)
+    truth_scalar, _ = task.plot_scalar(truth)
+    frame = pred.shape[0] - 1 if frame is None else frame
+    fig = plotting.plot_comparison(
+        r["mesh_pos"],
+        r["cells"],
+        pred_scalar[frame],
+        truth_scalar[frame],
+        title=f"{label}, step {frame}",
+    )
+    out = os.path.join(workdir, "comparison.png")
+    with atomic.atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100)
+    paths.append(out)
+    paths += [
+        str(p)
+        for p in plotting.animate_rollout(
+            r["mesh_pos"], r["cells"], pred_scalar, truth_scalar, gif, every=every
         )
-        out = os.path.join(workdir, "comparison.png")
-        fig.savefig(out, dpi=100)
-        paths.append(out)
-        paths += [
-            str(p)
-            for p in plotting.animate_rollout(
-                r["mesh_pos"],
-                r["cells"],
-                pred[..., 0],
-                truth[..., 0],
-                os.path.join(workdir, "rollout.gif"),
-                every=every,
-            )
-        ]
-    else:  # cloth
-        paths += [
-            str(p)
-            for p in plotting.animate_cloth(
-                pred, r["cells"], os.path.join(workdir, "rollout.gif"), truth=truth, every=every
-            )
-        ]
+    ]
     return paths
 
 

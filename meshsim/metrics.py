@@ -40,7 +40,9 @@ _FEATURE_REDUCTIONS = ("mean", "sum")
 
 
 def _node_mask(mask: jax.Array | None, lead_shape: tuple[int, ...]) -> jax.Array:
-    """Float 0/1 mask broadcast to `lead_shape`; `mask` may cover trailing axes only."""
+    """Float weights broadcast to `lead_shape`; `mask` may cover trailing axes only.
+
+    A bool or integer mask gives 0/1 weights; a floating one is used as weights."""
     if mask is None:
         return jnp.ones(lead_shape, jnp.float32)
     mask = jnp.asarray(mask)
@@ -49,7 +51,16 @@ def _node_mask(mask: jax.Array | None, lead_shape: tuple[int, ...]) -> jax.Array
         raise ValueError(
             f"mask must have shape {lead_shape} or a trailing part of it, got {mask.shape}"
         )
-    return jnp.broadcast_to((mask != 0).astype(jnp.float32), lead_shape)
+    weights = mask if jnp.issubdtype(mask.dtype, jnp.floating) else mask != 0
+    return jnp.broadcast_to(weights.astype(jnp.float32), lead_shape)
+
+
+def _weighted_mean(err: jax.Array, w: jax.Array, axis=None) -> jax.Array:
+    """sum(w·err) / sum(w) over `axis`, 0 where every weight is 0; entries of weight 0 never
+    leak in (padded entries may hold inf/NaN), and the gradient stays finite."""
+    total = jnp.sum(jnp.where(w > 0, err * w, 0.0), axis=axis)
+    weight = jnp.sum(w, axis=axis)
+    return total / jnp.where(weight > 0, weight, 1.0)
 
 
 def _squared_error(
@@ -82,22 +93,20 @@ def masked_mse(
     Args:
         pred: `[..., N, F]` prediction.
         target: same shape as `pred`.
-        mask: `[N]` or `[..., N]` bool/0-1 over nodes; None selects all.
+        mask: `[N]` or `[..., N]` over nodes: bool/int (0 drops a node) or float weights
+            (e.g. cell areas); None selects all.
         feature_reduction: "mean" (evaluation, as MeshGraphNets' `*_eval.py`) or
             "sum" (the MeshGraphNets training loss sums over features).
 
     Returns:
-        `[]` float32: sum of masked per-node errors / number of masked nodes (0 if none).
+        `[]` float32: weighted sum of per-node errors / sum of weights (0 if all are 0).
 
     Raises:
         ValueError: on mismatched shapes or an unknown `feature_reduction`.
     """
     pred, target = jnp.asarray(pred), jnp.asarray(target)
     err = _squared_error(pred, target, feature_reduction, ("pred", "target"))  # [..., N]
-    w = _node_mask(mask, err.shape)
-    # where(): padded entries may hold garbage (inf/NaN) and must not leak in.
-    total = jnp.sum(jnp.where(w > 0, err, 0.0))
-    return total / jnp.maximum(jnp.sum(w), 1.0)
+    return _weighted_mean(err, _node_mask(mask, err.shape))
 
 
 def masked_rmse(
@@ -126,8 +135,7 @@ def per_step_mse(pred: jax.Array, truth: jax.Array, mask: jax.Array | None = Non
     if pred.ndim != 3:
         raise ValueError(f"pred must have shape [T, N, F], got {pred.shape}")
     err = _squared_error(pred, truth, "mean", ("pred", "truth"))  # [T, N]
-    w = _node_mask(mask, err.shape)
-    return jnp.sum(jnp.where(w > 0, err, 0.0), axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0)
+    return _weighted_mean(err, _node_mask(mask, err.shape), axis=1)
 
 
 def rollout_rmse(

@@ -1,4 +1,4 @@
-"""Network building blocks: MLPs and the interaction (message-passing) block.
+"""Network building blocks: MLPs and the typed interaction (message-passing) block.
 
 The edge update of an interaction block is an MLP on `[e, v_sender, v_receiver]`.
 Its first layer is linear, so `concat([e, v_s, v_r]) @ W` equals
@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from meshsim import ops
+from meshsim.graph import GraphFeatures
 
 ACTIVATIONS = {
     "relu": nn.relu,
@@ -99,29 +100,37 @@ class MLP(nn.Module):
         return x.astype(jnp.float32)
 
 
-class InteractionBlock(nn.Module):
-    """One message-passing step over several edge sets (Battaglia et al. 2018).
+# (edge set, sender node set, receiver node set) — the static typing a block needs.
+EdgeType = tuple[str, str, str]
 
-    For each edge set k (names sorted): e_k' = e_k + MLP_k([e_k, v_s, v_r]).
-    Then v' = v + MLP_v([v, agg_k(e_k') for every k]), aggregating over receivers.
-    Written as `(carry, structure) -> (carry, None)` so `nn.scan` can stack steps.
+
+class InteractionBlock(nn.Module):
+    """One message-passing step over the edge sets of a stage (Battaglia et al. 2018).
+
+    For each edge set k of `edge_types` (sorted by name), from node set s(k) to r(k):
+    e_k' = e_k + MLP_k([e_k, v_s(k)[senders], v_r(k)[receivers]]). Then each node set n
+    that some of these edge sets point into: v_n' = v_n + MLP_n([v_n, agg(e_k') for
+    each k into n]), aggregated over receivers. Node sets that receive nothing here and
+    edge sets outside `edge_types` are returned unchanged. Separate MLPs per edge set
+    (`edge_<k>`) and per node set (`node_<n>`).
+
+    Any block with these constructor keywords and this call signature can replace it
+    in `EncodeProcessDecode(block=...)` (e.g. an attention block).
 
     Attributes:
+      edge_types: ((edge set, sender set, receiver set), ...) this block runs.
       latent_size, num_hidden_layers, activation, layer_norm, dtype: MLP settings.
       aggregation: "sum" (MeshGraphNets), "mean" or "max".
-      edge_set_names: the edge sets this block updates (None: all in the carry).
       concat_trick: gather node projections after the first edge-MLP layer.
-      receivers_sorted: receivers are sorted (faster scatter on some backends).
     """
 
+    edge_types: tuple[EdgeType, ...]
     latent_size: int
     num_hidden_layers: int = 2
     activation: str = "relu"
     layer_norm: bool = True
     aggregation: str = "sum"
-    edge_set_names: tuple[str, ...] | None = None
     concat_trick: bool = True
-    receivers_sorted: bool = False
     dtype: Any = jnp.float32
 
     def _mlp(self, name: str) -> MLP:
@@ -138,35 +147,30 @@ class InteractionBlock(nn.Module):
 
     @nn.compact
     def __call__(
-        self,
-        carry: tuple[jax.Array, Mapping[str, jax.Array]],
-        structure: Mapping[str, tuple[jax.Array, jax.Array]],
+        self, latents: GraphFeatures, structure: Mapping[str, tuple[jax.Array, jax.Array]]
     ):
         """One step.
 
         Args:
-          carry: (nodes [N, L], {name: edges [E_k, L]}).
-          structure: {name: (senders [E_k] int32, receivers [E_k] int32)}.
+          latents: GraphFeatures — nodes {set: [N_s, L]}, edges {set: [E_k, L]}.
+          structure: {edge set: (senders [E_k] int32, receivers [E_k] int32)}.
+
+        Returns:
+          (new latents, None), the shape `nn.scan` stacks.
         """
-        nodes, edges = carry
-        names = self.edge_set_names or tuple(sorted(edges))
-        num_nodes = nodes.shape[0]
-        new_edges = dict(edges)
-        aggregated = []
-        for name in names:
+        nodes, edges = dict(latents.nodes), dict(latents.edges)
+        incoming: dict[str, list[jax.Array]] = {}
+        for name, sender, receiver in sorted(self.edge_types):
             senders, receivers = structure[name]
             update = self._mlp(f"edge_{name}")(
-                [(edges[name], None), (nodes, senders), (nodes, receivers)]
+                [(edges[name], None), (nodes[sender], senders), (nodes[receiver], receivers)]
             )
-            new_edges[name] = edges[name] + update
-            aggregated.append(
-                ops.aggregate(
-                    self.aggregation,
-                    new_edges[name],
-                    receivers,
-                    num_nodes,
-                    indices_are_sorted=self.receivers_sorted,
-                )
+            edges[name] = edges[name] + update
+            incoming.setdefault(receiver, []).append(
+                ops.aggregate(self.aggregation, edges[name], receivers, nodes[receiver].shape[0])
             )
-        update = self._mlp("node")([(nodes, None)] + [(a, None) for a in aggregated])
-        return (nodes + update, new_edges), None
+        for node_set, messages in sorted(incoming.items()):
+            v = nodes[node_set]
+            update = self._mlp(f"node_{node_set}")([(v, None)] + [(m, None) for m in messages])
+            nodes[node_set] = v + update
+        return GraphFeatures(nodes=nodes, edges=edges), None

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,6 +46,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from meshsim import atomic
 
 __all__ = [
     "FixedNormalizer",
@@ -331,14 +332,14 @@ def update(
 class Normalizers:
     """The normalizers of one model; a pytree saved with the checkpoint."""
 
-    node: Normalizer  # node input features [num_nodes, F_node]
-    edges: dict[str, Normalizer]  # edge input features per edge-set name ('mesh', 'world', ...)
-    output: Normalizer | None = None  # network outputs / targets [num_nodes, F_out]
+    nodes: dict[str, Normalizer]  # node input features per node set {'mesh': [N, F], ...}
+    edges: dict[str, Normalizer]  # edge input features per edge set ('mesh', 'world', ...)
+    output: Normalizer | None = None  # network outputs / targets [N_out, F_out]
 
     def to_dict(self) -> dict[str, Any]:
         """Nested dict of numpy arrays and Python scalars (host side)."""
         return {
-            "node": normalizer_to_dict(self.node),
+            "nodes": {k: normalizer_to_dict(v) for k, v in self.nodes.items()},
             "edges": {k: normalizer_to_dict(v) for k, v in self.edges.items()},
             "output": None if self.output is None else normalizer_to_dict(self.output),
         }
@@ -346,12 +347,12 @@ class Normalizers:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Normalizers:
         """Inverse of `to_dict`; also accepts lists (a dict read back from JSON)."""
-        for key in ("node", "edges"):
+        for key in ("nodes", "edges"):
             if key not in data:
                 raise ValueError(f"normalizers dict lacks {key!r}; has {sorted(data)}")
         output = data.get("output")
         return cls(
-            node=normalizer_from_dict(data["node"]),
+            nodes={k: normalizer_from_dict(v) for k, v in data["nodes"].items()},
             edges={k: normalizer_from_dict(v) for k, v in data["edges"].items()},
             output=None if output is None else normalizer_from_dict(output),
         )
@@ -414,18 +415,7 @@ def _jsonable(value: Any) -> Any:
 
 def save_normalizers(path: str | os.PathLike, normalizers: Normalizers) -> None:
     """Writes `normalizers.to_dict()` as JSON, atomically (temp file + rename)."""
-    path = os.fspath(path)
-    text = json.dumps(_jsonable(normalizers.to_dict()), indent=1)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".normalizers-", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic.write_json(path, _jsonable(normalizers.to_dict()), indent=1)
 
 
 def load_normalizers(path: str | os.PathLike) -> Normalizers:

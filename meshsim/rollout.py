@@ -17,38 +17,36 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from meshsim.data.pipeline import pad_window, trajectory_graph
 from meshsim.graph import MultiGraph, PaddingBudget
 from meshsim.normalization import Normalizers
-from meshsim.simulator import predict_next_state
-from meshsim.tasks.base import Task
+from meshsim.simulator import Simulator
+from meshsim.window import pad_window
 
 
 def rollout_step(
-    model: nn.Module,
-    task: Task,
+    sim: Simulator,
     params: Any,
     normalizers: Normalizers,
+    *,
     fields: dict,
     structure: MultiGraph,
     prescribed: jax.Array,
 ) -> tuple[dict, jax.Array]:
     """One step: (fields_t, prescribed state_{t+1} [N, d]) -> (fields_{t+1}, state_{t+1})."""
-    predicted = predict_next_state(model, task, params, normalizers, fields, structure)
-    new_fields = task.advance(fields, predicted, prescribed)
-    return new_fields, new_fields[task.state_field]
+    predicted = sim.predict(params, normalizers, fields, structure)
+    new_fields = sim.task.advance(fields, predicted, prescribed)
+    return new_fields, new_fields[sim.task.state_field]
 
 
 def rollout(
-    model: nn.Module,
-    task: Task,
+    sim: Simulator,
     params: Any,
     normalizers: Normalizers,
+    *,
     fields: dict,
     structure: MultiGraph,
     prescribed: jax.Array,
@@ -57,7 +55,7 @@ def rollout(
 
     Args:
       fields: the window at the initial time (target fields are ignored).
-      structure: the mesh structure graph.
+      structure: the graph structure (zero-width features).
       prescribed: [T, N, d] the states of frames t+1..t+T (used on prescribed nodes).
 
     Returns:
@@ -65,25 +63,28 @@ def rollout(
     """
 
     def body(carry, prescribed_t):
-        return rollout_step(model, task, params, normalizers, carry, structure, prescribed_t)
+        return rollout_step(
+            sim, params, normalizers, fields=carry, structure=structure, prescribed=prescribed_t
+        )
 
     carry = {k: v for k, v in fields.items() if not k.startswith("target|")}
     return jax.lax.scan(body, carry, prescribed)
 
 
 @functools.lru_cache(maxsize=16)
-def _chunk_fn(model: nn.Module, task: Task):
-    """One jitted chunk function per (model, task), reused across calls."""
+def _chunk_fn(sim: Simulator):
+    """One jitted chunk function per simulator, reused across calls."""
 
     def chunk(params, normalizers, fields, structure, prescribed):
-        return rollout(model, task, params, normalizers, fields, structure, prescribed)
+        return rollout(
+            sim, params, normalizers, fields=fields, structure=structure, prescribed=prescribed
+        )
 
     return jax.jit(chunk)
 
 
 def rollout_trajectory(
-    model: nn.Module,
-    task: Task,
+    sim: Simulator,
     params: Any,
     normalizers: Normalizers,
     trajectory: Mapping[str, np.ndarray],
@@ -96,35 +97,35 @@ def rollout_trajectory(
     """Rolls a model out from a ground-truth trajectory's initial frame(s). Host driven.
 
     Args:
-      trajectory: CONVENTIONS.md layout; provides the mesh, the initial state and the
-        prescribed values of non-simulated nodes.
+      trajectory: CONVENTIONS.md layout; provides the structure, the initial state and
+        the prescribed values of non-simulated nodes.
       steps: predicted steps (default: to the end of the trajectory).
       start: initial frame (default: the first frame with enough history, order − 1).
       chunk: steps per compiled scan; memory on device is O(chunk · N).
-      budget: padding for the mesh (default: its own bucket); pass the training
+      budget: padding for the graph (default: its own bucket); pass the training
         budget to reuse one compiled function across meshes.
 
     Returns:
       [steps + 1, N, d] float32 states on the host: frame 0 is the initial state,
       frame k the prediction k steps later.
     """
+    task = sim.task
     state = np.asarray(trajectory[task.state_field])
-    total = state.shape[0]
     start = task.order - 1 if start is None else start
-    max_steps = total - 1 - start
+    max_steps = state.shape[0] - 1 - start
     steps = max_steps if steps is None else steps
     if not 1 <= steps <= max_steps:
         raise ValueError(f"steps: expected 1..{max_steps} from frame {start}, got {steps}")
     if chunk < 1:
         raise ValueError(f"chunk: expected ≥ 1, got {chunk}")
-    graph = trajectory_graph(trajectory)
-    num_nodes = graph.num_nodes
+    graph = task.structure(trajectory)
+    num_nodes = graph.num_nodes(task.node_set)
     budget = budget or PaddingBudget.fit(graph)
-    window = pad_window(task.window(trajectory, start, graph), budget)
+    window = pad_window(task.window(trajectory, start, graph), budget, task.node_set)
     fields = jax.device_put({k: v for k, v in window.fields.items() if not k.startswith("target|")})
     structure = jax.device_put(window.graph)
-    fn = _chunk_fn(model, task)
-    pad_nodes = budget.n_node - num_nodes
+    fn = _chunk_fn(sim)
+    pad_nodes = budget.n_node[task.node_set] - num_nodes
     outputs = [state[start]]
     for begin in range(0, steps, chunk):
         n = min(chunk, steps - begin)

@@ -1,11 +1,15 @@
-"""A learned simulator = a task + a network + normalizers; shared by train and rollout.
+"""A learned simulator = a task + a network (+ normalizers); shared by train and rollout.
 
-All functions here are pure and jit-safe. `fields` and `structure` describe one
-window (see `meshsim.tasks.base`); the trainer `vmap`s over a batch of them.
+`Simulator` is a frozen, hashable pair, so it can be a static argument of
+`jax.jit`. Its methods are pure; those on fields and structures are jit-safe
+and work on one window (the trainer `vmap`s them over a batch). Normalizers
+are kept per node set, per edge set and for the output (MeshGraphNets'
+online normalizers, or fixed statistics as in GraphCast).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -13,67 +17,124 @@ import jax
 import jax.numpy as jnp
 
 from meshsim import normalization as norm
-from meshsim.graph import MultiGraph
+from meshsim.graph import GraphFeatures, MultiGraph, placeholder_graph
 from meshsim.tasks.base import Task
 
 
-def init_normalizers(task: Task, *, max_accumulations: int) -> norm.Normalizers:
-    """Empty online normalizers sized for the task's node, edge and output features."""
-    return norm.Normalizers(
-        node=norm.init_normalizer(task.node_feature_size, max_accumulations=max_accumulations),
-        edges={
-            name: norm.init_normalizer(size, max_accumulations=max_accumulations)
-            for name, size in task.edge_feature_sizes.items()
-        },
-        output=norm.init_normalizer(task.output_size, max_accumulations=max_accumulations),
-    )
+@dataclasses.dataclass(frozen=True)
+class Simulator:
+    """A task and the network that predicts its updates.
 
-
-def normalize_graph(normalizers: norm.Normalizers, graph: MultiGraph) -> MultiGraph:
-    """Node and edge features mapped to zero mean, unit variance."""
-    edge_sets = {
-        name: es._replace(features=norm.normalize(normalizers.edges[name], es.features))
-        for name, es in graph.edge_sets.items()
-    }
-    return graph._replace(nodes=norm.normalize(normalizers.node, graph.nodes), edge_sets=edge_sets)
-
-
-def update_normalizers(
-    normalizers: norm.Normalizers, graphs: MultiGraph, targets: jax.Array
-) -> norm.Normalizers:
-    """Accumulates statistics of real nodes/edges of a (batched) graph and the targets.
-
-    Like MeshGraphNets, every real node counts (not only the simulated ones).
+    Attributes:
+      model: a flax module mapping a normalized graph to `[N_out, task.output_size]`.
+      task: the domain (graph building, targets, integration).
     """
-    return norm.Normalizers(
-        node=norm.update(normalizers.node, graphs.nodes, graphs.node_mask),
-        edges={
-            name: norm.update(normalizers.edges[name], es.features, es.mask)
-            for name, es in graphs.edge_sets.items()
-        },
-        output=norm.update(normalizers.output, targets, graphs.node_mask),
-    )
 
+    model: nn.Module
+    task: Task
 
-def predict_next_state(
-    model: nn.Module,
-    task: Task,
-    params: Any,
-    normalizers: norm.Normalizers,
-    fields: dict,
-    structure: MultiGraph,
-) -> jax.Array:
-    """[N, d] the next state predicted for every node (prescribed nodes not yet applied)."""
-    graph = normalize_graph(normalizers, task.build_graph(fields, structure))
-    output = model.apply(params, graph)
-    return task.integrate(fields, norm.denormalize(normalizers.output, output))
+    # ------------------------------------------------------------------ set-up
 
+    def template_graph(self) -> MultiGraph:
+        """A one-node-per-set graph with the task's feature widths (a shape template)."""
+        return placeholder_graph(self.task.node_feature_sizes, self.task.edge_types)
 
-def masked_node_loss(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
-    """MeshGraphNets loss: mean over masked nodes of the squared error summed over features.
+    def init_params(self, rng: jax.Array) -> Any:
+        """Fresh parameters. Their shapes depend on feature widths only, so no data is read."""
+        return jax.jit(self.model.init)(rng, self.template_graph())
 
-    pred, target: [..., N, F]; mask: [..., N] bool. Returns a scalar float32.
-    """
-    err = jnp.sum(jnp.square(pred - target), axis=-1)
-    m = mask.astype(err.dtype)
-    return jnp.sum(err * m) / jnp.maximum(jnp.sum(m), 1.0)
+    def init_normalizers(self, *, max_accumulations: int) -> norm.Normalizers:
+        """Empty online normalizers sized for the task's node, edge and output features."""
+        new = lambda size: norm.init_normalizer(size, max_accumulations=max_accumulations)
+        return norm.Normalizers(
+            nodes={k: new(f) for k, f in self.task.node_feature_sizes.items()},
+            edges={k: new(f) for k, (_, _, f) in self.task.edge_types.items()},
+            output=new(self.task.output_size),
+        )
+
+    # ------------------------------------------------------------------ jit side
+
+    def prepare(
+        self, fields: dict, structure: MultiGraph, rng: jax.Array | None
+    ) -> tuple[GraphFeatures, jax.Array, jax.Array]:
+        """One training example: (raw graph features, raw target [N, F], loss weights [N]).
+
+        Noise is added when `rng` is given. Only features leave, so a structure shared
+        by a batch is never copied per example.
+        """
+        node_mask = structure.node_sets[self.task.node_set].mask
+        if rng is not None:
+            fields = self.task.add_noise(fields, rng, node_mask)
+        graph = self.task.build_graph(fields, structure)
+        weights = self.task.loss_weights(fields, node_mask)
+        return graph.features(), self.task.target(fields), weights
+
+    def normalize_graph(self, normalizers: norm.Normalizers, graph: MultiGraph) -> MultiGraph:
+        """Node and edge features mapped to zero mean, unit variance."""
+        features = graph.features()
+        return graph.with_features(
+            GraphFeatures(
+                nodes={
+                    k: norm.normalize(normalizers.nodes[k], v) for k, v in features.nodes.items()
+                },
+                edges={
+                    k: norm.normalize(normalizers.edges[k], v) for k, v in features.edges.items()
+                },
+            )
+        )
+
+    def update_normalizers(
+        self,
+        normalizers: norm.Normalizers,
+        features: GraphFeatures,
+        structure: MultiGraph,
+        targets: jax.Array,
+        *,
+        axis_name: str | None = None,
+    ) -> norm.Normalizers:
+        """Accumulates statistics of real nodes/edges and of the targets of a batch.
+
+        `features` and `targets` carry a leading batch axis; `structure` may be stacked
+        (`[B, ...]`) or shared by the batch. Like MeshGraphNets, every real node counts
+        (not only the simulated ones).
+        """
+
+        def mask(m, x):
+            return jnp.broadcast_to(m, x.shape[:-1])
+
+        out_mask = structure.node_sets[self.task.node_set].mask
+        return norm.Normalizers(
+            nodes={
+                k: norm.update(
+                    normalizers.nodes[k],
+                    x,
+                    mask(structure.node_sets[k].mask, x),
+                    axis_name=axis_name,
+                )
+                for k, x in features.nodes.items()
+            },
+            edges={
+                k: norm.update(
+                    normalizers.edges[k],
+                    x,
+                    mask(structure.edge_sets[k].mask, x),
+                    axis_name=axis_name,
+                )
+                for k, x in features.edges.items()
+            },
+            output=norm.update(
+                normalizers.output, targets, mask(out_mask, targets), axis_name=axis_name
+            ),
+        )
+
+    def apply(self, params: Any, normalizers: norm.Normalizers, graph: MultiGraph) -> jax.Array:
+        """Normalized network output for a graph with raw features."""
+        return self.model.apply(params, self.normalize_graph(normalizers, graph))
+
+    def predict(
+        self, params: Any, normalizers: norm.Normalizers, fields: dict, structure: MultiGraph
+    ) -> jax.Array:
+        """[N, d] the next state predicted for every node (prescribed nodes not yet applied)."""
+        graph = self.task.build_graph(fields, structure)
+        output = self.apply(params, normalizers, graph)
+        return self.task.integrate(fields, norm.denormalize(normalizers.output, output))

@@ -1,10 +1,15 @@
-"""Training: a pure, jitted `train_step(state, batch, rng) -> (state, metrics)`.
+"""Training: a pure `train_step(state, batch, rng) -> (state, metrics)`, jitted or not.
 
 The step works on a `Batch` whose leaves carry a leading batch axis `[B, ...]`
 (several padded meshes per step): the network is `vmap`ped over it and every
 reduction is a global mean, so the very same function runs with that axis
 sharded across devices (`jit` + `NamedSharding`); there is no host-side
-per-device logic here.
+per-device logic here. `make_train_step(..., jit=False)` gives the bare step for
+callers that wrap it themselves (`pmap`, `shard_map`).
+
+A batch's graph is either stacked per example or one structure shared by every
+example (`meshsim.window.graph_batch_axis`); only features are batched inside
+the step, so a shared structure is never copied per example.
 
 MeshGraphNets recipe (Pfaff et al. 2021, App. A): noise on the state of
 simulated nodes with the target corrected by (1 − γ)·noise; online normalizers
@@ -14,39 +19,21 @@ for inputs and targets; the first steps only accumulate statistics
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flax
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
 from meshsim import normalization as norm
-from meshsim.data.pipeline import Batch
-from meshsim.simulator import (
-    init_normalizers,
-    masked_node_loss,
-    normalize_graph,
-    update_normalizers,
-)
-from meshsim.tasks.base import Task
+from meshsim.metrics import masked_mse
+from meshsim.simulator import Simulator
+from meshsim.window import Batch, graph_batch_axis
 
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class OptimizerConfig:
-    """Adam with lr(step) = learning_rate · decay_rate^(step / decay_steps) + min_learning_rate.
-
-    Defaults are the paper's: 1e-4 decaying ×0.1 over 5M steps, floor 1e-6.
-    """
-
-    learning_rate: float = 1e-4
-    decay_steps: int = 5_000_000
-    decay_rate: float = 0.1
-    min_learning_rate: float = 1e-6
-    grad_clip_norm: float | None = None  # global-norm clipping, off by default
+if TYPE_CHECKING:
+    from meshsim.config import OptimizerConfig
 
 
 @flax.struct.dataclass
@@ -60,7 +47,7 @@ class TrainState:
 
 
 def learning_rate(config: OptimizerConfig, count) -> jax.Array:
-    """The schedule's value after `count` optimizer updates."""
+    """lr(count) = learning_rate · decay_rate^(count / decay_steps) + min_learning_rate."""
     return (
         config.learning_rate * config.decay_rate ** (count / config.decay_steps)
         + config.min_learning_rate
@@ -76,43 +63,61 @@ def make_optimizer(config: OptimizerConfig) -> optax.GradientTransformation:
 
 
 def init_train_state(
-    model: nn.Module,
-    task: Task,
+    sim: Simulator,
     tx: optax.GradientTransformation,
-    batch: Batch,
     rng: jax.Array,
     *,
     max_accumulations: int = 1_000_000,
 ) -> TrainState:
-    """Parameters initialised on the first window of `batch`; empty normalizers."""
-    first = jax.tree_util.tree_map(lambda x: x[0], batch)
-    graph = task.build_graph(first.fields, first.graph)
-    params = jax.jit(model.init)(rng, graph)
+    """Fresh parameters (from feature widths alone: no data is read), empty normalizers."""
+    params = sim.init_params(rng)
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         opt_state=tx.init(params),
-        normalizers=init_normalizers(task, max_accumulations=max_accumulations),
+        normalizers=sim.init_normalizers(max_accumulations=max_accumulations),
     )
 
 
-def _prepare(task: Task, batch: Batch, rng: jax.Array):
-    """Noisy fields → (graphs [B, ...], raw targets [B, N, F], loss mask [B, N])."""
-    keys = jax.random.split(rng, batch.fields[task.state_field].shape[0])
+def abstract_train_state(
+    sim: Simulator, tx: optax.GradientTransformation, *, max_accumulations: int = 1_000_000
+) -> TrainState:
+    """The shapes and dtypes of a `TrainState` (`jax.eval_shape`): a restore template."""
+    return jax.eval_shape(
+        lambda rng: init_train_state(sim, tx, rng, max_accumulations=max_accumulations),
+        jax.random.key(0),
+    )
 
-    def one(fields, structure, key):
-        fields = task.add_noise(fields, key, structure.node_mask)
-        graph = task.build_graph(fields, structure)
-        mask = task.simulated_mask(fields) & structure.node_mask
-        return graph, task.target(fields), mask
 
-    return jax.vmap(one)(batch.fields, batch.graph, keys)
+def _prepare(sim: Simulator, batch: Batch, rng: jax.Array | None):
+    """Per-example features, raw targets [B, N, F] and loss weights [B, N]."""
+    size = batch.fields[sim.task.state_field].shape[0]
+    keys = None if rng is None else jax.random.split(rng, size)
+    return jax.vmap(
+        sim.prepare, in_axes=(0, graph_batch_axis(batch), 0 if keys is not None else None)
+    )(batch.fields, batch.graph, keys)
+
+
+def _loss(sim: Simulator, params, normalizers, batch: Batch, features, targets, weights):
+    """MeshGraphNets loss on normalized targets: masked mean over nodes of the squared
+    error summed over output features."""
+
+    def predict(f, structure):
+        return sim.apply(params, normalizers, structure.with_features(f))
+
+    pred = jax.vmap(predict, in_axes=(0, graph_batch_axis(batch)))(features, batch.graph)
+    targets = norm.normalize(normalizers.output, targets)
+    return masked_mse(pred, targets, weights, feature_reduction="sum")
+
+
+def _maybe_jit(fn, jit: bool, **kwargs):
+    return jax.jit(fn, **kwargs) if jit else fn
 
 
 def make_train_step(
-    model: nn.Module, task: Task, tx: optax.GradientTransformation
+    sim: Simulator, tx: optax.GradientTransformation, *, jit: bool = True
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
-    """The jitted training step; the state's buffers are donated (updated in place).
+    """The training step; jitted with the state's buffers donated unless `jit=False`.
 
     Returns `train_step(state, batch, rng) -> (state, metrics)` with metrics
     {"loss", "grad_norm"} as float32 scalars. `rng` should differ per step
@@ -121,16 +126,11 @@ def make_train_step(
     """
 
     def train_step(state: TrainState, batch: Batch, rng: jax.Array):
-        graphs, targets, mask = _prepare(task, batch, rng)
-        normalizers = update_normalizers(state.normalizers, graphs, targets)
-        graphs = jax.vmap(normalize_graph, in_axes=(None, 0))(normalizers, graphs)
-        targets = norm.normalize(normalizers.output, targets)
-
-        def loss_fn(params):
-            pred = jax.vmap(model.apply, in_axes=(None, 0))(params, graphs)
-            return masked_node_loss(pred, targets, mask)
-
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        features, targets, weights = _prepare(sim, batch, rng)
+        normalizers = sim.update_normalizers(state.normalizers, features, batch.graph, targets)
+        loss, grads = jax.value_and_grad(
+            lambda p: _loss(sim, p, normalizers, batch, features, targets, weights)
+        )(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         new_state = TrainState(
             step=state.step + 1,
@@ -140,29 +140,27 @@ def make_train_step(
         )
         return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
-    return jax.jit(train_step, donate_argnums=0)
+    return _maybe_jit(train_step, jit, donate_argnums=0)
 
 
-def make_accumulate_step(task: Task) -> Callable[[TrainState, Batch, jax.Array], TrainState]:
-    """A jitted step that only accumulates normalizer statistics (MeshGraphNets' warm-up)."""
+def make_accumulate_step(
+    sim: Simulator, *, jit: bool = True
+) -> Callable[[TrainState, Batch, jax.Array], TrainState]:
+    """A step that only accumulates normalizer statistics (MeshGraphNets' warm-up)."""
 
     def accumulate_step(state: TrainState, batch: Batch, rng: jax.Array) -> TrainState:
-        graphs, targets, _ = _prepare(task, batch, rng)
-        normalizers = update_normalizers(state.normalizers, graphs, targets)
+        features, targets, _ = _prepare(sim, batch, rng)
+        normalizers = sim.update_normalizers(state.normalizers, features, batch.graph, targets)
         return state.replace(step=state.step + 1, normalizers=normalizers)
 
-    return jax.jit(accumulate_step, donate_argnums=0)
+    return _maybe_jit(accumulate_step, jit, donate_argnums=0)
 
 
-def make_eval_loss(model: nn.Module, task: Task) -> Callable[[TrainState, Batch], jax.Array]:
-    """Jitted one-step loss without noise and without updating statistics."""
-    clean = dataclasses.replace(task, noise_std=0.0)
+def make_eval_loss(sim: Simulator, *, jit: bool = True) -> Callable[[TrainState, Batch], jax.Array]:
+    """One-step loss without noise and without updating statistics."""
 
     def eval_loss(state: TrainState, batch: Batch) -> jax.Array:
-        graphs, targets, mask = _prepare(clean, batch, jax.random.key(0))
-        graphs = jax.vmap(normalize_graph, in_axes=(None, 0))(state.normalizers, graphs)
-        targets = norm.normalize(state.normalizers.output, targets)
-        pred = jax.vmap(model.apply, in_axes=(None, 0))(state.params, graphs)
-        return masked_node_loss(pred, targets, mask)
+        features, targets, weights = _prepare(sim, batch, None)
+        return _loss(sim, state.params, state.normalizers, batch, features, targets, weights)
 
-    return jax.jit(eval_loss)
+    return _maybe_jit(eval_loss, jit)

@@ -29,7 +29,7 @@ def test_jittered_grid_is_a_triangle_mesh_with_about_six_edges_per_node():
     problem = make_problem(2000)
     num_edges = problem.graph.edge_sets["mesh"].senders.shape[0]
     # Interior nodes of a triangulated grid have 6 neighbours; the boundary pulls it below.
-    assert 5.5 < num_edges / problem.graph.num_nodes < 6.0
+    assert 5.5 < num_edges / problem.graph.num_nodes("mesh") < 6.0
     assert set(np.unique(node_type)) == {0, 4, 5, 6}
 
 

@@ -47,17 +47,20 @@ def test_edges_from_cells_rejects_bad_input(cells, message):
 
 
 def _corrupt(graph, **changes):
-    """Returns graph with edge-set fields (prefixed 'mesh_') or graph fields replaced."""
+    """Returns graph with 'mesh' edge-set fields (prefixed 'mesh_') or 'mesh' node-set fields
+    (prefixed 'node_') replaced."""
     es = graph.edge_sets["mesh"]
-    es = es._replace(**{k[5:]: v for k, v in changes.items() if k.startswith("mesh_")})
-    rest = {k: v for k, v in changes.items() if not k.startswith("mesh_")}
-    return graph._replace(edge_sets={"mesh": es}, **rest)
+    es = es.replace(**{k[5:]: v for k, v in changes.items() if k.startswith("mesh_")})
+    ns = graph.node_sets["mesh"]
+    ns = ns.replace(**{k[5:]: v for k, v in changes.items() if k.startswith("node_")})
+    return graph.replace(edge_sets={"mesh": es}, node_sets={"mesh": ns})
 
 
 def test_validation_errors_name_the_field(small_graph):
     g = small_graph
     es = g.edge_sets["mesh"]
-    n = g.num_nodes
+    n = g.num_nodes("mesh")
+    nodes = g.node_sets["mesh"].features
     cases = [
         (
             dict(
@@ -66,7 +69,8 @@ def test_validation_errors_name_the_field(small_graph):
                 )
             ),
             ValueError,
-            rf"edge_sets\['mesh'\]\.senders: index {n} at edge 3",
+            rf"edge_sets\['mesh'\]\.senders: index {n} at edge 3 is out of range \[0, {n}\) "
+            "of node set 'mesh'",
         ),
         (
             dict(
@@ -97,26 +101,39 @@ def test_validation_errors_name_the_field(small_graph):
             r"features: non-finite value at edge 2",
         ),
         (
-            dict(nodes=np.where(np.arange(n)[:, None] == 1, np.inf, g.nodes).astype(np.float32)),
+            dict(node_features=np.where(np.arange(n)[:, None] == 1, np.inf, nodes)),
             ValueError,
-            r"nodes: non-finite value at node 1",
+            r"node_sets\['mesh'\]\.features: non-finite value at node 1, feature 0",
         ),
-        (dict(nodes=g.nodes[:, 0]), ValueError, r"nodes: expected rank 2, got shape"),
-        (dict(nodes=g.nodes.astype(np.int32)), TypeError, r"nodes: expected a floating dtype"),
         (
-            dict(n_node=np.array([n + 1], np.int32)),
+            dict(node_features=nodes[:, 0]),
             ValueError,
-            r"n_node: expected non-negative counts summing to num_nodes",
+            r"node_sets\['mesh'\]\.features: expected rank 2, got shape",
         ),
-        (dict(mesh_n_edge=np.array([1], np.int32)), ValueError, r"n_edge: expected counts"),
+        (
+            dict(node_features=nodes.astype(np.int32)),
+            TypeError,
+            r"features: expected a floating dtype",
+        ),
+        (
+            dict(node_n_node=np.array([n + 1], np.int32)),
+            ValueError,
+            rf"node_sets\['mesh'\]\.n_node: expected non-negative counts summing to {n}",
+        ),
+        (dict(mesh_n_edge=np.array([1], np.int32)), ValueError, r"n_edge: expected non-negative"),
         (
             dict(
-                nodes=np.zeros((0, 5), np.float32),
-                n_node=np.array([0], np.int32),
+                node_features=np.zeros((0, 5), np.float32),
+                node_n_node=np.array([0], np.int32),
                 node_mask=np.zeros(0, bool),
+                mesh_senders=np.zeros(0, np.int32),
+                mesh_receivers=np.zeros(0, np.int32),
+                mesh_features=np.zeros((0, 3), np.float32),
+                mesh_mask=np.zeros(0, bool),
+                mesh_n_edge=np.zeros(1, np.int32),
             ),
             ValueError,
-            r"nodes: empty graph",
+            r"node_sets\['mesh'\]\.n_node: real graph 0 has 0 nodes",
         ),
     ]
     for changes, error, message in cases:
@@ -129,19 +146,22 @@ def test_validate_rejects_non_graph_and_bad_edge_set():
         G.validate({"nodes": 1})
     g = mesh_graph(3, 3)
     with pytest.raises(TypeError, match=r"edge_sets\['mesh'\]: expected EdgeSet"):
-        g._replace(edge_sets={"mesh": (1, 2, 3)}).validate()
+        g.replace(edge_sets={"mesh": (1, 2, 3)}).validate()
+    nodes = g.node_sets["mesh"].features
     with pytest.raises(ValueError, match=r"edge_sets\['mesh'\]: expected \(features"):
-        meshsim.make_graph(g.nodes, {"mesh": (g.nodes, g.nodes)})
+        meshsim.make_graph(nodes, {"mesh": (nodes, nodes)})
 
 
 def test_batch_unbatch_round_trip():
     a, b = mesh_graph(3, 3, seed=1), mesh_graph(4, 2, seed=2)
     ab = meshsim.batch([a, b]).validate()
-    assert ab.n_node.tolist() == [9, 8]
+    assert ab.node_sets["mesh"].n_node.tolist() == [9, 8]
     assert ab.edge_sets["mesh"].senders[len(a.edge_sets["mesh"].senders)] >= 9
     back = meshsim.unbatch(ab)
     for orig, got in zip([a, b], back):
-        np.testing.assert_array_equal(orig.nodes, got.nodes)
+        np.testing.assert_array_equal(
+            orig.node_sets["mesh"].features, got.node_sets["mesh"].features
+        )
         for field in ("features", "senders", "receivers", "n_edge", "mask"):
             np.testing.assert_array_equal(
                 getattr(orig.edge_sets["mesh"], field), getattr(got.edge_sets["mesh"], field)
@@ -150,8 +170,8 @@ def test_batch_unbatch_round_trip():
 
 def test_batch_rejects_mismatched_edge_sets():
     a = mesh_graph(3, 3)
-    b = a._replace(edge_sets={"world": a.edge_sets["mesh"]})
-    with pytest.raises(ValueError, match=r"graphs\[1\]\.edge_sets: expected names \['mesh'\]"):
+    b = a.replace(edge_sets={"world": a.edge_sets["mesh"]})
+    with pytest.raises(ValueError, match=r"graphs\[1\]: expected node sets \['mesh'\] and edge"):
         meshsim.batch([a, b])
 
 
@@ -159,27 +179,37 @@ def test_pad_routes_padding_to_padding_nodes_and_unpads():
     g = mesh_graph(4, 3)
     budget = meshsim.PaddingBudget.fit(g)
     p = meshsim.pad(g, budget).validate()
-    assert p.num_nodes == budget.n_node and p.num_graphs == 2
+    assert p.num_nodes("mesh") == budget.n_node["mesh"] and p.num_graphs == 2
+    node_mask = p.node_sets["mesh"].mask
     es = p.edge_sets["mesh"]
     assert es.senders.shape[0] == budget.n_edge["mesh"]
     padded_edges = ~es.mask
     assert padded_edges.any()
-    assert np.all(~p.node_mask[es.senders[padded_edges]])
-    assert np.all(~p.node_mask[es.receivers[padded_edges]])
+    assert np.all(~node_mask[es.senders[padded_edges]])
+    assert np.all(~node_mask[es.receivers[padded_edges]])
     assert np.all(np.diff(es.receivers) >= 0), "padding keeps receivers sorted"
     (back,) = meshsim.unbatch(p)
-    np.testing.assert_array_equal(back.nodes, g.nodes)
+    np.testing.assert_array_equal(back.node_sets["mesh"].features, g.node_sets["mesh"].features)
     np.testing.assert_array_equal(back.edge_sets["mesh"].senders, g.edge_sets["mesh"].senders)
 
 
 def test_pad_rejects_too_small_budget():
     g = mesh_graph(4, 3)
-    with pytest.raises(ValueError, match=r"budget.n_node: expected ≥ num_nodes \+ 1 = 13"):
-        meshsim.pad(g, meshsim.PaddingBudget(12, {"mesh": 1000}, 2))
+    budget = lambda n, e, g: meshsim.PaddingBudget({"mesh": n}, {"mesh": e}, g)
+    with pytest.raises(
+        ValueError, match=r"budget.n_node\['mesh'\]: expected ≥ num_nodes \+ 1 = 13"
+    ):
+        meshsim.pad(g, budget(12, 1000, 2))
     with pytest.raises(ValueError, match=r"budget.n_edge\['mesh'\]: expected ≥"):
-        meshsim.pad(g, meshsim.PaddingBudget(64, {"mesh": 2}, 2))
+        meshsim.pad(g, budget(64, 2, 2))
     with pytest.raises(ValueError, match=r"budget.n_graph"):
-        meshsim.pad(g, meshsim.PaddingBudget(64, {"mesh": 1000}, 1))
+        meshsim.pad(g, budget(64, 1000, 1))
+    with pytest.raises(
+        ValueError, match=r"PaddingBudget.n_node\['mesh'\]: expected a positive int"
+    ):
+        budget(8.5, 1000, 2)
+    with pytest.raises(ValueError, match="graphs: expected at least one sample graph"):
+        meshsim.PaddingBudget.for_dataset([])
 
 
 def test_bucket_ladder_bounds_waste_and_shape_count():
@@ -208,7 +238,7 @@ def test_jraph_round_trip_and_padding():
     np.testing.assert_array_equal(back.edge_sets["mesh"].receivers, g.edge_sets["mesh"].receivers)
     padded = jraph.pad_with_graphs(gt, n_node=20, n_edge=80, n_graph=3)
     mg = meshsim.from_jraph(padded, padded=True)
-    assert mg.node_mask.sum() == g.num_nodes
+    assert mg.node_sets["mesh"].mask.sum() == g.num_nodes("mesh")
     assert mg.edge_sets["mesh"].mask.sum() == len(g.edge_sets["mesh"].senders)
     with pytest.raises(ValueError, match="edge_set: expected one of"):
         meshsim.to_jraph(g, "world")

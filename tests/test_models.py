@@ -1,5 +1,7 @@
 """Properties of the encode-process-decode network and the MeshGraphNet configuration."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,7 +38,7 @@ def _np_forward(params, graph, steps):
     """MeshGraphNet forward pass with explicit Python loops over nodes: the slow reference."""
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
     es = graph.edge_sets["mesh"]
-    v = _np_mlp(p["encoder_node"], [graph.nodes], True)
+    v = _np_mlp(p["encoder_node_mesh"], [graph.node_sets["mesh"].features], True)
     e = _np_mlp(p["encoder_edge_mesh"], [es.features], True)
     for k in range(steps):
         pk = jax.tree_util.tree_map(lambda a, k=k: a[k], p["processor"])
@@ -44,8 +46,8 @@ def _np_forward(params, graph, steps):
         agg = np.zeros_like(v)
         for j in range(len(es.senders)):  # explicit loop: the dense definition of Σ_j e_ij
             agg[es.receivers[j]] += e[j]
-        v = v + _np_mlp(pk["node"], [v, agg], True)
-    return _np_mlp(p["decoder"], [v], False)
+        v = v + _np_mlp(pk["node_mesh"], [v, agg], True)
+    return _np_mlp(p["decoder_mesh"], [v], False)
 
 
 def test_agrees_with_slow_numpy_reference():
@@ -66,12 +68,12 @@ def test_permutation_equivariance():
     params = _init(model, g)
     out = np.asarray(model.apply(params, g))
     rng = np.random.default_rng(0)
-    perm = rng.permutation(g.num_nodes)  # new node i is old node perm[i]
+    perm = rng.permutation(g.num_nodes("mesh"))  # new node i is old node perm[i]
     inv = np.argsort(perm)
     es = g.edge_sets["mesh"]
     eperm = rng.permutation(len(es.senders))
     pg = meshsim.make_graph(
-        g.nodes[perm],
+        g.node_sets["mesh"].features[perm],
         {
             "mesh": (
                 es.features[eperm],
@@ -89,12 +91,13 @@ def test_padding_invariance(aggregation):
     model = meshsim.MeshGraphNet(**SMALL, aggregation=aggregation)
     params = _init(model, g)
     out = model.apply(params, g)
-    padded = meshsim.pad(g, meshsim.PaddingBudget(g.num_nodes + 37, {"mesh": 200}, 3))
+    n = g.num_nodes("mesh")
+    padded = meshsim.pad(g, meshsim.PaddingBudget({"mesh": n + 37}, {"mesh": 200}, 3))
     pout = model.apply(params, padded)
     assert np.all(np.isfinite(pout))
     # Not bitwise: XLA blocks a matmul's rows differently for another row count, which
     # reorders float32 sums (~1e-6 here). A leak from padding would be O(1).
-    np.testing.assert_allclose(np.asarray(pout)[: g.num_nodes], out, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(pout)[:n], out, rtol=1e-5, atol=1e-5)
 
 
 def test_batching_equals_separate_runs():
@@ -102,22 +105,23 @@ def test_batching_equals_separate_runs():
     model = meshsim.MeshGraphNet(**SMALL)
     params = _init(model, a)
     ab = model.apply(params, meshsim.batch([a, b]))
-    np.testing.assert_allclose(ab[: a.num_nodes], model.apply(params, a), rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(ab[a.num_nodes :], model.apply(params, b), rtol=1e-6, atol=1e-6)
+    n = a.num_nodes("mesh")
+    np.testing.assert_allclose(ab[:n], model.apply(params, a), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ab[n:], model.apply(params, b), rtol=1e-6, atol=1e-6)
 
 
 def test_several_edge_sets():
     g = mesh_graph(4, 3)
     es = g.edge_sets["mesh"]
-    world = es._replace(features=es.features[:, :2] * 2)  # a second set with other features
-    g2 = g._replace(edge_sets={"mesh": es, "world": world})
+    world = es.replace(features=es.features[:, :2] * 2)  # a second set with other features
+    g2 = g.replace(edge_sets={"mesh": es, "world": world})
     model = meshsim.MeshGraphNet(**SMALL)
     params = _init(model, g2)
     expected = meshgraphnet_param_count(
         node_input=5, edge_inputs={"mesh": 3, "world": 2}, output_size=3, latent=16, steps=3
     )
     assert meshsim.count_params(params) == expected
-    assert model.apply(params, g2).shape == (g.num_nodes, 3)
+    assert model.apply(params, g2).shape == (g.num_nodes("mesh"), 3)
 
 
 # ------------------------------------------------------------------ compilation
@@ -165,7 +169,6 @@ def test_options_do_not_change_the_function():
         dict(remat=True),
         dict(remat=False),
         dict(scan_unroll=3),
-        dict(receivers_sorted=True),
     ):
         model = meshsim.MeshGraphNet(**SMALL, **option)
         np.testing.assert_allclose(model.apply(params, g), out, rtol=1e-5, atol=1e-5)
@@ -226,8 +229,51 @@ def test_paper_configuration_parameter_count():
         (dict(latent_size=0), "latent_size: expected a positive int, got 0"),
         (dict(num_message_passing_steps=-1), "num_message_passing_steps: expected a positive"),
         (dict(mlp_hidden_layers=-2), "mlp_hidden_layers: expected an int ≥ 0"),
+        (dict(scan_unroll=0), "scan_unroll: expected a positive int, got 0"),
+        (dict(latent_size=True), "latent_size: expected a positive int, got True"),
     ],
 )
 def test_bad_configuration_raises(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EncodeProcessDecode(**{"output_size": 2, **kwargs})
+
+
+# ------------------------------------------------------------------ nothing got worse
+
+
+def test_outputs_equal_the_pre_redesign_network():
+    """tests/data/pre_redesign_mgn.npz holds inputs, parameters and outputs of the
+    MeshGraphNet before the typed-graph redesign (one edge set, and mesh + world). With
+    those parameters renamed to the new scopes, today's network gives the same outputs."""
+    from flax.traverse_util import unflatten_dict
+
+    data = np.load(os.path.join(os.path.dirname(__file__), "data", "pre_redesign_mgn.npz"))
+    renamed = {  # old scope prefix -> new one
+        "encoder_node/": "encoder_node_mesh/",
+        "decoder/": "decoder_mesh/",
+        "processor/node/": "processor/node_mesh/",
+    }
+    for tag, sets in (("one", ("mesh",)), ("two", ("mesh", "world"))):
+        edge_sets = {
+            name: tuple(
+                data[f"{tag}/edges/{name}/{f}"] for f in ("features", "senders", "receivers")
+            )
+            for name in sets
+        }
+        graph = meshsim.make_graph(data[f"{tag}/nodes"], edge_sets)
+        expected = data[f"{tag}/output"]
+        params = {}
+        for key in data.files:
+            if key.startswith(f"{tag}/params/"):
+                name = key[len(f"{tag}/params/") :]
+                for old, new in renamed.items():
+                    name = new + name[len(old) :] if name.startswith(old) else name
+                params[name] = data[key]
+        model = meshsim.MeshGraphNet(
+            output_size=expected.shape[1], latent_size=16, num_message_passing_steps=3
+        )
+        fresh = jax.eval_shape(lambda m=model, g=graph: _init(m, g))
+        params = {"params": unflatten_dict(params, sep="/")}
+        assert jax.tree_util.tree_structure(fresh) == jax.tree_util.tree_structure(params)
+        out = model.apply(params, graph)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

@@ -151,7 +151,7 @@ def test_time_difference_normalizer():
 def test_normalizers_container_roundtrip(tmp_path):
     x = np.random.default_rng(8).normal(size=(6, F)).astype(np.float32)
     norms = nz.Normalizers(
-        node=nz.update(nz.init_normalizer(F, max_accumulations=5), x),
+        nodes={"mesh": nz.update(nz.init_normalizer(F, max_accumulations=5), x)},
         edges={"mesh": nz.fixed_normalizer([0.0, 1.0], [1.0, 2.0]), "world": nz.init_normalizer(4)},
         output=nz.fixed_normalizer([1.0], [0.5]),
     )
@@ -161,11 +161,11 @@ def test_normalizers_container_roundtrip(tmp_path):
     assert jax.tree.structure(back) == jax.tree.structure(norms)
     for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(norms), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert back.node.max_accumulations == 5
+    assert back.nodes["mesh"].max_accumulations == 5
     assert nz.Normalizers.from_dict(norms.to_dict()).edges["world"].size == 4
     # A pytree: it passes through jit as an argument.
-    out = jax.jit(lambda n, v: nz.normalize(n.node, v))(norms, x)
-    np.testing.assert_allclose(out, nz.normalize(norms.node, x))
+    out = jax.jit(lambda n, v: nz.normalize(n.nodes["mesh"], v))(norms, x)
+    np.testing.assert_allclose(out, nz.normalize(norms.nodes["mesh"], x))
 
 
 def test_validation_errors():

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 import meshsim
-from meshsim.data.pipeline import dataset_budget, iter_batches, pad_window, trajectory_graph
+from meshsim.config import OptimizerConfig
+from meshsim.data.pipeline import dataset_budget, iter_batches
 from meshsim.rollout import rollout, rollout_step, rollout_trajectory
 from meshsim.tasks import cfd_task, cloth_task
-from meshsim.train import OptimizerConfig, init_train_state, make_optimizer
+from meshsim.train import init_train_state, make_accumulate_step, make_optimizer
+from meshsim.window import pad_window
 from tests.conftest import synthetic_cfd_trajectory, synthetic_cloth_trajectory
 
 CASES = [(cfd_task(), synthetic_cfd_trajectory), (cloth_task(), synthetic_cloth_trajectory)]
@@ -20,35 +22,31 @@ def _setup(task, make):
     model = meshsim.MeshGraphNet(
         output_size=task.output_size, latent_size=16, num_message_passing_steps=2
     )
-    batch = next(iter_batches([traj], task, batch_size=1, budget=dataset_budget([traj])))
-    tx = make_optimizer(OptimizerConfig())
-    state = init_train_state(model, task, tx, batch, jax.random.key(0))
+    sim = meshsim.Simulator(model, task)
+    batch = next(iter_batches([traj], task, batch_size=1, budget=dataset_budget([traj], task)))
+    state = init_train_state(sim, make_optimizer(OptimizerConfig()), jax.random.key(0))
     # Non-trivial normalizers: accumulate a few statistics.
-    from meshsim.train import make_accumulate_step
-
-    acc = make_accumulate_step(task)
+    acc = make_accumulate_step(sim)
     for i in range(3):
         state = acc(state, batch, jax.random.key(i))
-    return traj, model, state
+    return traj, sim, state
 
 
 @pytest.mark.parametrize("task, make", CASES)
 def test_scan_equals_python_loop(task, make):
-    traj, model, state = _setup(task, make)
-    graph = trajectory_graph(traj)
+    traj, sim, state = _setup(task, make)
+    graph = task.structure(traj)
     start = task.order - 1
     window = pad_window(task.window(traj, start, graph), meshsim.PaddingBudget.fit(graph))
     fields = {k: jnp.asarray(v) for k, v in window.fields.items() if not k.startswith("target|")}
-    n = graph.num_nodes
-    pad_n = window.graph.num_nodes - n
+    pad_n = window.graph.num_nodes("mesh") - graph.num_nodes("mesh")
     truth = np.asarray(traj[task.state_field])
     prescribed = np.pad(truth[start + 1 : start + 6], ((0, 0), (0, pad_n), (0, 0)))
+    args = (sim, state.params, state.normalizers)
     _, scanned = jax.jit(
-        lambda f, p: rollout(model, task, state.params, state.normalizers, f, window.graph, p)
+        lambda f, p: rollout(*args, fields=f, structure=window.graph, prescribed=p)
     )(fields, prescribed)
-    step = jax.jit(
-        lambda f, p: rollout_step(model, task, state.params, state.normalizers, f, window.graph, p)
-    )
+    step = jax.jit(lambda f, p: rollout_step(*args, fields=f, structure=window.graph, prescribed=p))
     looped = []
     for k in range(5):
         fields, s = step(fields, prescribed[k])
@@ -58,9 +56,9 @@ def test_scan_equals_python_loop(task, make):
 
 @pytest.mark.parametrize("task, make", CASES)
 def test_chunking_is_invisible_and_boundaries_hold(task, make):
-    traj, model, state = _setup(task, make)
-    one = rollout_trajectory(model, task, state.params, state.normalizers, traj, chunk=100)
-    chunked = rollout_trajectory(model, task, state.params, state.normalizers, traj, chunk=3)
+    traj, sim, state = _setup(task, make)
+    one = rollout_trajectory(sim, state.params, state.normalizers, traj, chunk=100)
+    chunked = rollout_trajectory(sim, state.params, state.normalizers, traj, chunk=3)
     np.testing.assert_allclose(chunked, one, rtol=1e-5, atol=1e-6)
     start = task.order - 1
     truth = np.asarray(traj[task.state_field])[start:]
@@ -75,6 +73,6 @@ def test_chunking_is_invisible_and_boundaries_hold(task, make):
 
 def test_rollout_rejects_bad_lengths():
     task, make = CASES[0]
-    traj, model, state = _setup(task, make)
+    traj, sim, state = _setup(task, make)
     with pytest.raises(ValueError, match=r"steps: expected 1\.\.11 from frame 0, got 50"):
-        rollout_trajectory(model, task, state.params, state.normalizers, traj, steps=50)
+        rollout_trajectory(sim, state.params, state.normalizers, traj, steps=50)

@@ -16,22 +16,24 @@ SCRIPT = textwrap.dedent(
     import jax, numpy as np
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     import meshsim
+    from meshsim.config import OptimizerConfig
     from meshsim.data.pipeline import dataset_budget, iter_batches
     from meshsim.tasks import cfd_task
-    from meshsim.train import OptimizerConfig, init_train_state, make_optimizer, make_train_step
+    from meshsim.train import init_train_state, make_optimizer, make_train_step
     from tests.conftest import synthetic_cfd_trajectory
 
     assert jax.device_count() == 4, jax.devices()
     task = cfd_task()
     trajs = [synthetic_cfd_trajectory(seed=i) for i in range(4)]
-    batch = next(iter_batches(trajs, task, batch_size=4, budget=dataset_budget(trajs)))
+    batch = next(iter_batches(trajs, task, batch_size=4, budget=dataset_budget(trajs, task)))
     model = meshsim.MeshGraphNet(output_size=2, latent_size=16, num_message_passing_steps=2)
+    sim = meshsim.Simulator(model, task)
     tx = make_optimizer(OptimizerConfig(learning_rate=1e-3))
-    step = make_train_step(model, task, tx)
+    step = make_train_step(sim, tx)
     key = jax.random.key(1)
 
     def run(batch):
-        state = init_train_state(model, task, tx, batch, jax.random.key(0))
+        state = init_train_state(sim, tx, jax.random.key(0))
         state, m = step(state, batch, key)
         return state, m
 

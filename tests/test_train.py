@@ -13,6 +13,7 @@ from meshsim.config import (
     DataConfig,
     ExperimentConfig,
     ModelConfig,
+    OptimizerConfig,
     TrainConfig,
     apply_overrides,
     config_from_dict,
@@ -20,14 +21,15 @@ from meshsim.config import (
 )
 from meshsim.data import infer_meta, write_hdf5_split
 from meshsim.data.pipeline import dataset_budget, iter_batches, window_indices
-from meshsim.experiment import load_run, run_evaluation, run_rollouts, run_training
-from meshsim.tasks import cfd_task, cloth_task
-from meshsim.train import (
-    OptimizerConfig,
-    init_train_state,
-    make_optimizer,
-    make_train_step,
+from meshsim.experiment import (
+    build_simulator,
+    load_run,
+    run_evaluation,
+    run_rollouts,
+    run_training,
 )
+from meshsim.tasks import cfd_task, cloth_task
+from meshsim.train import init_train_state, make_optimizer, make_train_step
 from tests.conftest import synthetic_cfd_trajectory, synthetic_cloth_trajectory
 
 TINY_MODEL = ModelConfig(latent_size=16, num_message_passing_steps=2, mlp_hidden_layers=1)
@@ -68,14 +70,15 @@ def _config(path, steps, **train):
 )
 def test_training_lowers_the_loss(task, make):
     trajs = [make(seed=i) for i in range(2)]
-    batches = iter_batches(trajs, task, batch_size=2, budget=dataset_budget(trajs), seed=0)
+    batches = iter_batches(trajs, task, batch_size=2, budget=dataset_budget(trajs, task), seed=0)
     model = meshsim.MeshGraphNet(
         output_size=task.output_size, latent_size=16, num_message_passing_steps=2
     )
+    sim = meshsim.Simulator(model, task)
     tx = make_optimizer(OptimizerConfig(learning_rate=3e-3))
     fixed = next(batches)  # one batch, so the decrease is not confounded by data variation
-    state = init_train_state(model, task, tx, fixed, jax.random.key(0))
-    step = make_train_step(model, task, tx)
+    state = init_train_state(sim, tx, jax.random.key(0))
+    step = make_train_step(sim, tx)
     key = jax.random.key(1)
     losses = []
     for i in range(60):
@@ -100,13 +103,14 @@ def test_window_stream_is_deterministic_and_covers_every_window():
 def test_batches_are_padded_and_masked():
     task = cfd_task()
     trajs = [synthetic_cfd_trajectory(nx=5, ny=4), synthetic_cfd_trajectory(nx=7, ny=5)]
-    budget = dataset_budget(trajs)
+    budget = dataset_budget(trajs, task)
     batch = next(iter_batches(trajs, task, batch_size=4, budget=budget, seed=0))
-    assert batch.fields["velocity"].shape == (4, budget.n_node, 2)
-    real = batch.graph.node_mask.sum(axis=1)
+    assert batch.fields["velocity"].shape == (4, budget.n_node["mesh"], 2)
+    node_mask = batch.graph.node_sets["mesh"].mask
+    real = node_mask.sum(axis=1)
     assert set(real.tolist()) <= {20, 35}
     for b in range(4):  # padded nodes carry zero fields and are masked
-        assert np.all(batch.fields["velocity"][b][~batch.graph.node_mask[b]] == 0)
+        assert np.all(batch.fields["velocity"][b][~node_mask[b]] == 0)
 
 
 def test_resume_equals_uninterrupted_run(cfd_dataset, tmp_path):
@@ -129,9 +133,16 @@ def test_run_directory_evaluation(cfd_dataset, tmp_path):
     workdir = str(tmp_path / "run")
     run_training(_config(cfd_dataset, 6), workdir, progress=False)
     assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["4", "6"]
-    config, task, model, state = load_run(workdir)
-    assert int(state.step) == 6 and config.model == TINY_MODEL
-    result = run_evaluation(workdir, split="valid", num=2, steps=5)
+    # Evaluation restores from a shape template: it never opens the training split.
+    train_file = os.path.join(cfd_dataset, "train.h5")
+    os.rename(train_file, train_file + ".hidden")
+    try:
+        config, sim, state = load_run(workdir)
+        assert int(state.step) == 6 and config.model == TINY_MODEL
+        assert sim.task.name == "cfd" and sim.model.latent_size == 16
+        result = run_evaluation(workdir, split="valid", num=2, steps=5)
+    finally:
+        os.rename(train_file + ".hidden", train_file)
     assert set(result["rollout_rmse"]) == {"model", "persistence"}
     assert set(result["rollout_rmse"]["model"]) == {"1", "all"}
     with open(os.path.join(workdir, "metrics.json")) as f:
@@ -191,3 +202,21 @@ def test_periodic_evaluation_is_logged(cfd_dataset, tmp_path):
     # Evaluation starts after the 3 statistics-only steps: at steps 4 and 6.
     assert [r["step"] for r in evals] == [4, 6]
     assert all(np.isfinite(r["eval/rmse_all"]) for r in evals)
+
+
+def test_model_is_chosen_by_name_and_every_model_field_is_reached():
+    config = apply_overrides(
+        ExperimentConfig(),
+        ["model.layer_norm=false", "model.scan_unroll=3", "model.latent_size=8"],
+    )
+    sim = build_simulator(config)
+    assert isinstance(sim.model, meshsim.MeshGraphNet)
+    assert (sim.model.layer_norm, sim.model.scan_unroll, sim.model.latent_size) == (False, 3, 8)
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"}
+    assert model_fields <= {f.name for f in dataclasses.fields(meshsim.EncodeProcessDecode)}
+    graphcast = build_simulator(apply_overrides(config, ["model.name=graphcast"]))
+    assert isinstance(graphcast.model, meshsim.GraphCast)
+    with pytest.raises(ValueError, match=r"model.name: expected one of \['graphcast', 'meshgraph"):
+        build_simulator(apply_overrides(config, ["model.name=unet"]))
+    with pytest.raises(ValueError, match="model.dtype: expected a dtype name"):
+        build_simulator(apply_overrides(config, ["model.dtype=float7"]))

@@ -60,6 +60,22 @@ def init_params(problem: Problem, model_cfg: dict, seed: int = 0) -> dict:
     return jax.tree_util.tree_map(np.asarray, params)
 
 
+def _mesh_nodes(graph: meshsim.MultiGraph):
+    return graph.node_sets["mesh"].features
+
+
+def _with_mesh_nodes(graph: meshsim.MultiGraph, nodes) -> meshsim.MultiGraph:
+    mesh = graph.node_sets["mesh"].replace(features=nodes)
+    return graph.replace(node_sets={**graph.node_sets, "mesh": mesh})
+
+
+# How each JAX implementation reads and replaces its graph's node features.
+_NODE_ACCESS = {
+    "meshsim": (_mesh_nodes, _with_mesh_nodes),
+    "jraph": (lambda g: g.nodes, lambda g, nodes: g._replace(nodes=nodes)),
+}
+
+
 def _device_copy(tree):
     return jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), tree)
 
@@ -69,7 +85,7 @@ def _jax_impl(name, apply, params, graph, problem, *, donate=True, loss_mask=Non
     target = jnp.asarray(problem.target)
     mask = jnp.asarray(problem.loss_mask if loss_mask is None else loss_mask)
     train_step = steps.make_train_step(apply, donate=donate)
-    rollout_step = steps.make_rollout_step(apply, lambda g, nodes: g._replace(nodes=nodes))
+    rollout_step = steps.make_rollout_step(apply, *_NODE_ACCESS[name])
     state = {"params": _device_copy(params)}
     state["opt"] = steps.optimizer().init(state["params"])
     lowered_train = train_step.lower(state["params"], state["opt"], graph, target, mask)
@@ -122,7 +138,7 @@ def build(
       problem: graph, target and loss mask.
       params: meshsim parameters (numpy tree) to start from.
       model_cfg: latent_size, num_message_passing_steps, mlp_hidden_layers.
-      options: meshsim model options (concat_trick, receivers_sorted, remat, scan_unroll).
+      options: meshsim model options (concat_trick, remat, scan_unroll).
       donate: donate params/opt state in the JAX train step.
       pad_to_bucket: meshsim only: pad the graph to `PaddingBudget.fit` and mask the loss.
     """
@@ -134,11 +150,12 @@ def build(
         if pad_to_bucket:
             budget = meshsim.PaddingBudget.fit(graph)
             graph = meshsim.pad(graph, budget)
-            extra = graph.num_nodes - problem.graph.num_nodes
+            extra = graph.num_nodes("mesh") - problem.graph.num_nodes("mesh")
             problem = problem._replace(
                 target=np.concatenate([problem.target, np.zeros((extra, 2), np.float32)])
             )
-            loss_mask = np.concatenate([loss_mask, np.zeros(extra, bool)]) & graph.node_mask
+            node_mask = graph.node_sets["mesh"].mask
+            loss_mask = np.concatenate([loss_mask, np.zeros(extra, bool)]) & node_mask
         return _jax_impl(
             name,
             model.apply,
@@ -167,7 +184,7 @@ def build(
         from experiments.benchmarks import peer_pyg
 
         model = peer_pyg.PyGMeshGraphNet(
-            node_in=problem.graph.nodes.shape[1],
+            node_in=problem.graph.node_sets["mesh"].features.shape[1],
             edge_in=problem.graph.edge_sets["mesh"].features.shape[1],
             output_size=OUTPUT_SIZE,
             latent=model_cfg["latent_size"],

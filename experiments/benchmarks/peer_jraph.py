@@ -74,11 +74,11 @@ def graphs_tuple(graph: MultiGraph, edge_set: str = "mesh") -> jraph.GraphsTuple
     """The jraph view of one edge set of a meshsim graph, as device arrays."""
     es = graph.edge_sets[edge_set]
     return jraph.GraphsTuple(
-        nodes=jnp.asarray(graph.nodes),
+        nodes=jnp.asarray(graph.node_sets["mesh"].features),
         edges=jnp.asarray(es.features),
         senders=jnp.asarray(es.senders),
         receivers=jnp.asarray(es.receivers),
-        n_node=jnp.asarray(graph.n_node),
+        n_node=jnp.asarray(graph.node_sets["mesh"].n_node),
         n_edge=jnp.asarray(es.n_edge),
         globals=None,
     )
@@ -100,13 +100,13 @@ def _mlp_params(p: dict, index: int | None = None) -> dict:
 def from_meshsim_params(params: dict, *, edge_set: str = "mesh") -> dict:
     """Copies a meshsim MeshGraphNet parameter tree into JraphMeshGraphNet's layout."""
     p = params["params"]
-    steps = int(np.asarray(p["processor"]["node"]["linear_0_bias"]).shape[0])
+    steps = int(np.asarray(p["processor"]["node_mesh"]["linear_0_bias"]).shape[0])
     out = {
-        "encoder_node": _mlp_params(p["encoder_node"]),
+        "encoder_node": _mlp_params(p["encoder_node_mesh"]),
         "encoder_edge": _mlp_params(p[f"encoder_edge_{edge_set}"]),
-        "decoder": _mlp_params(p["decoder"]),
+        "decoder": _mlp_params(p["decoder_mesh"]),
     }
     for k in range(steps):
         out[f"processor_{k}_edge"] = _mlp_params(p["processor"][f"edge_{edge_set}"], k)
-        out[f"processor_{k}_node"] = _mlp_params(p["processor"]["node"], k)
+        out[f"processor_{k}_node"] = _mlp_params(p["processor"]["node_mesh"], k)
     return {"params": jax.tree_util.tree_map(jnp.asarray, out)}

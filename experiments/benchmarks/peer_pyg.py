@@ -101,7 +101,7 @@ def to_pyg(graph: MultiGraph, edge_set: str = "mesh") -> Data:
     es = graph.edge_sets[edge_set]
     edge_index = np.stack([np.asarray(es.senders), np.asarray(es.receivers)]).astype(np.int64)
     return Data(
-        x=torch.from_numpy(np.asarray(graph.nodes, np.float32).copy()),
+        x=torch.from_numpy(np.asarray(graph.node_sets["mesh"].features, np.float32).copy()),
         edge_attr=torch.from_numpy(np.asarray(es.features, np.float32).copy()),
         edge_index=torch.from_numpy(edge_index),
     )
@@ -132,12 +132,12 @@ def _load_mlp(mlp: MLP, p: dict, index: int | None = None) -> None:
 def load_meshsim_params(model: PyGMeshGraphNet, params: dict, *, edge_set: str = "mesh") -> None:
     """Copies a meshsim MeshGraphNet parameter tree into `model` in place."""
     p = params["params"]
-    _load_mlp(model.encoder_node, p["encoder_node"])
+    _load_mlp(model.encoder_node, p["encoder_node_mesh"])
     _load_mlp(model.encoder_edge, p[f"encoder_edge_{edge_set}"])
-    _load_mlp(model.decoder, p["decoder"])
+    _load_mlp(model.decoder, p["decoder_mesh"])
     for k, (eb, nb) in enumerate(zip(model.edge_blocks, model.node_blocks)):
         _load_mlp(eb.mlp, p["processor"][f"edge_{edge_set}"], k)
-        _load_mlp(nb.mlp, p["processor"]["node"], k)
+        _load_mlp(nb.mlp, p["processor"]["node_mesh"], k)
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

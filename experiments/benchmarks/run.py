@@ -61,7 +61,6 @@ PEERS = ("jraph", "pyg")  # max |out - ref| / max |ref|; float32 sums in another
 ABLATIONS = (
     ("default", {}, {}),
     ("concat_trick=False", {"concat_trick": False}, {}),
-    ("receivers_sorted=True", {"receivers_sorted": True}, {}),
     ("remat=True", {"remat": True}, {}),
     ("remat=False", {"remat": False}, {}),
     ("scan_unroll=15", {"scan_unroll": 15}, {}),
@@ -148,7 +147,7 @@ def measure_size(
     """Agreement, interleaved timings, FLOP/s and (subprocess) peak memory on one size."""
     n = parse_size(label)
     problem = make_problem(n)
-    num_nodes = problem.graph.num_nodes
+    num_nodes = problem.graph.num_nodes("mesh")
     num_edges = int(problem.graph.edge_sets["mesh"].senders.shape[0])
     log(f"size {label}: N={num_nodes} E={num_edges}")
     arch = dict(

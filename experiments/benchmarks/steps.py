@@ -15,20 +15,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from meshsim.metrics import masked_mse
+
 LEARNING_RATE = 1e-4
 
 # apply(params, graph) -> [num_nodes, output_size] float32
 ApplyFn = Callable[[Any, Any], jax.Array]
-
-
-def masked_mse(pred: jax.Array, target: jax.Array, mask: jax.Array) -> jax.Array:
-    """Mean over masked nodes of the squared error summed over output channels.
-
-    pred, target: [N, C] float32; mask: [N] bool. Returns a scalar float32.
-    """
-    err = jnp.sum((pred - target) ** 2, axis=-1)
-    mask = mask.astype(err.dtype)
-    return jnp.sum(err * mask) / jnp.maximum(jnp.sum(mask), 1.0)
 
 
 def optimizer() -> optax.GradientTransformation:
@@ -40,7 +32,7 @@ def make_train_step(apply: ApplyFn, *, donate: bool = True):
     tx = optimizer()
 
     def loss_fn(params, graph, target, mask):
-        return masked_mse(apply(params, graph), target, mask)
+        return masked_mse(apply(params, graph), target, mask, feature_reduction="sum")
 
     def train_step(params, opt_state, graph, target, mask):
         loss, grads = jax.value_and_grad(loss_fn)(params, graph, target, mask)
@@ -50,15 +42,20 @@ def make_train_step(apply: ApplyFn, *, donate: bool = True):
     return jax.jit(train_step, donate_argnums=(0, 1) if donate else ())
 
 
-def make_rollout_step(apply: ApplyFn, with_nodes: Callable[[Any, jax.Array], Any]):
+def make_rollout_step(
+    apply: ApplyFn,
+    nodes_of: Callable[[Any], jax.Array],
+    with_nodes: Callable[[Any, jax.Array], Any],
+):
     """jit(rollout_step)(params, graph) -> graph with velocity features advanced by Δ.
 
-    `with_nodes(graph, nodes)` returns the graph with its node features replaced.
+    `nodes_of(graph)` gives the node features, `with_nodes(graph, nodes)` the graph with
+    its node features replaced.
     """
 
     def rollout_step(params, graph):
         delta = apply(params, graph)
-        nodes = graph.nodes
+        nodes = nodes_of(graph)
         nodes = jnp.concatenate([nodes[:, :2] + delta, nodes[:, 2:]], axis=1)
         return with_nodes(graph, nodes)
 

@@ -1,9 +1,10 @@
 """Training windows → padded, stacked batches, prefetched in the background.
 
-A batch stacks `batch_size` windows on a leading axis: every leaf of
-`Batch.graph` and `Batch.fields` is `[B, ...]`, each window padded to the same
-`PaddingBudget`. The trainer `vmap`s the model over that axis, and the same axis
-is what a data-parallel run shards across devices.
+A batch stacks `batch_size` windows (`meshsim.window`) on a leading axis: every
+field is `[B, ...]`, each window padded to the same `PaddingBudget`; the graph is
+stacked too, or held once when the task's structure is shared. The trainer `vmap`s
+the model over that axis, and the same axis is what a data-parallel run shards
+across devices.
 
 Order is a pure function of `(seed, step)`: each epoch permutes the trajectories
 (seeded by `seed` and the epoch), walks them in groups of `pool_size` resident
@@ -19,89 +20,27 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from typing import NamedTuple
 
 import jax
 import numpy as np
 
-from meshsim.graph import EdgeSet, MultiGraph, PaddingBudget, edges_from_cells, pad
-from meshsim.tasks.base import Task, Window
+from meshsim.graph import PaddingBudget
+from meshsim.tasks.base import Task
+from meshsim.window import Batch, pad_window, stack_windows
 
 logger = logging.getLogger(__name__)
 
 
-class Batch(NamedTuple):
-    """Windows stacked on a leading batch axis.
-
-    Fields:
-      graph:  MultiGraph, every leaf [B, ...]; features are zero-width placeholders.
-      fields: {name: [B, N, d] float32 | [B, N] int32} per-node fields (tasks.base).
-    """
-
-    graph: MultiGraph
-    fields: dict[str, np.ndarray]
-
-
-def structure_graph(cells: np.ndarray, num_nodes: int) -> MultiGraph:
-    """Graph structure of a mesh: 'mesh' edges from cells, zero-width features.
+def dataset_budget(trajectories: Sequence, task: Task, *, multiple: int = 64) -> PaddingBudget:
+    """One padding budget (single graph + padding graph) for every structure of a dataset.
 
     Args:
-      cells: [C, 3] or [C, 4] int cells (a leading axis of 1 is accepted).
-      num_nodes: N.
+      trajectories: random-access trajectories (only their static fields are read by
+        the mesh tasks; pass `dataset.iter(fields=[...])` results to read less).
+      task: builds each trajectory's structure.
     """
-    cells = np.asarray(cells)
-    if cells.ndim == 3:
-        cells = cells[0]
-    senders, receivers = edges_from_cells(cells)
-    if senders.size and int(max(senders.max(), receivers.max())) >= num_nodes:
-        raise ValueError(
-            f"cells: node index {int(max(senders.max(), receivers.max()))} out of range "
-            f"for {num_nodes} nodes"
-        )
-    num_edges = senders.shape[0]
-    return MultiGraph(
-        nodes=np.zeros((num_nodes, 0), np.float32),
-        edge_sets={
-            "mesh": EdgeSet(
-                features=np.zeros((num_edges, 0), np.float32),
-                senders=senders,
-                receivers=receivers,
-                n_edge=np.array([num_edges], np.int32),
-                mask=np.ones(num_edges, bool),
-            )
-        },
-        n_node=np.array([num_nodes], np.int32),
-        node_mask=np.ones(num_nodes, bool),
-        graph_mask=np.ones(1, bool),
-    )
-
-
-def trajectory_graph(trajectory) -> MultiGraph:
-    """`structure_graph` of a trajectory dict (CONVENTIONS.md layout)."""
-    return structure_graph(trajectory["cells"], int(np.asarray(trajectory["mesh_pos"]).shape[1]))
-
-
-def dataset_budget(trajectories: Sequence, *, multiple: int = 64) -> PaddingBudget:
-    """One padding budget (single graph + padding graph) for every mesh of a dataset."""
-    graphs = [trajectory_graph(trajectories[i]) for i in range(len(trajectories))]
+    graphs = [task.structure(trajectories[i]) for i in range(len(trajectories))]
     return PaddingBudget.for_dataset(graphs, graphs_per_batch=1, multiple=multiple)
-
-
-def pad_window(window: Window, budget: PaddingBudget) -> Window:
-    """Pads the structure to `budget` and every per-node field with zeros."""
-    graph = pad(window.graph, budget)
-    extra = budget.n_node - window.graph.num_nodes
-    fields = {
-        k: np.concatenate([v, np.zeros((extra,) + v.shape[1:], v.dtype)])
-        for k, v in window.fields.items()
-    }
-    return Window(graph=graph, fields=fields)
-
-
-def stack_windows(windows: Sequence[Window]) -> Batch:
-    """Stacks already padded windows on a new leading axis."""
-    stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *windows)
-    return Batch(graph=stacked.graph, fields=stacked.fields)
 
 
 def window_indices(
@@ -137,8 +76,9 @@ def window_indices(
 class _TrajectoryCache:
     """The last `size` trajectories loaded, with their structure graphs."""
 
-    def __init__(self, trajectories: Sequence, size: int):
+    def __init__(self, trajectories: Sequence, task: Task, size: int):
         self._trajectories = trajectories
+        self._task = task
         self._size = size
         self._cache: OrderedDict[int, tuple] = OrderedDict()
 
@@ -147,7 +87,7 @@ class _TrajectoryCache:
             self._cache.move_to_end(index)
             return self._cache[index]
         traj = self._trajectories[index]
-        entry = (traj, trajectory_graph(traj))
+        entry = (traj, self._task.structure(traj))
         self._cache[index] = entry
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
@@ -188,14 +128,14 @@ def iter_batches(
     indices = window_indices(lengths, task, seed=seed, pool_size=pool_size, shuffle=shuffle)
     for _ in range(start_step * batch_size):
         next(indices)
-    cache = _TrajectoryCache(trajectories, pool_size)
+    cache = _TrajectoryCache(trajectories, task, pool_size)
     while True:
         windows = []
         for _ in range(batch_size):
             i, t = next(indices)
             traj, graph = cache.get(i)
-            windows.append(pad_window(task.window(traj, t, graph), budget))
-        yield stack_windows(windows)
+            windows.append(pad_window(task.window(traj, t, graph), budget, task.node_set))
+        yield stack_windows(windows, shared_graph=task.shared_structure)
 
 
 def prefetch(

@@ -1,19 +1,23 @@
-"""Encode-process-decode graph network over a `MultiGraph` (Battaglia et al. 2018).
+"""Staged encode-process-decode graph network over a typed `MultiGraph`.
 
-Encoder: an MLP per node and per edge set to the latent width. Processor: K
-interaction blocks with unshared weights, stacked with `nn.scan` so the compiled
-program (and compile time) does not grow with K. Decoder: an MLP from node
-latents to `output_size` (no LayerNorm). Pure functions throughout:
+Encoder: one MLP per node set and one per edge set, to the latent width.
+Processor: a sequence of **stages**; a stage runs a block over some edge sets
+for some steps, with shared or unshared weights (more than one step is an
+`nn.scan`, so the compiled program does not grow with the depth; optional
+remat). Decoder: one MLP (no LayerNorm) on the output node set. Pure functions:
 
     model = EncodeProcessDecode(output_size=2)
     params = model.init(rng, graph)
-    out = model.apply(params, graph)       # [num_nodes, output_size] float32
+    out = model.apply(params, graph)   # [num_nodes of output set, output_size] float32
 
-Padded nodes produce finite garbage; mask them in losses (`graph.node_mask`).
+MeshGraphNet is one stage of 15 unshared steps over every edge set; GraphCast
+is grid2mesh ×1 → mesh ×16 → mesh2grid ×1, decoded on "grid". Padded nodes
+produce finite garbage; mask them in losses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import flax.linen as nn
@@ -21,18 +25,49 @@ import jax
 import jax.numpy as jnp
 
 from meshsim import ops
-from meshsim.graph import MultiGraph
+from meshsim.graph import DEFAULT_NODE_SET, GraphFeatures, MultiGraph
 from meshsim.nn import MLP, InteractionBlock, get_activation
 
 
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage of the processor.
+
+    Attributes:
+      edge_sets: names of the edge sets its block runs (their receivers are updated).
+      steps: message-passing steps.
+      shared: one set of weights for every step (True) or one per step (False).
+      name: parameter scope of the stage.
+    """
+
+    edge_sets: tuple[str, ...]
+    steps: int = 1
+    shared: bool = False
+    name: str = "processor"
+
+    def __post_init__(self):
+        if isinstance(self.edge_sets, str) or not self.edge_sets:
+            raise ValueError(
+                f"Stage.edge_sets: expected a non-empty tuple of names, got {self.edge_sets!r}"
+            )
+        object.__setattr__(self, "edge_sets", tuple(self.edge_sets))
+        if len(set(self.edge_sets)) != len(self.edge_sets):
+            raise ValueError(f"Stage.edge_sets: names must be unique, got {self.edge_sets}")
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"Stage.steps: expected a positive int, got {self.steps!r}")
+
+
 class EncodeProcessDecode(nn.Module):
-    """Generic encode-process-decode network; MeshGraphNet and GraphCast configure it.
+    """Generic staged encode-process-decode network; MeshGraphNet and GraphCast configure it.
 
     Attributes:
       output_size: width of the per-node output.
-      latent_size: width of every latent (128 in MeshGraphNets).
-      num_message_passing_steps: processor depth K (15 in MeshGraphNets).
-      mlp_hidden_layers: hidden layers per MLP (2 in MeshGraphNets).
+      output_node_set: the node set the decoder runs on.
+      latent_size: width of every latent (128 in MeshGraphNets, 512 in GraphCast).
+      num_message_passing_steps: depth of the default processor (see `stages`).
+      stages: the processor; None means one stage of `num_message_passing_steps`
+        unshared steps over every edge set of the graph (MeshGraphNets).
+      mlp_hidden_layers: hidden layers per MLP (2 in MeshGraphNets, 1 in GraphCast).
       activation: "relu" (MeshGraphNets) or "swish" (GraphCast), see nn.ACTIVATIONS.
       layer_norm: LayerNorm after encoder and processor MLPs (never on the decoder).
       aggregation: "sum" (MeshGraphNets), "mean" or "max".
@@ -43,13 +78,15 @@ class EncodeProcessDecode(nn.Module):
         nodes: train step 5.0 s with remat vs 7.9 s without, 2.6 vs 6.9 GiB peak;
         experiments/benchmarks/results/latest.md). Off elsewhere.
       scan_unroll: processor steps unrolled per scan iteration (1 = fully rolled).
-      receivers_sorted: every edge set's receivers are sorted (true for meshsim graphs).
       dtype: matmul dtype; parameters, sums and LayerNorm stay float32.
+      block: the block class (InteractionBlock's constructor keywords and call signature).
     """
 
     output_size: int
+    output_node_set: str = DEFAULT_NODE_SET
     latent_size: int = 128
     num_message_passing_steps: int = 15
+    stages: tuple[Stage, ...] | None = None
     mlp_hidden_layers: int = 2
     activation: str = "relu"
     layer_norm: bool = True
@@ -57,8 +94,8 @@ class EncodeProcessDecode(nn.Module):
     concat_trick: bool = True
     remat: bool | None = None
     scan_unroll: int = 1
-    receivers_sorted: bool = False
     dtype: Any = jnp.float32
+    block: Any = InteractionBlock
 
     def __post_init__(self):
         get_activation(self.activation)  # raises ValueError for unknown names
@@ -66,15 +103,42 @@ class EncodeProcessDecode(nn.Module):
             raise ValueError(
                 f"aggregation: expected one of {ops.AGGREGATIONS}, got {self.aggregation!r}"
             )
-        for field in ("output_size", "latent_size", "num_message_passing_steps"):
+        for field in ("output_size", "latent_size", "num_message_passing_steps", "scan_unroll"):
             value = getattr(self, field)
-            if not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{field}: expected a positive int, got {value!r}")
-        if not isinstance(self.mlp_hidden_layers, int) or self.mlp_hidden_layers < 0:
+        hidden = self.mlp_hidden_layers
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
             raise ValueError(
                 f"mlp_hidden_layers: expected an int ≥ 0, got {self.mlp_hidden_layers!r}"
             )
+        if self.stages is not None and not all(isinstance(s, Stage) for s in self.stages):
+            raise TypeError(f"stages: expected a tuple of Stage, got {self.stages!r}")
+        if not (isinstance(self.block, type) and issubclass(self.block, nn.Module)):
+            raise TypeError(f"block: expected a flax Module class, got {self.block!r}")
         super().__post_init__()
+
+    def default_stages(self) -> tuple[Stage, ...] | None:
+        """Stages used when `stages` is None; None: every edge set of the graph."""
+        return None
+
+    def resolved_stages(self, graph: MultiGraph) -> tuple[Stage, ...]:
+        """The stages this network runs on `graph`'s edge sets (validated)."""
+        stages = self.stages if self.stages is not None else self.default_stages()
+        if stages is None:
+            edge_sets = tuple(sorted(graph.edge_sets))
+            stages = (Stage(edge_sets, steps=self.num_message_passing_steps),)
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stages: names must be unique, got {names}")
+        for stage in stages:
+            missing = sorted(set(stage.edge_sets) - set(graph.edge_sets))
+            if missing:
+                raise ValueError(
+                    f"stages[{stage.name!r}].edge_sets: {missing} not in the graph's edge sets "
+                    f"{sorted(graph.edge_sets)}"
+                )
+        return tuple(stages)
 
     def _mlp(self, output_size: int, layer_norm: bool, name: str) -> MLP:
         return MLP(
@@ -88,49 +152,65 @@ class EncodeProcessDecode(nn.Module):
             name=name,
         )
 
-    @nn.compact
-    def __call__(self, graph: MultiGraph) -> jax.Array:
-        """Returns per-node outputs [num_nodes, output_size] float32."""
-        names = tuple(sorted(graph.edge_sets))
-        nodes = self._mlp(self.latent_size, self.layer_norm, "encoder_node")(graph.nodes)
-        edges = {
-            name: self._mlp(self.latent_size, self.layer_norm, f"encoder_edge_{name}")(
-                graph.edge_sets[name].features
-            )
-            for name in names
-        }
-        structure = {
-            name: (
-                jnp.asarray(graph.edge_sets[name].senders),
-                jnp.asarray(graph.edge_sets[name].receivers),
-            )
-            for name in names
-        }
-        block = InteractionBlock
+    def _stage(self, stage: Stage, graph: MultiGraph):
+        """The module that runs `stage`: (latents, structure) -> (latents, None)."""
+        block = self.block
         remat = self.remat if self.remat is not None else jax.default_backend() == "cpu"
         if remat:
             block = nn.remat(block, prevent_cse=False)
-        processor = nn.scan(
-            block,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=nn.broadcast,
-            length=self.num_message_passing_steps,
-            unroll=self.scan_unroll,
-        )(
+        if stage.steps > 1 or stage.shared:
+            scan = dict(variable_axes={"params": 0}, split_rngs={"params": True})
+            if stage.shared:
+                scan = dict(variable_broadcast="params", split_rngs={"params": False})
+            block = nn.scan(
+                block,
+                in_axes=nn.broadcast,
+                length=stage.steps,
+                unroll=min(self.scan_unroll, stage.steps),
+                **scan,
+            )
+        edge_types = tuple(
+            (k, graph.edge_sets[k].sender, graph.edge_sets[k].receiver) for k in stage.edge_sets
+        )
+        return block(
+            edge_types=edge_types,
             latent_size=self.latent_size,
             num_hidden_layers=self.mlp_hidden_layers,
             activation=self.activation,
             layer_norm=self.layer_norm,
             aggregation=self.aggregation,
-            edge_set_names=names,
             concat_trick=self.concat_trick,
-            receivers_sorted=self.receivers_sorted,
             dtype=self.dtype,
-            name="processor",
+            name=stage.name,
         )
-        (nodes, _), _ = processor((nodes, edges), structure)
-        return self._mlp(self.output_size, False, "decoder")(nodes)
+
+    @nn.compact
+    def __call__(self, graph: MultiGraph) -> jax.Array:
+        """Returns outputs [num_nodes of `output_node_set`, output_size] float32."""
+        if self.output_node_set not in graph.node_sets:
+            raise ValueError(
+                f"output_node_set: expected one of {sorted(graph.node_sets)}, "
+                f"got {self.output_node_set!r}"
+            )
+        stages = self.resolved_stages(graph)
+        latents = GraphFeatures(
+            nodes={
+                k: self._mlp(self.latent_size, self.layer_norm, f"encoder_node_{k}")(ns.features)
+                for k, ns in sorted(graph.node_sets.items())
+            },
+            edges={
+                k: self._mlp(self.latent_size, self.layer_norm, f"encoder_edge_{k}")(es.features)
+                for k, es in sorted(graph.edge_sets.items())
+            },
+        )
+        structure = {
+            k: (jnp.asarray(es.senders), jnp.asarray(es.receivers))
+            for k, es in graph.edge_sets.items()
+        }
+        for stage in stages:
+            latents, _ = self._stage(stage, graph)(latents, structure)
+        decoder = self._mlp(self.output_size, False, f"decoder_{self.output_node_set}")
+        return decoder(latents.nodes[self.output_node_set])
 
 
 def count_params(params) -> int:

@@ -7,9 +7,11 @@ from meshsim.models.encode_process_decode import EncodeProcessDecode
 
 class MeshGraphNet(EncodeProcessDecode):
     """The paper's network: latent 128, MLPs with 2 hidden layers and LayerNorm
-    (none on the decoder), 15 message-passing steps with unshared weights, sum
-    aggregation, ReLU. Every field of `EncodeProcessDecode` can be overridden,
-    keyword-only: `MeshGraphNet(output_size=2, latent_size=64)`.
+    (none on the decoder), one stage of 15 message-passing steps with unshared
+    weights over every edge set of the graph (`mesh`, and `world` when present),
+    sum aggregation, ReLU, decoded on the `mesh` node set. Every field of
+    `EncodeProcessDecode` can be overridden, keyword-only:
+    `MeshGraphNet(output_size=2, latent_size=64)`.
     """
 
 

@@ -1,8 +1,14 @@
-"""Domain tasks: how states become graphs and outputs become next states."""
+"""Domain tasks: how states become typed graphs and outputs become next states."""
 
-from meshsim.tasks.base import Task, Window, one_hot_node_type, relative_edge_features
-from meshsim.tasks.cfd import cfd_task
-from meshsim.tasks.cloth import cloth_task
+from meshsim.tasks.base import (
+    MESH_EDGES,
+    MeshTask,
+    Task,
+    one_hot_node_type,
+    relative_edge_features,
+)
+from meshsim.tasks.cfd import CfdTask, cfd_task
+from meshsim.tasks.cloth import ClothTask, cloth_task
 
 TASKS = {"cfd": cfd_task, "cloth": cloth_task}
 
@@ -15,9 +21,12 @@ def get_task(name: str, **kwargs) -> Task:
 
 
 __all__ = [
+    "MESH_EDGES",
     "TASKS",
+    "CfdTask",
+    "ClothTask",
+    "MeshTask",
     "Task",
-    "Window",
     "cfd_task",
     "cloth_task",
     "get_task",

@@ -1,49 +1,46 @@
 """What a learned simulator predicts, and how a prediction becomes the next state.
 
-A `Task` is a frozen object of pure functions; everything domain-specific lives
-here and nothing else (MeshGraphNets, Pfaff et al. 2021, Sec. 3 and App. A):
+A `Task` is a frozen object of pure functions holding everything domain-specific
+(MeshGraphNets, Pfaff et al. 2021, Sec. 3 and App. A; GraphCast for weather):
 
-* which per-node *fields* a training window holds (`window`, host side),
-* how fields become graph features (`build_graph`, jit-safe),
-* the training target and the loss mask,
+* the typed graph: its node sets and edge sets (`structure`, host side), their
+  feature widths (`node_feature_sizes`, `edge_types`) and features
+  (`build_graph`, jit-safe);
+* which per-node *fields* a training window holds (`window`, host side);
+* the training target, the loss weights (mask) and the training noise;
 * how a network output becomes the next state (first order `x + Δ`, second
-  order `2x_t − x_{t−1} + a`) and which nodes are prescribed,
-* the training noise.
+  order `2x_t − x_{t−1} + a`) and which nodes are prescribed;
+* what a plot of the state shows.
 
-Fields are a dict of per-node arrays (`[N, d]`, node types `[N] int32`) using the
-MeshGraphNets names: `mesh_pos`, `node_type`, the state field (`velocity` or
-`world_pos`), `prev|<state>` for second-order tasks, and `target|<state>`.
-A batch of windows stacks each field on a leading axis `[B, N, d]`; the task
-functions work on one window and are `vmap`ped by the trainer.
+Fields are a dict of per-node arrays on the task's `node_set` (`[N, d]`, node
+types `[N] int32`) using the MeshGraphNets names: `mesh_pos`, `node_type`, the
+state field (`velocity` or `world_pos`), `prev|<state>` for second-order tasks
+and `target|<state>`. The task functions work on one window; the trainer
+`vmap`s them over a batch. New domain = a new subclass; nothing outside
+`tasks/` asks "is this cloth?".
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from meshsim.graph import EdgeSet, MultiGraph
+from meshsim.graph import (
+    DEFAULT_NODE_SET,
+    EdgeSet,
+    MultiGraph,
+    NodeSet,
+    edges_from_cells,
+)
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
+from meshsim.window import Window
 
 Fields = Mapping[str, jax.Array]
-
-
-class Window(NamedTuple):
-    """One training example: graph structure plus per-node fields.
-
-    Fields:
-      graph:  MultiGraph whose node/edge features are zero-width placeholders
-              ([N, 0], [E, 0]); senders, receivers, counts and masks are real.
-      fields: {name: [N, d] float32 or [N] int32} — see the module docstring.
-    """
-
-    graph: MultiGraph
-    fields: dict[str, np.ndarray]
+MESH_EDGES = "mesh"  # MeshGraphNets' mesh-space edge set (cells → edges)
 
 
 def relative_edge_features(positions: jax.Array, senders, receivers) -> jax.Array:
@@ -59,63 +56,82 @@ def one_hot_node_type(node_type: jax.Array) -> jax.Array:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Task:
-    """A MeshGraphNets-style next-step prediction task.
+    """A next-step prediction task on a typed graph: the domain-independent part.
+
+    Subclasses define the graph (`structure`, `node_feature_sizes`, `edge_types`,
+    `build_graph`); the rest has defaults that suit first- and second-order tasks.
 
     Attributes:
       name: registry name ("cfd", "cloth").
       state_field: dynamic field the network advances ("velocity", "world_pos").
       order: 1 (predict Δ of the state) or 2 (predict the acceleration).
       output_size: width of the network output (= width of the state).
-      mesh_dim: width of mesh_pos (2 for both built-in domains).
-      world_edges: edge features include world-space relative positions (cloth).
+      node_set: the node set that holds the fields and that the network decodes on.
       loss_node_types: node types that are simulated, hence in the loss and updated
         in rollouts; every other type is prescribed.
       noise_std: std of the Gaussian training noise on the state of simulated nodes.
       noise_gamma: fraction of the noise the target does NOT absorb; the target
         is moved by (1 − γ)·noise (1.0 for cfd, 0.1 for cloth in the paper).
-      extra_dynamic_fields: other dynamic fields copied into the window (e.g.
-        "pressure"), available to custom feature functions.
+      lagrangian: the state is the node positions (plots and exports move the mesh).
+      shared_structure: every example has the same graph, so a batch holds one copy.
     """
 
     name: str
     state_field: str
     order: int
     output_size: int
-    mesh_dim: int = 2
-    world_edges: bool = False
+    node_set: str = DEFAULT_NODE_SET
     loss_node_types: tuple[int, ...] = (int(NodeType.NORMAL),)
     noise_std: float = 0.0
     noise_gamma: float = 1.0
-    extra_dynamic_fields: tuple[str, ...] = ()
+    lagrangian: bool = False
+    shared_structure: bool = False
 
     def __post_init__(self):
         if self.order not in (1, 2):
             raise ValueError(f"order: expected 1 or 2, got {self.order}")
-        if self.noise_std < 0:
-            raise ValueError(f"noise_std: expected ≥ 0, got {self.noise_std}")
+        for field in ("noise_std", "noise_gamma"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{field}: expected a number, got {value!r}")
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{field}: expected a finite number ≥ 0, got {value!r}")
 
-    # ------------------------------------------------------------------ sizes
-
-    @property
-    def node_feature_size(self) -> int:
-        return self.output_size + NUM_NODE_TYPES
-
-    @property
-    def edge_feature_sizes(self) -> dict[str, int]:
-        size = self.mesh_dim + 1
-        if self.world_edges:
-            size += self.output_size + 1
-        return {"mesh": size}
+    # ------------------------------------------------------------------ the graph
 
     @property
-    def required_fields(self) -> tuple[str, ...]:
-        return ("cells", "mesh_pos", "node_type", self.state_field)
+    def node_feature_sizes(self) -> dict[str, int]:
+        """{node set: input feature width}."""
+        raise NotImplementedError
+
+    @property
+    def edge_types(self) -> dict[str, tuple[str, str, int]]:
+        """{edge set: (sender node set, receiver node set, feature width)}."""
+        raise NotImplementedError
+
+    def structure(self, trajectory: Mapping[str, np.ndarray]) -> MultiGraph:
+        """The graph structure of a trajectory (zero-width features). Host side."""
+        raise NotImplementedError
+
+    @property
+    def structure_fields(self) -> tuple[str, ...] | None:
+        """The trajectory fields `structure` reads (None: all), so a padding budget can be
+        sized without loading the dynamic fields."""
+        return None
+
+    def build_graph(self, fields: Fields, structure: MultiGraph) -> MultiGraph:
+        """`structure` with node and edge features computed from `fields`. Jit-safe."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ host side
 
     def window_times(self, trajectory_length: int) -> range:
         """Time indices t that have a target (t + 1) and enough history."""
         return range(self.order - 1, trajectory_length - 1)
+
+    def static_fields(self, trajectory: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Per-node fields that do not change in time (e.g. mesh_pos, node_type)."""
+        return {}
 
     def window(self, trajectory: Mapping[str, np.ndarray], t: int, graph: MultiGraph) -> Window:
         """The window at time t of a trajectory (CONVENTIONS.md layout). Host side."""
@@ -130,15 +146,12 @@ class Task:
                 f"(trajectory length {state.shape[0]}, order {self.order})"
             )
         fields = {
-            "mesh_pos": np.asarray(trajectory["mesh_pos"])[0].astype(np.float32),
-            "node_type": np.asarray(trajectory["node_type"])[0, :, 0].astype(np.int32),
+            **self.static_fields(trajectory),
             self.state_field: state[t].astype(np.float32),
             f"target|{self.state_field}": state[t + 1].astype(np.float32),
         }
         if self.order == 2:
             fields[f"prev|{self.state_field}"] = state[t - 1].astype(np.float32)
-        for name in self.extra_dynamic_fields:
-            fields[name] = np.asarray(trajectory[name])[t].astype(np.float32)
         return Window(graph=graph, fields=fields)
 
     # ------------------------------------------------------------------ jit side
@@ -150,26 +163,6 @@ class Task:
             return state
         return state - fields[f"prev|{self.state_field}"]
 
-    def build_graph(self, fields: Fields, structure: MultiGraph) -> MultiGraph:
-        """Fills node and edge features of `structure` from the fields. Jit-safe."""
-        nodes = jnp.concatenate(
-            [self.velocity(fields), one_hot_node_type(fields["node_type"])], axis=-1
-        )
-        mesh = structure.edge_sets["mesh"]
-        features = relative_edge_features(fields["mesh_pos"], mesh.senders, mesh.receivers)
-        if self.world_edges:
-            world = relative_edge_features(fields[self.state_field], mesh.senders, mesh.receivers)
-            features = jnp.concatenate([world, features], axis=-1)
-        edge_sets = dict(structure.edge_sets)
-        edge_sets["mesh"] = EdgeSet(
-            features=features,
-            senders=mesh.senders,
-            receivers=mesh.receivers,
-            n_edge=mesh.n_edge,
-            mask=mesh.mask,
-        )
-        return structure._replace(nodes=nodes, edge_sets=edge_sets)
-
     def simulated_mask(self, fields: Fields) -> jax.Array:
         """[N] bool: nodes the network advances (the others are prescribed)."""
         node_type = fields["node_type"]
@@ -177,6 +170,11 @@ class Task:
         for t in self.loss_node_types:
             mask = mask | (node_type == t)
         return mask
+
+    def loss_weights(self, fields: Fields, node_mask: jax.Array) -> jax.Array:
+        """[N] float32 weight of each node in the loss (0: not in it). Real simulated nodes
+        weigh 1; a task on the sphere would weigh by cell area instead."""
+        return (self.simulated_mask(fields) & node_mask).astype(jnp.float32)
 
     def target(self, fields: Fields) -> jax.Array:
         """[N, output_size] raw training target: Δstate (order 1) or acceleration (order 2)."""
@@ -222,3 +220,94 @@ class Task:
             out[f"prev|{self.state_field}"] = fields[self.state_field]
         out[self.state_field] = new_state
         return out
+
+    # ------------------------------------------------------------------ plots
+
+    def plot_scalar(self, states: np.ndarray) -> tuple[np.ndarray, str]:
+        """([..., N] the scalar a mesh plot colours nodes by, its label) for `[..., N, d]`
+        states. Lagrangian tasks are drawn as moving meshes instead."""
+        return states[..., 0], f"{self.state_field}[0]"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MeshTask(Task):
+    """A task on one triangle/tetrahedral mesh: node set `mesh`, edge set `mesh` from cells.
+
+    Node features: the velocity input and the one-hot node type; edge features:
+    the relative mesh-space position and its norm (`mesh_edge_features`).
+
+    Attributes:
+      mesh_dim: width of mesh_pos (2 for both built-in domains).
+    """
+
+    mesh_dim: int = 2
+
+    @property
+    def node_feature_sizes(self) -> dict[str, int]:
+        return {self.node_set: self.output_size + NUM_NODE_TYPES}
+
+    @property
+    def edge_types(self) -> dict[str, tuple[str, str, int]]:
+        return {MESH_EDGES: (self.node_set, self.node_set, self.mesh_dim + 1)}
+
+    @property
+    def structure_fields(self) -> tuple[str, ...]:
+        return ("cells", "mesh_pos")
+
+    def structure(self, trajectory: Mapping[str, np.ndarray]) -> MultiGraph:
+        """`mesh` edges (both directions) from the cells of frame 0; N from mesh_pos."""
+        cells = np.asarray(trajectory["cells"])
+        cells = cells[0] if cells.ndim == 3 else cells
+        num_nodes = int(np.asarray(trajectory["mesh_pos"]).shape[-2])
+        senders, receivers = edges_from_cells(cells)
+        if senders.size and int(senders.max()) >= num_nodes:
+            raise ValueError(
+                f"cells: node index {int(senders.max())} out of range for {num_nodes} nodes "
+                "(mesh_pos)"
+            )
+        num_edges = senders.shape[0]
+        return MultiGraph(
+            node_sets={
+                self.node_set: NodeSet(
+                    features=np.zeros((num_nodes, 0), np.float32),
+                    n_node=np.array([num_nodes], np.int32),
+                    mask=np.ones(num_nodes, bool),
+                )
+            },
+            edge_sets={
+                MESH_EDGES: EdgeSet(
+                    features=np.zeros((num_edges, 0), np.float32),
+                    senders=senders,
+                    receivers=receivers,
+                    n_edge=np.array([num_edges], np.int32),
+                    mask=np.ones(num_edges, bool),
+                    sender=self.node_set,
+                    receiver=self.node_set,
+                )
+            },
+            graph_mask=np.ones(1, bool),
+        )
+
+    def static_fields(self, trajectory: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {
+            "mesh_pos": np.asarray(trajectory["mesh_pos"])[0].astype(np.float32),
+            "node_type": np.asarray(trajectory["node_type"])[0, :, 0].astype(np.int32),
+        }
+
+    def mesh_edge_features(self, fields: Fields, senders, receivers) -> jax.Array:
+        """[E, F] features of `mesh` edges: relative mesh_pos and its norm."""
+        return relative_edge_features(fields["mesh_pos"], senders, receivers)
+
+    def build_graph(self, fields: Fields, structure: MultiGraph) -> MultiGraph:
+        nodes = jnp.concatenate(
+            [self.velocity(fields), one_hot_node_type(fields["node_type"])], axis=-1
+        )
+        mesh = structure.edge_sets[MESH_EDGES]
+        features = self.mesh_edge_features(fields, mesh.senders, mesh.receivers)
+        return structure.replace(
+            node_sets={
+                **structure.node_sets,
+                self.node_set: structure.node_sets[self.node_set].replace(features=nodes),
+            },
+            edge_sets={**structure.edge_sets, MESH_EDGES: mesh.replace(features=features)},
+        )
