@@ -22,6 +22,7 @@ from meshsim.data.meta import (
     save_meta,
     validate_meta,
 )
+from meshsim.graph import unique_edges
 
 __all__ = [
     "FORMATS",
@@ -250,16 +251,8 @@ def convert_dataset(
 def count_mesh_edges(cells: np.ndarray) -> int:
     """Unique undirected edges of a cell list `[C, k] int` (triangles k=3, tetrahedra k=4:
     every pair of a cell's vertices is an edge)."""
-    cells = np.asarray(cells, dtype=np.int64).reshape(-1, np.shape(cells)[-1])
-    k = cells.shape[1]
-    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-    if not pairs or not len(cells):
-        return 0
-    a = np.concatenate([cells[:, i] for i, _ in pairs])
-    b = np.concatenate([cells[:, j] for _, j in pairs])
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    keys = lo * (int(hi.max()) + 1) + hi
-    return int(np.unique(keys).size)
+    cells = np.asarray(cells, dtype=np.int64)
+    return int(unique_edges(cells.reshape(-1, cells.shape[-1])).shape[0])
 
 
 def _node_count(
