@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -48,6 +48,29 @@ class AtomicFile:
         """Removes the temporary file if it exists (the final path is untouched)."""
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.tmp)
+
+    def finish(self, close: Callable[[], None], *, on_error: Callable[[], None]) -> str:
+        """Runs a writer's `close` (its last writes included), then commits.
+
+        If either fails, `on_error` runs (errors ignored: e.g. closing the handle
+        that `close` left open), the temporary is discarded and the error re-raised,
+        so nothing is published and nothing is left behind.
+        """
+        try:
+            close()
+            return self.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                on_error()
+            self.discard()
+            raise
+
+    def abandon(self, close: Callable[[], None]) -> None:
+        """Runs `close` and discards the temporary, whatever `close` does."""
+        try:
+            close()
+        finally:
+            self.discard()
 
 
 @contextlib.contextmanager

@@ -99,32 +99,20 @@ class Simulator:
         (not only the simulated ones).
         """
 
-        def mask(m, x):
-            return jnp.broadcast_to(m, x.shape[:-1])
+        def update(normalizer, x, mask):  # a shared structure's mask covers every example
+            return norm.update(
+                normalizer, x, jnp.broadcast_to(mask, x.shape[:-1]), axis_name=axis_name
+            )
 
-        out_mask = structure.node_sets[self.task.node_set].mask
+        nodes, edges = structure.node_sets, structure.edge_sets
         return norm.Normalizers(
             nodes={
-                k: norm.update(
-                    normalizers.nodes[k],
-                    x,
-                    mask(structure.node_sets[k].mask, x),
-                    axis_name=axis_name,
-                )
-                for k, x in features.nodes.items()
+                k: update(normalizers.nodes[k], x, nodes[k].mask) for k, x in features.nodes.items()
             },
             edges={
-                k: norm.update(
-                    normalizers.edges[k],
-                    x,
-                    mask(structure.edge_sets[k].mask, x),
-                    axis_name=axis_name,
-                )
-                for k, x in features.edges.items()
+                k: update(normalizers.edges[k], x, edges[k].mask) for k, x in features.edges.items()
             },
-            output=norm.update(
-                normalizers.output, targets, mask(out_mask, targets), axis_name=axis_name
-            ),
+            output=update(normalizers.output, targets, nodes[self.task.node_set].mask),
         )
 
     def apply(self, params: Any, normalizers: norm.Normalizers, graph: MultiGraph) -> jax.Array:

@@ -33,6 +33,22 @@ def mesh_graph(nx: int, ny: int, node_features: int = 5, seed: int = 0) -> meshs
     return meshsim.make_graph(nodes, {"mesh": (edge_features, senders, receivers)})
 
 
+def np_mlp(p, parts, layer_norm, act=lambda x: np.maximum(x, 0)):
+    """Plain numpy MLP (float64) on the concatenation of its already gathered input parts:
+    the slow reference for `meshsim.nn.MLP` (parameters named as there)."""
+    x = np.concatenate(parts, axis=1).astype(np.float64) @ p["linear_0_kernel"] + p["linear_0_bias"]
+    i = 1
+    while f"linear_{i}" in p:
+        x = act(x) @ p[f"linear_{i}"]["kernel"] + p[f"linear_{i}"]["bias"]
+        i += 1
+    if layer_norm:
+        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        x = (x - mu) / np.sqrt(var + 1e-6) * p["layer_norm"]["scale"] + p["layer_norm"]["bias"]
+    else:
+        assert "layer_norm" not in p, "an MLP without LayerNorm has no layer_norm parameters"
+    return x
+
+
 @pytest.fixture
 def small_graph() -> meshsim.MultiGraph:
     return mesh_graph(4, 3)

@@ -9,7 +9,7 @@ import pytest
 
 import meshsim
 from meshsim.models import EncodeProcessDecode, meshgraphnet_param_count
-from tests.conftest import mesh_graph
+from tests.conftest import mesh_graph, np_mlp
 
 SMALL = dict(output_size=3, latent_size=16, num_message_passing_steps=3)
 
@@ -21,33 +21,20 @@ def _init(model, graph, seed=0):
 # ------------------------------------------------------------------ slow numpy reference
 
 
-def _np_mlp(p, parts, layer_norm, act=lambda x: np.maximum(x, 0)):
-    """Plain numpy MLP: first layer on the concatenation of gathered parts."""
-    x = np.concatenate(parts, axis=1).astype(np.float64) @ p["linear_0_kernel"] + p["linear_0_bias"]
-    i = 1
-    while f"linear_{i}" in p:
-        x = act(x) @ p[f"linear_{i}"]["kernel"] + p[f"linear_{i}"]["bias"]
-        i += 1
-    if layer_norm:
-        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-        x = (x - mu) / np.sqrt(var + 1e-6) * p["layer_norm"]["scale"] + p["layer_norm"]["bias"]
-    return x
-
-
 def _np_forward(params, graph, steps):
     """MeshGraphNet forward pass with explicit Python loops over nodes: the slow reference."""
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
     es = graph.edge_sets["mesh"]
-    v = _np_mlp(p["encoder_node_mesh"], [graph.node_sets["mesh"].features], True)
-    e = _np_mlp(p["encoder_edge_mesh"], [es.features], True)
+    v = np_mlp(p["encoder_node_mesh"], [graph.node_sets["mesh"].features], True)
+    e = np_mlp(p["encoder_edge_mesh"], [es.features], True)
     for k in range(steps):
         pk = jax.tree_util.tree_map(lambda a, k=k: a[k], p["processor"])
-        e = e + _np_mlp(pk["edge_mesh"], [e, v[es.senders], v[es.receivers]], True)
+        e = e + np_mlp(pk["edge_mesh"], [e, v[es.senders], v[es.receivers]], True)
         agg = np.zeros_like(v)
         for j in range(len(es.senders)):  # explicit loop: the dense definition of Σ_j e_ij
             agg[es.receivers[j]] += e[j]
-        v = v + _np_mlp(pk["node_mesh"], [v, agg], True)
-    return _np_mlp(p["decoder_mesh"], [v], False)
+        v = v + np_mlp(pk["node_mesh"], [v, agg], True)
+    return np_mlp(p["decoder_mesh"], [v], False)
 
 
 def test_agrees_with_slow_numpy_reference():

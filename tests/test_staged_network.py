@@ -8,7 +8,6 @@ and a user-defined attention block are checked on the same small graph.
 """
 
 import re
-from typing import Any
 
 import flax.linen as nn
 import jax
@@ -20,7 +19,8 @@ import meshsim
 from meshsim import ops
 from meshsim.graph import GraphFeatures
 from meshsim.models import EncodeProcessDecode, Stage
-from meshsim.nn import MLP, InteractionBlock
+from meshsim.nn import InteractionBlock
+from tests.conftest import np_mlp
 from tests.test_typed_graph import two_set_graph
 
 LATENT = 8
@@ -93,21 +93,6 @@ def model_and_params(graph):
 ACT = {"relu": lambda x: np.maximum(x, 0), "swish": lambda x: x / (1 + np.exp(-x))}
 
 
-def _np_mlp(p, parts, layer_norm, act):
-    """Plain numpy MLP on the concatenation of its (already gathered) input parts."""
-    x = np.concatenate(parts, axis=1) @ p["linear_0_kernel"] + p["linear_0_bias"]
-    i = 1
-    while f"linear_{i}" in p:
-        x = act(x) @ p[f"linear_{i}"]["kernel"] + p[f"linear_{i}"]["bias"]
-        i += 1
-    if layer_norm:
-        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-        x = (x - mu) / np.sqrt(var + 1e-6) * p["layer_norm"]["scale"] + p["layer_norm"]["bias"]
-    else:
-        assert "layer_norm" not in p
-    return x
-
-
 def _np_aggregate(kind, messages, receivers, num_nodes):
     """Σ / mean / max of the messages into each receiver, one edge at a time (0 if none)."""
     out = np.zeros((num_nodes, messages.shape[1]))
@@ -134,11 +119,11 @@ def np_forward(params, graph, stages, *, output_node_set="grid", act="relu", agg
     act = ACT[act]
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
     v = {
-        k: _np_mlp(p[f"encoder_node_{k}"], [ns.features.astype(np.float64)], True, act)
+        k: np_mlp(p[f"encoder_node_{k}"], [ns.features.astype(np.float64)], True, act)
         for k, ns in graph.node_sets.items()
     }
     e = {
-        k: _np_mlp(p[f"encoder_edge_{k}"], [es.features.astype(np.float64)], True, act)
+        k: np_mlp(p[f"encoder_edge_{k}"], [es.features.astype(np.float64)], True, act)
         for k, es in graph.edge_sets.items()
     }
     for stage in stages:
@@ -152,16 +137,16 @@ def np_forward(params, graph, stages, *, output_node_set="grid", act="relu", agg
                 es = graph.edge_sets[k]
                 vs, vr = v[es.sender], v[es.receiver]
                 parts = [e[k], vs[es.senders], vr[es.receivers]]
-                new_e[k] = e[k] + _np_mlp(ps[f"edge_{k}"], parts, True, act)
+                new_e[k] = e[k] + np_mlp(ps[f"edge_{k}"], parts, True, act)
                 agg = _np_aggregate(aggregation, new_e[k], es.receivers, vr.shape[0])
                 incoming.setdefault(es.receiver, []).append(agg)
             new_v = dict(v)
             for n in sorted(incoming):
-                new_v[n] = v[n] + _np_mlp(ps[f"node_{n}"], [v[n], *incoming[n]], True, act)
+                new_v[n] = v[n] + np_mlp(ps[f"node_{n}"], [v[n], *incoming[n]], True, act)
             # A node set no edge set of the stage points into has no MLP in it.
             assert {k[len("node_") :] for k in ps if k.startswith("node_")} == set(incoming)
             v, e = new_v, new_e
-    return _np_mlp(p[f"decoder_{output_node_set}"], [v[output_node_set]], False, act)
+    return np_mlp(p[f"decoder_{output_node_set}"], [v[output_node_set]], False, act)
 
 
 _MEAN_STAGES = (Stage(("mesh", "grid2mesh"), 2, name="a"), Stage(("mesh2grid",), name="b"))
@@ -294,8 +279,8 @@ def test_node_set_receiving_nothing_is_unchanged(graph):
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
     relu = ACT["relu"]
     grid = graph.node_sets["grid"].features.astype(np.float64)
-    expected = _np_mlp(
-        p["decoder_grid"], [_np_mlp(p["encoder_node_grid"], [grid], True, relu)], False, relu
+    expected = np_mlp(
+        p["decoder_grid"], [np_mlp(p["encoder_node_grid"], [grid], True, relu)], False, relu
     )
     np.testing.assert_allclose(apply(model, params, graph), expected, rtol=1e-5, atol=1e-5)
     # ... while the mesh, which grid2mesh points into, does change.
@@ -303,8 +288,8 @@ def test_node_set_receiving_nothing_is_unchanged(graph):
     mparams = _init(on_mesh, graph)
     q = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), mparams["params"])
     mesh = graph.node_sets["mesh"].features.astype(np.float64)
-    untouched = _np_mlp(
-        q["decoder_mesh"], [_np_mlp(q["encoder_node_mesh"], [mesh], True, relu)], False, relu
+    untouched = np_mlp(
+        q["decoder_mesh"], [np_mlp(q["encoder_node_mesh"], [mesh], True, relu)], False, relu
     )
     assert np.abs(apply(on_mesh, mparams, graph) - untouched).max() > 1e-3
 
@@ -440,32 +425,12 @@ def test_graphcast_on_the_small_graph(graph):
 # ------------------------------------------------------------------ a different block
 
 
-class AttentionBlock(nn.Module):
+class AttentionBlock(InteractionBlock):
     """Messages weighted by a softmax, over each receiver's incoming edges, of a learned score.
 
-    Same constructor keywords and call signature as `meshsim.nn.InteractionBlock`.
+    Same constructor keywords and call signature as `meshsim.nn.InteractionBlock` (it
+    inherits its fields and MLP factory, and replaces the step).
     """
-
-    edge_types: tuple
-    latent_size: int
-    num_hidden_layers: int = 2
-    activation: str = "relu"
-    layer_norm: bool = True
-    aggregation: str = "sum"
-    concat_trick: bool = True
-    dtype: Any = jnp.float32
-
-    def _mlp(self, name):
-        return MLP(
-            hidden_size=self.latent_size,
-            num_hidden_layers=self.num_hidden_layers,
-            output_size=self.latent_size,
-            activation=self.activation,
-            layer_norm=self.layer_norm,
-            gather_after_first_layer=self.concat_trick,
-            dtype=self.dtype,
-            name=name,
-        )
 
     @nn.compact
     def __call__(self, latents: GraphFeatures, structure):

@@ -220,3 +220,24 @@ def test_model_is_chosen_by_name_and_every_model_field_is_reached():
         build_simulator(apply_overrides(config, ["model.name=unet"]))
     with pytest.raises(ValueError, match="model.dtype: expected a dtype name"):
         build_simulator(apply_overrides(config, ["model.dtype=float7"]))
+
+
+def test_bare_train_step_is_the_jitted_one():
+    """`jit=False` hands out the pure step so jit, pmap or shard_map can each wrap it."""
+    task = cfd_task()
+    trajs = [synthetic_cfd_trajectory(seed=i, steps=5) for i in range(2)]
+    batch = next(
+        iter_batches(trajs, task, batch_size=2, budget=dataset_budget(trajs, task), seed=0)
+    )
+    sim = meshsim.Simulator(
+        meshsim.MeshGraphNet(output_size=2, latent_size=8, num_message_passing_steps=1), task
+    )
+    tx = make_optimizer(OptimizerConfig(learning_rate=1e-3))
+    bare = make_train_step(sim, tx, jit=False)
+    assert not hasattr(bare, "lower"), "jit=False must not return a jitted function"
+    key = jax.random.key(3)
+    a, ma = jax.jit(bare)(init_train_state(sim, tx, jax.random.key(0)), batch, key)
+    b, mb = make_train_step(sim, tx)(init_train_state(sim, tx, jax.random.key(0)), batch, key)
+    np.testing.assert_array_equal(ma["loss"], mb["loss"])
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

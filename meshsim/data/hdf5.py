@@ -18,7 +18,6 @@ when complete, so a crash never leaves a partial file under the real name.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -146,15 +145,12 @@ class HDF5Writer:
         if self._file is None:
             return
         file, self._file = self._file, None
-        try:
+
+        def finish():
             file.attrs["num_trajectories"] = self.num_written
             file.close()
-            self._atomic.commit()
-        except BaseException:  # publish nothing and leave no temporary file behind
-            with contextlib.suppress(Exception):
-                file.close()
-            self._atomic.discard()
-            raise
+
+        self._atomic.finish(finish, on_error=file.close)
         logger.info("wrote %d trajectories to %s", self.num_written, self.path)
 
     def abort(self) -> None:
@@ -162,10 +158,7 @@ class HDF5Writer:
         if self._file is None:
             return
         file, self._file = self._file, None
-        try:
-            file.close()
-        finally:
-            self._atomic.discard()
+        self._atomic.abandon(file.close)
 
     def __enter__(self) -> HDF5Writer:
         return self
