@@ -13,6 +13,8 @@ from meshsim.graph.typed import (
     EdgeSet,
     MultiGraph,
     NodeSet,
+    edge_set,
+    node_set,
 )
 
 
@@ -74,21 +76,11 @@ def placeholder_graph(
       edge_types: {edge set: (sender set, receiver set, feature width)}.
     """
     one = lambda width: np.zeros((1, width), np.float32)
+    first = np.zeros(1, np.int32)
     return MultiGraph(
-        node_sets={
-            k: NodeSet(features=one(f), n_node=np.ones(1, np.int32), mask=np.ones(1, bool))
-            for k, f in node_sizes.items()
-        },
+        node_sets={k: node_set(one(f)) for k, f in node_sizes.items()},
         edge_sets={
-            k: EdgeSet(
-                features=one(f),
-                senders=np.zeros(1, np.int32),
-                receivers=np.zeros(1, np.int32),
-                n_edge=np.ones(1, np.int32),
-                mask=np.ones(1, bool),
-                sender=s,
-                receiver=r,
-            )
+            k: edge_set(one(f), first, first, sender=s, receiver=r)
             for k, (s, r, f) in edge_types.items()
         },
         graph_mask=np.ones(1, bool),

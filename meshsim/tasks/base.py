@@ -31,10 +31,10 @@ import numpy as np
 
 from meshsim.graph import (
     DEFAULT_NODE_SET,
-    EdgeSet,
     MultiGraph,
-    NodeSet,
+    edge_set,
     edges_from_cells,
+    node_set,
 )
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
 from meshsim.window import Window
@@ -265,24 +265,12 @@ class MeshTask(Task):
                 f"cells: node index {int(senders.max())} out of range for {num_nodes} nodes "
                 "(mesh_pos)"
             )
-        num_edges = senders.shape[0]
+        no_features = np.zeros((senders.shape[0], 0), np.float32)
         return MultiGraph(
-            node_sets={
-                self.node_set: NodeSet(
-                    features=np.zeros((num_nodes, 0), np.float32),
-                    n_node=np.array([num_nodes], np.int32),
-                    mask=np.ones(num_nodes, bool),
-                )
-            },
+            node_sets={self.node_set: node_set(np.zeros((num_nodes, 0), np.float32))},
             edge_sets={
-                MESH_EDGES: EdgeSet(
-                    features=np.zeros((num_edges, 0), np.float32),
-                    senders=senders,
-                    receivers=receivers,
-                    n_edge=np.array([num_edges], np.int32),
-                    mask=np.ones(num_edges, bool),
-                    sender=self.node_set,
-                    receiver=self.node_set,
+                MESH_EDGES: edge_set(
+                    no_features, senders, receivers, sender=self.node_set, receiver=self.node_set
                 )
             },
             graph_mask=np.ones(1, bool),
