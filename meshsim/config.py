@@ -85,7 +85,45 @@ class TrainConfig:
     eval_rollout_steps: int = 50
     checkpoint_every: int = 10_000
     keep_checkpoints: int = 3
+    # A non-finite loss or gradient: "stop" the run (the last good checkpoint stays the
+    # latest) or "skip" the update and go on.
+    on_nonfinite: str = "stop"
     optimizer: OptimizerConfig = OptimizerConfig()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ParallelConfig:
+    """How a run spreads over devices (see `meshsim.sharding`).
+
+    `data`: devices on the data axis (None: every device not used by `graph`);
+    `backend`: "jit" (jit + NamedSharding) or "pmap"; `graph`: partitions of each
+    graph (graph/domain parallel, halo exchange); `shard_optimizer`: shard the
+    optimizer state over the data axis.
+    """
+
+    backend: str = "jit"
+    data: int | None = None
+    graph: int = 1
+    shard_optimizer: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WeatherConfig:
+    """Settings of the `weather` task (grid ↔ multimesh forecasting, GraphCast-style).
+
+    `variables`: data variables forecast (empty: every variable with a `time` dim);
+    `mesh_splits`: icosahedron refinements of the multimesh (6 in GraphCast);
+    `radius_fraction`: grid→mesh radius as a fraction of the longest finest mesh edge;
+    `train_rollout_steps`: autoregressive steps per training example (gradients
+    through the rollout); `train_rollout_schedule`: training steps after which the
+    rollout length grows by one until it reaches `train_rollout_steps` (0: fixed).
+    """
+
+    variables: tuple[str, ...] = ()
+    mesh_splits: int = 3
+    radius_fraction: float = 0.6
+    train_rollout_steps: int = 1
+    train_rollout_schedule: int = 0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -99,6 +137,8 @@ class ExperimentConfig:
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    parallel: ParallelConfig = ParallelConfig()
+    weather: WeatherConfig = WeatherConfig()
 
 
 def lite_train_config() -> TrainConfig:
