@@ -125,34 +125,64 @@ class Task:
 
     # ------------------------------------------------------------------ host side
 
-    def window_times(self, trajectory_length: int) -> range:
-        """Time indices t that have a target (t + 1) and enough history."""
-        return range(self.order - 1, trajectory_length - 1)
+    def window_times(self, trajectory_length: int, horizon: int = 1) -> range:
+        """Time indices t that have `horizon` targets (t + 1 .. t + horizon) and enough
+        history."""
+        return range(self.order - 1, trajectory_length - horizon)
 
     def static_fields(self, trajectory: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Per-node fields that do not change in time (e.g. mesh_pos, node_type)."""
         return {}
 
-    def window(self, trajectory: Mapping[str, np.ndarray], t: int, graph: MultiGraph) -> Window:
-        """The window at time t of a trajectory (CONVENTIONS.md layout). Host side."""
-        state = np.asarray(trajectory[self.state_field])
+    def window(
+        self, trajectory: Mapping[str, np.ndarray], t: int, graph: MultiGraph, horizon: int = 1
+    ) -> Window:
+        """The window at time t of a trajectory (CONVENTIONS.md layout). Host side.
+
+        With `horizon` k > 1 the window also holds what a k-step unrolled loss needs:
+        `future|<state> [N, k, d]` (the truth at t+1..t+k) and `future|prescribed
+        [N, k, P]` (`prescribed_frames`).
+        """
+        state = trajectory[self.state_field]
         if state.ndim != 3 or state.shape[-1] != self.output_size:
             raise ValueError(
                 f"{self.state_field}: expected [T, N, {self.output_size}], got {state.shape}"
             )
-        if t not in self.window_times(state.shape[0]):
+        if t not in self.window_times(state.shape[0], horizon):
             raise ValueError(
-                f"t: expected in {self.window_times(state.shape[0])}, got {t} "
-                f"(trajectory length {state.shape[0]}, order {self.order})"
+                f"t: expected in {self.window_times(state.shape[0], horizon)}, got {t} "
+                f"(trajectory length {state.shape[0]}, order {self.order}, horizon {horizon})"
             )
-        fields = {
-            **self.static_fields(trajectory),
-            self.state_field: state[t].astype(np.float32),
-            f"target|{self.state_field}": state[t + 1].astype(np.float32),
-        }
-        if self.order == 2:
-            fields[f"prev|{self.state_field}"] = state[t - 1].astype(np.float32)
+        fields = {**self.static_fields(trajectory), **self.input_fields(trajectory, t)}
+        fields[f"target|{self.state_field}"] = np.asarray(state[t + 1], np.float32)
+        if horizon > 1:
+            future = np.asarray(state[t + 1 : t + 1 + horizon], np.float32)
+            fields[f"future|{self.state_field}"] = future.swapaxes(0, 1)
+            prescribed = self.prescribed_frames(trajectory, t, horizon)
+            fields["future|prescribed"] = prescribed.swapaxes(0, 1)
         return Window(graph=graph, fields=fields)
+
+    def input_fields(self, trajectory: Mapping[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
+        """The dynamic inputs at time t: the state, and for order 2 the previous one."""
+        state = trajectory[self.state_field]
+        fields = {self.state_field: np.asarray(state[t], np.float32)}
+        if self.order == 2:
+            fields[f"prev|{self.state_field}"] = np.asarray(state[t - 1], np.float32)
+        return fields
+
+    def prescribed_frames(
+        self, trajectory: Mapping[str, np.ndarray], start: int, steps: int
+    ) -> np.ndarray:
+        """[steps, N, P] what rollout step k from `start` takes besides its prediction
+        (`advance`'s `prescribed`): here the states at start+1..start+steps, used on the
+        prescribed nodes. Host side."""
+        frames = np.asarray(trajectory[self.state_field][start + 1 : start + 1 + steps])
+        if frames.shape[0] != steps:
+            raise ValueError(
+                f"steps: the trajectory has {frames.shape[0]} frames after {start}, "
+                f"expected {steps}"
+            )
+        return frames.astype(np.float32)
 
     # ------------------------------------------------------------------ jit side
 
