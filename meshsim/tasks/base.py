@@ -184,6 +184,12 @@ class Task:
             )
         return frames.astype(np.float32)
 
+    @property
+    def output_weights(self) -> tuple[float, ...] | None:
+        """Per-output-feature loss weights (e.g. per variable and pressure level on the
+        sphere); None weighs every feature 1."""
+        return None
+
     # ------------------------------------------------------------------ jit side
 
     def velocity(self, fields: Fields) -> jax.Array:

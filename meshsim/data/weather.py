@@ -1,0 +1,542 @@
+"""Weather data in WeatherBench2 layout: lazy xarray reading, channels, forcings, statistics.
+
+A WeatherBench2 dataset (zarr store or netCDF file) has dims `time`, `level`,
+`latitude`, `longitude`; 3-D variables are `[time, level, latitude, longitude]`,
+2-D ones `[time, latitude, longitude]`, static fields (land-sea mask,
+geopotential at the surface) `[latitude, longitude]`. meshsim stacks variables ×
+levels into **channels** (`"u_component_of_wind/500"`, `"2m_temperature"`) on the
+grid nodes, latitude-major (`node = i·W + j`), and reads frames lazily: a window
+touches only the times it needs, never the whole archive.
+
+Trajectories are the runs of equally spaced times (a gap in `time` starts a new
+one), so one continuous reanalysis is one trajectory and a generated dataset of
+separate simulations holds several.
+
+Forcings are computed from the time, not read (GraphCast, Lam et al. 2023,
+Sec. 3.1): top-of-atmosphere incident solar radiation and the sine/cosine of the
+year progress and of the local day progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from meshsim import atomic
+
+logger = logging.getLogger(__name__)
+
+LEVEL_SEPARATOR = "/"  # channel names: "<variable>/<level>" for 3-D variables
+SOLAR_CONSTANT = 1361.0  # W m⁻², total solar irradiance (Kopp & Lean 2011)
+FORCING_NAMES = (
+    "toa_incident_solar_radiation",
+    "year_progress_sin",
+    "year_progress_cos",
+    "day_progress_sin",
+    "day_progress_cos",
+)
+_DIMS = ("time", "latitude", "longitude")
+
+
+def _xarray():
+    try:
+        import xarray
+    except ImportError as e:  # pragma: no cover - the weather extra is missing
+        raise ImportError(
+            "weather data needs xarray and zarr: pip install 'meshsim[weather]'"
+        ) from e
+    return xarray
+
+
+def open_weather(path: str | os.PathLike):
+    """Opens a WeatherBench2-layout dataset lazily (zarr directory or netCDF file).
+
+    Nothing is loaded: variables stay backed by the store until indexed. Latitude is
+    made ascending (−90 → 90) and longitude is checked to lie in [0, 360).
+
+    Raises:
+      FileNotFoundError: no such store.
+      ValueError: a dim is missing or the coordinates are not a regular lat-lon layout.
+    """
+    xr = _xarray()
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"weather dataset: no such zarr store or netCDF file {path!r}")
+    try:
+        if os.path.isdir(path):
+            ds = xr.open_zarr(path, chunks=None)
+        else:
+            ds = xr.open_dataset(path)
+    except Exception as e:
+        raise ValueError(f"weather dataset {path!r}: cannot open ({e})") from e
+    for dim in _DIMS:
+        if dim not in ds.dims:
+            raise ValueError(
+                f"weather dataset {path!r}: expected dims {_DIMS} (+ level), got {tuple(ds.dims)}"
+            )
+    lat = np.asarray(ds["latitude"].values, np.float64)
+    if lat.size > 1 and lat[0] > lat[-1]:
+        ds = ds.isel(latitude=slice(None, None, -1))
+        lat = lat[::-1]
+    if lat.size < 2 or np.any(np.diff(lat) <= 0) or lat[0] < -90 or lat[-1] > 90:
+        raise ValueError(f"{path}: latitude: expected strictly monotonic in [-90, 90], got {lat}")
+    lon = np.asarray(ds["longitude"].values, np.float64)
+    if lon.size < 2 or np.any(np.diff(lon) <= 0) or lon[0] < 0 or lon[-1] >= 360:
+        raise ValueError(f"{path}: longitude: expected increasing in [0, 360), got {lon}")
+    ds.attrs["meshsim_path"] = path
+    return ds
+
+
+def _name(ds) -> str:
+    return ds.attrs.get("meshsim_path", "dataset")
+
+
+def dynamic_variables(ds) -> list[str]:
+    """Data variables with dims (time, [level,] latitude, longitude), sorted by name (stores
+    do not keep an order)."""
+    dims = (_DIMS, ("time", "level", "latitude", "longitude"))
+    return sorted(name for name, var in ds.data_vars.items() if var.dims in dims)
+
+
+def static_variables(ds) -> list[str]:
+    """Data variables with dims (latitude, longitude): land-sea mask, orography..."""
+    return sorted(n for n, v in ds.data_vars.items() if v.dims == ("latitude", "longitude"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Channel:
+    """One input/output channel: a 2-D variable, or a 3-D variable at one level."""
+
+    variable: str
+    level: int | None = None
+
+    @property
+    def name(self) -> str:
+        return (
+            self.variable if self.level is None else f"{self.variable}{LEVEL_SEPARATOR}{self.level}"
+        )
+
+    @classmethod
+    def parse(cls, name: str) -> Channel:
+        variable, sep, level = name.partition(LEVEL_SEPARATOR)
+        return cls(variable, int(level) if sep else None)
+
+
+def channels_of(ds, variables: Sequence[str] = ()) -> tuple[Channel, ...]:
+    """The channels of `variables` (default: every dynamic variable), levels ascending.
+
+    Raises:
+      ValueError: an unknown variable (the valid ones are listed).
+    """
+    valid = dynamic_variables(ds)
+    variables = list(variables) or valid
+    out = []
+    for v in variables:
+        if v not in valid:
+            raise ValueError(f"{_name(ds)}: variables: {v!r} is not one of {valid}")
+        if "level" in ds[v].dims:
+            out += [Channel(v, int(lv)) for lv in np.asarray(ds["level"].values)]
+        else:
+            out.append(Channel(v))
+    if not out:
+        raise ValueError(f"{_name(ds)}: variables: no dynamic variable in the dataset")
+    return tuple(out)
+
+
+def read_frames(ds, channels: Sequence[Channel], times) -> np.ndarray:
+    """[T, H·W, C] float32 frames at integer `times` (a slice or index array), lat-major.
+
+    Reads one block per variable: only the requested times leave the store.
+    """
+    blocks = []
+    levels = np.asarray(ds["level"].values) if "level" in ds.dims else None
+    by_variable: dict[str, list[int | None]] = {}
+    for c in channels:
+        by_variable.setdefault(c.variable, []).append(c.level)
+    for variable, var_levels in by_variable.items():
+        data = ds[variable].isel(time=times)
+        if var_levels[0] is None:
+            blocks.append(np.asarray(data.values)[..., None])  # [T, H, W, 1]
+        else:
+            index = [int(np.flatnonzero(levels == lv)[0]) for lv in var_levels]
+            values = np.asarray(data.isel(level=index).values)  # [T, L, H, W]
+            blocks.append(np.moveaxis(values, 1, -1))
+    frames = np.concatenate(blocks, axis=-1)  # [T, H, W, C] in `by_variable` order
+    order = []
+    offsets, start = {}, 0
+    for variable, var_levels in by_variable.items():
+        offsets[variable] = {lv: start + k for k, lv in enumerate(var_levels)}
+        start += len(var_levels)
+    order = [offsets[c.variable][c.level] for c in channels]
+    frames = frames[..., order]
+    return frames.reshape(frames.shape[0], -1, frames.shape[-1]).astype(np.float32)
+
+
+def time_segments(times: np.ndarray) -> list[tuple[int, int]]:
+    """[(start, stop)] index ranges of equally spaced times (the smallest spacing).
+
+    Raises:
+      ValueError: fewer than 2 times or times not strictly increasing.
+    """
+    times = np.asarray(times, "datetime64[ns]")
+    if times.size < 2:
+        raise ValueError(f"time: expected at least 2 times, got {times.size}")
+    diffs = np.diff(times)
+    if np.any(diffs <= np.timedelta64(0, "ns")):
+        raise ValueError("time: expected strictly increasing times")
+    step = diffs.min()
+    cuts = np.flatnonzero(diffs != step) + 1
+    bounds = [0, *cuts.tolist(), times.size]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b - a >= 1]
+
+
+def time_step(times: np.ndarray) -> np.timedelta64:
+    """The dataset's time step (the smallest spacing of `times`)."""
+    return np.diff(np.asarray(times, "datetime64[ns]")).min()
+
+
+# ---------------------------------------------------------------------------- forcings
+
+
+def _day_of_year_and_hour(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    times = np.asarray(times, "datetime64[s]")
+    year_start = times.astype("datetime64[Y]").astype("datetime64[s]")
+    seconds = (times - year_start).astype(np.float64)
+    return seconds / 86400.0, (seconds % 86400.0) / 3600.0  # fractional day-of-year, UTC hour
+
+
+def toa_incident_solar_radiation(times, latitudes, longitudes) -> np.ndarray:
+    """[T, H, W] float32 instantaneous top-of-atmosphere solar flux (W m⁻²).
+
+    S₀·E₀·max(cos z, 0) with Spencer's (1971) Fourier series for the declination,
+    the equation of time and the eccentricity factor E₀. ERA5's variable is this
+    flux integrated over the preceding hour (J m⁻²); the shape in time and space is
+    what the network uses, and inputs are z-scored anyway.
+    """
+    day, hour = _day_of_year_and_hour(times)
+    g = 2 * np.pi * day / 365.0  # fractional year angle
+    decl = (
+        0.006918
+        - 0.399912 * np.cos(g)
+        + 0.070257 * np.sin(g)
+        - 0.006758 * np.cos(2 * g)
+        + 0.000907 * np.sin(2 * g)
+        - 0.002697 * np.cos(3 * g)
+        + 0.00148 * np.sin(3 * g)
+    )
+    eot_min = 229.18 * (
+        0.000075
+        + 0.001868 * np.cos(g)
+        - 0.032077 * np.sin(g)
+        - 0.014615 * np.cos(2 * g)
+        - 0.040849 * np.sin(2 * g)
+    )
+    e0 = (
+        1.000110
+        + 0.034221 * np.cos(g)
+        + 0.001280 * np.sin(g)
+        + 0.000719 * np.cos(2 * g)
+        + 0.000077 * np.sin(2 * g)
+    )
+    lat = np.deg2rad(np.asarray(latitudes, np.float64))[None, :, None]
+    lon = np.asarray(longitudes, np.float64)[None, None, :]
+    solar_time = hour[:, None, None] + lon / 15.0 + eot_min[:, None, None] / 60.0
+    hour_angle = np.deg2rad(15.0 * (solar_time - 12.0))
+    d = decl[:, None, None]
+    cos_z = np.sin(lat) * np.sin(d) + np.cos(lat) * np.cos(d) * np.cos(hour_angle)
+    return (SOLAR_CONSTANT * e0[:, None, None] * np.maximum(cos_z, 0.0)).astype(np.float32)
+
+
+def forcing_frames(times, latitudes, longitudes) -> np.ndarray:
+    """[T, H·W, 5] float32 forcings (`FORCING_NAMES`), latitude-major like the channels.
+
+    Solar radiation is divided by the solar constant so every forcing is O(1).
+    """
+    times = np.asarray(times)
+    h, w = len(latitudes), len(longitudes)
+    tisr = toa_incident_solar_radiation(times, latitudes, longitudes) / SOLAR_CONSTANT
+    day, hour = _day_of_year_and_hour(times)
+    year = 2 * np.pi * day / 365.25
+    local = 2 * np.pi * ((hour[:, None] + np.asarray(longitudes)[None, :] / 15.0) % 24.0) / 24.0
+    out = np.empty((times.size, h, w, len(FORCING_NAMES)), np.float32)
+    out[..., 0] = tisr
+    out[..., 1] = np.sin(year)[:, None, None]
+    out[..., 2] = np.cos(year)[:, None, None]
+    out[..., 3] = np.sin(local)[:, None, :]
+    out[..., 4] = np.cos(local)[:, None, :]
+    return out.reshape(times.size, h * w, len(FORCING_NAMES))
+
+
+# ---------------------------------------------------------------------------- lazy trajectories
+
+
+class LazyFrames:
+    """A `[T, H·W, C]` array-like over one trajectory that reads frames on demand.
+
+    Integer and slice indexing along time read only those frames (the last few are
+    cached, since consecutive windows overlap); `np.asarray` reads everything.
+    """
+
+    def __init__(self, ds, channels: Sequence[Channel], start: int, stop: int, cache: int = 8):
+        self._ds, self._channels = ds, tuple(channels)
+        self._start, self._stop = start, stop
+        n = ds.sizes["latitude"] * ds.sizes["longitude"]
+        self.shape = (stop - start, n, len(self._channels))
+        self.ndim, self.dtype = 3, np.dtype(np.float32)
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_size = cache
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _frame(self, t: int) -> np.ndarray:
+        if t in self._cache:
+            self._cache.move_to_end(t)
+            return self._cache[t]
+        frame = read_frames(self._ds, self._channels, [self._start + t])[0]
+        self._cache[t] = frame
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return frame
+
+    def __getitem__(self, index):
+        if isinstance(index, int | np.integer):
+            t = int(index) + (self.shape[0] if index < 0 else 0)
+            if not 0 <= t < self.shape[0]:
+                raise IndexError(f"time index {index} out of range for {self.shape[0]} frames")
+            return self._frame(t)
+        if isinstance(index, slice):
+            ts = range(*index.indices(self.shape[0]))
+            if not ts:
+                return np.zeros((0, *self.shape[1:]), np.float32)
+            return read_frames(self._ds, self._channels, [self._start + t for t in ts])
+        return np.asarray(self)[index]
+
+    def __array__(self, dtype=None, copy=None):
+        frames = read_frames(self._ds, self._channels, slice(self._start, self._stop))
+        return frames if dtype is None else frames.astype(dtype)
+
+
+class WeatherDataset(Sequence):
+    """One split of a WeatherBench2-layout dataset as a sequence of trajectories.
+
+    Each trajectory is a dict: `state` (`LazyFrames` `[T, H·W, C]`), `forcing`
+    `[T, H·W, 5]`, `static` `[H·W, S]` float32 (static variables, then cos/sin of
+    latitude ... see `WeatherTask`), `latitude [H]`, `longitude [W]` float64 (deg) and
+    `time [T]` datetime64. Only `state` touches the store, frame by frame.
+
+    Attributes:
+      ds: the lazily opened xarray Dataset.
+      channels: the forecast channels.
+      segments: [(start, stop)] time-index ranges of the trajectories.
+    """
+
+    def __init__(self, path: str | os.PathLike, variables: Sequence[str] = ()):
+        self.path = os.fspath(path)
+        self.ds = open_weather(self.path)
+        self.channels = channels_of(self.ds, variables)
+        self.times = np.asarray(self.ds["time"].values, "datetime64[ns]")
+        self.segments = time_segments(self.times)
+        self.latitudes = np.asarray(self.ds["latitude"].values, np.float64)
+        self.longitudes = np.asarray(self.ds["longitude"].values, np.float64)
+        self.static_names = tuple(static_variables(self.ds))
+        static = [np.asarray(self.ds[n].values, np.float32).reshape(-1) for n in self.static_names]
+        n = self.latitudes.size * self.longitudes.size
+        self.static = np.stack(static, -1) if static else np.zeros((n, 0), np.float32)
+        for k, name in enumerate(self.static_names):
+            if not np.all(np.isfinite(self.static[:, k])):
+                raise ValueError(f"{self.path}: static variable {name!r} holds NaN or Inf")
+        self.meta = {
+            "format": "weatherbench2",
+            "channels": [c.name for c in self.channels],
+            "static": list(self.static_names),
+            "time_step_hours": float(time_step(self.times) / np.timedelta64(1, "h")),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"WeatherDataset({self.path!r}, {len(self)} trajectories, "
+            f"{len(self.latitudes)}×{len(self.longitudes)} grid, channels={self.meta['channels']})"
+        )
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"trajectory {index} out of range for {len(self)} trajectories")
+        start, stop = self.segments[index]
+        times = self.times[start:stop]
+        return {
+            "state": LazyFrames(self.ds, self.channels, start, stop),
+            "forcing": forcing_frames(times, self.latitudes, self.longitudes),
+            "static": self.static,
+            "latitude": self.latitudes,
+            "longitude": self.longitudes,
+            "time": times,
+        }
+
+    def __iter__(self) -> Iterator[dict]:
+        return (self[i] for i in range(len(self)))
+
+    def iter(self, fields: Sequence[str] | None = None) -> Iterator[dict]:
+        """Trajectories restricted to `fields` (all when None)."""
+        for traj in self:
+            yield traj if fields is None else {k: traj[k] for k in fields if k in traj}
+
+
+def open_weather_split(
+    directory: str | os.PathLike, split: str, variables: Sequence[str] = ()
+) -> WeatherDataset:
+    """`{directory}/{split}.zarr` (or `.nc`) as a `WeatherDataset`."""
+    for ext in (".zarr", ".nc"):
+        path = os.path.join(os.fspath(directory), split + ext)
+        if os.path.exists(path):
+            return WeatherDataset(path, variables)
+    raise FileNotFoundError(f"weather dataset: no {split}.zarr or {split}.nc in {directory!r}")
+
+
+def is_weather_directory(directory: str | os.PathLike) -> bool:
+    """True when `directory` holds WeatherBench2-layout splits (`*.zarr` or `*.nc`)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return False
+    return any(n.endswith((".zarr", ".nc")) for n in names)
+
+
+# ---------------------------------------------------------------------------- statistics
+
+
+_ARRAYS = (
+    "mean",
+    "std",
+    "diff_std",
+    "static_mean",
+    "static_std",
+    "forcing_mean",
+    "forcing_std",
+    "climatology",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeatherStatistics:
+    """Statistics of a training split, computed once (`compute_statistics`) and stored.
+
+    Fields:
+      channels: channel names, C of them.
+      mean, std: [C] float64 over every time and grid point (input z-scores).
+      diff_std: [C] float64 std of one-step time differences (residual target scale).
+      static_mean, static_std: [S] float64 of the static variables.
+      forcing_mean, forcing_std: [F] float64 of the forcings over the split's times.
+      climatology: [H·W, C] float32 time mean per grid point (the climatology forecast
+        and the ACC reference; a multi-decade dataset would use a day-of-year mean).
+    """
+
+    channels: tuple[str, ...]
+    mean: np.ndarray
+    std: np.ndarray
+    diff_std: np.ndarray
+    static_mean: np.ndarray
+    static_std: np.ndarray
+    forcing_mean: np.ndarray
+    forcing_std: np.ndarray
+    climatology: np.ndarray
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Writes an `.npz` atomically."""
+        with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, channels=np.array(self.channels), **{k: getattr(self, k) for k in _ARRAYS})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> WeatherStatistics:
+        with np.load(path) as z:
+            return cls(
+                channels=tuple(str(c) for c in z["channels"]),
+                **{k: z[k] for k in _ARRAYS},
+            )
+
+
+def compute_statistics(dataset: WeatherDataset, *, block: int = 64) -> WeatherStatistics:
+    """One streaming pass over a split (`block` frames at a time, float64 sums).
+
+    Raises:
+      ValueError: a frame holds NaN or Inf (the time and channel are named).
+    """
+    c = len(dataset.channels)
+    n_nodes = dataset.latitudes.size * dataset.longitudes.size
+    total, total_sq, count = np.zeros(c), np.zeros(c), 0
+    diff_sq, diff_count = np.zeros(c), 0
+    per_point = np.zeros((n_nodes, c))
+    for start, stop in dataset.segments:
+        last = None
+        for a in range(start, stop, block):
+            frames = read_frames(dataset.ds, dataset.channels, slice(a, min(a + block, stop)))
+            bad = ~np.isfinite(frames)
+            if bad.any():
+                t, _, k = np.argwhere(bad)[0]
+                raise ValueError(
+                    f"{dataset.path}: channel {dataset.channels[k].name!r} holds NaN or Inf "
+                    f"at time {dataset.times[a + t]}"
+                )
+            x = frames.astype(np.float64)
+            total += x.sum((0, 1))
+            total_sq += np.square(x).sum((0, 1))
+            per_point += x.sum(0)
+            count += x.shape[0]
+            seq = x if last is None else np.concatenate([last, x])
+            d = np.diff(seq, axis=0)
+            diff_sq += np.square(d).sum((0, 1))
+            diff_count += d.shape[0]
+            last = x[-1:]
+    if diff_count == 0:
+        raise ValueError(f"{dataset.path}: time: every trajectory has a single frame")
+    mean = total / (count * n_nodes)
+    std = np.sqrt(np.maximum(total_sq / (count * n_nodes) - mean**2, 0.0))
+    static = dataset.static.astype(np.float64)
+    every = max(1, dataset.times.size // 512)  # forcings: a subsample of the split's times
+    forcing = forcing_frames(dataset.times[::every], dataset.latitudes, dataset.longitudes)
+    forcing = forcing.reshape(-1, forcing.shape[-1]).astype(np.float64)
+    return WeatherStatistics(
+        channels=tuple(ch.name for ch in dataset.channels),
+        mean=mean,
+        std=std,
+        diff_std=np.sqrt(diff_sq / (diff_count * n_nodes)),
+        static_mean=static.mean(0) if static.shape[1] else np.zeros(0),
+        static_std=static.std(0) if static.shape[1] else np.zeros(0),
+        forcing_mean=forcing.mean(0),
+        forcing_std=forcing.std(0),
+        climatology=(per_point / count).astype(np.float32),
+    )
+
+
+def latitude_weights(latitudes) -> np.ndarray:
+    """[H] float64 area weights ∝ cos(latitude), mean 1 (WeatherBench2-style scores).
+
+    Pole rows of an equiangular grid get the area of their half cell, so they are
+    not weighted zero (their cell is a cap of half the spacing).
+    """
+    lat = np.deg2rad(np.asarray(latitudes, np.float64))
+    edges = np.concatenate([[-np.pi / 2], (lat[:-1] + lat[1:]) / 2, [np.pi / 2]])
+    weights = np.sin(edges[1:]) - np.sin(edges[:-1])  # cell area per longitude band
+    return weights / weights.mean()
+
+
+def node_weights(latitudes, longitudes) -> np.ndarray:
+    """[H·W] float32 latitude weights per grid node (latitude-major), mean 1."""
+    w = latitude_weights(latitudes)
+    return np.repeat(w, len(longitudes)).astype(np.float32)
+
+
+def channel_index(channels: Sequence[str] | Mapping) -> dict[str, list[int]]:
+    """{variable: [channel indices]} for per-variable scores."""
+    out: dict[str, list[int]] = {}
+    for k, name in enumerate(channels):
+        out.setdefault(Channel.parse(name).variable, []).append(k)
+    return out

@@ -1,0 +1,189 @@
+"""Weather forecasts: scores against persistence and climatology, WeatherBench2-style output.
+
+Scores follow WeatherBench2 (Rasp et al. 2024): latitude-weighted RMSE per
+channel and lead time, and the anomaly correlation coefficient (ACC) against a
+climatology. Forecasts are written as an xarray Dataset with dims `init_time`,
+`prediction_timedelta`, (`level`,) `latitude`, `longitude`, one variable per
+forecast variable, so WeatherBench2-style evaluation code reads them as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+
+import numpy as np
+
+from meshsim.data.weather import Channel
+
+
+def _check(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> None:
+    if pred.shape != truth.shape or pred.ndim != 3:
+        raise ValueError(
+            f"pred, truth: expected equal [L, N, C] shapes, got {pred.shape} and {truth.shape}"
+        )
+    if weights.shape != pred.shape[1:2]:
+        raise ValueError(f"weights: expected [{pred.shape[1]}], got {weights.shape}")
+
+
+def weighted_rmse(pred, truth, weights) -> np.ndarray:
+    """[L, C] latitude-weighted RMSE per lead time and channel.
+
+    Args:
+      pred, truth: [L, N, C] forecasts and verifying analyses (N grid nodes).
+      weights: [N] area weights (mean 1, e.g. `meshsim.data.weather.node_weights`).
+    """
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    weights = np.asarray(weights, np.float64)
+    _check(pred, truth, weights)
+    mse = np.einsum("lnc,n->lc", np.square(pred - truth), weights) / weights.sum()
+    return np.sqrt(mse)
+
+
+def anomaly_correlation(pred, truth, climatology, weights) -> np.ndarray:
+    """[L, C] latitude-weighted ACC: Σw·f′a′ / √(Σw·f′² · Σw·a′²), anomalies from
+    `climatology [N, C]` (WeatherBench2's definition; 1 is perfect, 0 no skill).
+
+    A forecast equal to the climatology has zero anomaly; its ACC is reported as 0.
+    """
+    pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    weights = np.asarray(weights, np.float64)
+    _check(pred, truth, weights)
+    clim = np.asarray(climatology, np.float64)
+    if clim.shape != pred.shape[1:]:
+        raise ValueError(f"climatology: expected {pred.shape[1:]}, got {clim.shape}")
+    f, a = pred - clim, truth - clim
+    num = np.einsum("lnc,lnc,n->lc", f, a, weights)
+    den = np.sqrt(
+        np.einsum("lnc,lnc,n->lc", f, f, weights) * np.einsum("lnc,lnc,n->lc", a, a, weights)
+    )
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def forecast_scores(pred, truth, climatology, weights, channels: Sequence[str]) -> dict:
+    """RMSE and ACC of a model forecast, persistence and climatology, per channel.
+
+    Args:
+      pred, truth: [L + 1, N, C] with frame 0 the initial condition (lead 0).
+      climatology: [N, C]; weights: [N]; channels: C names.
+
+    Returns:
+      {"rmse": {"model"|"persistence"|"climatology": {channel: [L floats]}},
+       "acc": {"model"|"persistence": {channel: [L floats]}}} (leads 1..L).
+    """
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    lead = truth[1:]
+    persistence = np.broadcast_to(truth[:1], lead.shape)
+    clim = np.broadcast_to(np.asarray(climatology)[None], lead.shape)
+
+    def per_channel(values):
+        return {name: [float(v) for v in values[:, k]] for k, name in enumerate(channels)}
+
+    return {
+        "rmse": {
+            "model": per_channel(weighted_rmse(pred[1:], lead, weights)),
+            "persistence": per_channel(weighted_rmse(persistence, lead, weights)),
+            "climatology": per_channel(weighted_rmse(clim, lead, weights)),
+        },
+        "acc": {
+            "model": per_channel(anomaly_correlation(pred[1:], lead, climatology, weights)),
+            "persistence": per_channel(
+                anomaly_correlation(persistence, lead, climatology, weights)
+            ),
+        },
+    }
+
+
+def average_scores(scores: Sequence[dict]) -> dict:
+    """Mean over forecasts (init times) of `forecast_scores` results; RMSE averages the
+    MSE (then √), ACC the coefficient."""
+    if not scores:
+        raise ValueError("scores: expected at least one forecast")
+    out: dict = {"rmse": {}, "acc": {}}
+    for metric in ("rmse", "acc"):
+        for kind in scores[0][metric]:
+            out[metric][kind] = {}
+            for channel in scores[0][metric][kind]:
+                v = np.array([s[metric][kind][channel] for s in scores], np.float64)
+                mean = np.sqrt(np.mean(v**2, 0)) if metric == "rmse" else v.mean(0)
+                out[metric][kind][channel] = [float(x) for x in mean]
+    return out
+
+
+def forecast_dataset(
+    predictions,
+    *,
+    init_times,
+    lead_times,
+    channels: Sequence[str],
+    latitudes,
+    longitudes,
+):
+    """An xarray Dataset of forecasts in WeatherBench2 layout.
+
+    Args:
+      predictions: [I, L, H·W, C] forecasts (I init times, L lead times, lat-major).
+      init_times: [I] datetime64; lead_times: [L] timedelta64.
+      channels: C channel names (`variable` or `variable/level`).
+
+    Returns:
+      Dataset with dims `init_time`, `prediction_timedelta`, (`level`), `latitude`,
+      `longitude`; one variable per forecast variable (3-D ones over `level`).
+    """
+    import xarray as xr
+
+    predictions = np.asarray(predictions, np.float32)
+    h, w = len(latitudes), len(longitudes)
+    if predictions.ndim != 4 or predictions.shape[2] != h * w:
+        raise ValueError(f"predictions: expected [I, L, {h * w}, C], got {predictions.shape}")
+    if predictions.shape[-1] != len(channels):
+        raise ValueError(f"channels: expected {predictions.shape[-1]} names, got {len(channels)}")
+    grid = predictions.reshape(*predictions.shape[:2], h, w, -1)
+    parsed = [Channel.parse(c) for c in channels]
+    levels = sorted({c.level for c in parsed if c.level is not None})
+    dims2 = ("init_time", "prediction_timedelta", "latitude", "longitude")
+    data_vars = {}
+    for variable in dict.fromkeys(c.variable for c in parsed):
+        idx = [k for k, c in enumerate(parsed) if c.variable == variable]
+        if parsed[idx[0]].level is None:
+            data_vars[variable] = (dims2, grid[..., idx[0]])
+        else:
+            by_level = {parsed[k].level: k for k in idx}
+            if sorted(by_level) != levels:
+                raise ValueError(
+                    f"channels: {variable!r} has levels {sorted(by_level)}, expected {levels}"
+                )
+            stack = np.stack([grid[..., by_level[lv]] for lv in levels], axis=2)
+            data_vars[variable] = (dims2[:2] + ("level",) + dims2[2:], stack)
+    coords = {
+        "init_time": np.asarray(init_times, "datetime64[ns]"),
+        "prediction_timedelta": np.asarray(lead_times, "timedelta64[ns]"),
+        "latitude": np.asarray(latitudes, np.float64),
+        "longitude": np.asarray(longitudes, np.float64),
+    }
+    if levels:
+        coords["level"] = np.asarray(levels, np.int64)
+    return xr.Dataset(data_vars, coords=coords, attrs={"source": "meshsim forecast"})
+
+
+def write_zarr(ds, path: str | os.PathLike) -> str:
+    """Writes `ds` to a zarr store atomically: a temporary sibling, renamed when complete.
+
+    Raises:
+      FileExistsError: `path` exists (forecasts are never overwritten silently).
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.exists(path):
+        raise FileExistsError(f"out: {path!r} exists; choose another path or remove it")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path

@@ -1,0 +1,110 @@
+"""Multi-step training losses: gradients through a short rollout, or the pushforward trick.
+
+A k-step loss rolls the model out from a training window with the very step a
+rollout uses (`meshsim.rollout.rollout_step`: predict, integrate, keep the
+prescribed nodes), and scores every predicted state against the truth. The
+error of a state, divided by the output normalizer's std, equals the error of
+the normalized network output (for `x + Δ` and for `2x − x_prev + a` alike), so
+k = 1 is the one-step loss.
+
+* **unrolled** (GraphCast's autoregressive fine-tuning, Lam et al. 2023, Sec.
+  3.3): the mean of the k step losses, gradients through the whole rollout
+  (`lax.scan`, each step rematerialized on the backward pass).
+* **pushforward** (Brandstetter et al., ICLR 2022, Sec. 2.3): the first k − 1
+  steps run without gradient (`stop_gradient` on the carried state), and only
+  the last step's loss trains, so the model learns to correct the inputs its
+  own rollouts produce at the cost of one backward step.
+
+Window fields: the task's inputs at t, `target|<state>` (the truth at t+1, moved
+by the training noise), `future|<state> [N, k, d]` and `future|prescribed [N, k,
+P]` (`Task.window(..., horizon=k)`). Jit-safe; works on one example (the trainer
+`vmap`s it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from meshsim import normalization as norm
+from meshsim.graph import MultiGraph
+from meshsim.metrics import masked_mse
+from meshsim.rollout import rollout_step
+from meshsim.simulator import Simulator
+
+MODES = ("unrolled", "pushforward")
+
+
+def horizon_at(step: int, *, max_horizon: int, schedule: int) -> int:
+    """Curriculum: 1 step at first, one more every `schedule` training steps, up to
+    `max_horizon` (`schedule` 0: always `max_horizon`)."""
+    if schedule <= 0:
+        return max_horizon
+    return min(max_horizon, 1 + step // schedule)
+
+
+def output_scale(sim: Simulator, normalizers: norm.Normalizers) -> jax.Array:
+    """[d] what a state error is multiplied by before squaring: 1 / output std, times
+    √(the task's per-channel loss weights)."""
+    _, std = norm.mean_and_std(normalizers.output)
+    scale = 1.0 / std
+    weights = sim.task.output_weights
+    if weights is not None:
+        scale = scale * jnp.sqrt(jnp.asarray(weights, jnp.float32))
+    return scale
+
+
+def unrolled_loss(
+    sim: Simulator,
+    params: Any,
+    normalizers: norm.Normalizers,
+    fields: dict,
+    structure: MultiGraph,
+    weights: jax.Array,
+    *,
+    horizon: int,
+    mode: str = "unrolled",
+    remat: bool = True,
+) -> jax.Array:
+    """The k-step loss of one window (see the module doc).
+
+    Args:
+      fields: one window's fields with `future|…` entries of at least `horizon` steps.
+      structure: its graph structure (zero-width features where the task has them).
+      weights: [N] loss weight per node (`Task.loss_weights`), constant over the rollout.
+      horizon: k ≥ 1, static.
+      mode: "unrolled" or "pushforward".
+      remat: recompute each step on the backward pass (memory O(1) in k).
+
+    Returns:
+      [] float32 loss: the mean over steps (unrolled) or the last step's (pushforward).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+    if horizon < 1:
+        raise ValueError(f"horizon: expected ≥ 1, got {horizon}")
+    state_field = sim.task.state_field
+    future = jnp.swapaxes(fields[f"future|{state_field}"][:, :horizon], 0, 1)  # [k, N, d]
+    prescribed = jnp.swapaxes(fields["future|prescribed"][:, :horizon], 0, 1)  # [k, N, P]
+    future = future.at[0].set(fields[f"target|{state_field}"])  # the noise-corrected target
+    scale = output_scale(sim, normalizers)
+    carry = {k: v for k, v in fields.items() if not k.startswith(("target|", "future|"))}
+    last = horizon - 1
+
+    def body(carry, xs):
+        index, truth, prescribed_t = xs
+        new, state = rollout_step(
+            sim, params, normalizers, fields=carry, structure=structure, prescribed=prescribed_t
+        )
+        error = (state - truth) * scale
+        loss = masked_mse(error, jnp.zeros_like(error), weights, feature_reduction="sum")
+        if mode == "pushforward":
+            new = jax.lax.stop_gradient(new)
+            loss = jnp.where(index == last, loss, 0.0)
+        return new, loss
+
+    body = jax.checkpoint(body) if remat else body
+    _, losses = jax.lax.scan(body, carry, (jnp.arange(horizon), future, prescribed))
+    return losses[last] if mode == "pushforward" else jnp.mean(losses)

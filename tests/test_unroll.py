@@ -1,0 +1,167 @@
+"""Multi-step losses: k = 1 is the one-step loss, unrolled = a loop of rollout steps,
+pushforward trains only the last step, remat changes nothing."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import meshsim
+from meshsim import normalization as norm
+from meshsim.metrics import masked_mse
+from meshsim.rollout import rollout_step
+from meshsim.tasks import cfd_task, cloth_task
+from meshsim.unroll import horizon_at, unrolled_loss
+from tests.conftest import synthetic_cfd_trajectory, synthetic_cloth_trajectory
+
+CASES = {
+    "cfd": (cfd_task, synthetic_cfd_trajectory),
+    "cloth": (cloth_task, synthetic_cloth_trajectory),
+}
+
+
+def _setup(name, horizon=3):
+    make_task, make_traj = CASES[name]
+    task = make_task()
+    traj = make_traj()
+    structure = task.structure(traj)
+    window = task.window(traj, task.order, structure, horizon=horizon)
+    fields = {k: jnp.asarray(v) for k, v in window.fields.items()}
+    model = meshsim.MeshGraphNet(
+        output_size=task.output_size, latent_size=8, num_message_passing_steps=2
+    )
+    sim = meshsim.Simulator(model, task)
+    params = sim.init_params(jax.random.key(0))
+    rng = np.random.default_rng(0)
+    sizes = task.node_feature_sizes
+    normalizers = norm.Normalizers(
+        nodes={
+            k: norm.fixed_normalizer(rng.normal(size=f), 1 + rng.random(f))
+            for k, f in sizes.items()
+        },
+        edges={
+            k: norm.fixed_normalizer(np.zeros(f), np.ones(f))
+            for k, (_, _, f) in task.edge_types.items()
+        },
+        output=norm.fixed_normalizer(
+            0.01 * rng.normal(size=task.output_size), 0.1 + rng.random(task.output_size)
+        ),
+    )
+    weights = task.loss_weights(fields, structure.node_sets[task.node_set].mask)
+    return sim, params, normalizers, fields, structure, weights, traj
+
+
+@pytest.mark.parametrize("name", ["cfd", "cloth"])
+def test_one_step_equals_the_normalized_output_loss(name):
+    sim, params, normalizers, fields, structure, weights, _ = _setup(name)
+    graph = sim.task.build_graph(fields, structure)
+    out = sim.apply(params, normalizers, graph)
+    target = norm.normalize(normalizers.output, sim.task.target(fields))
+    expected = masked_mse(out, target, weights, feature_reduction="sum")
+    got = unrolled_loss(sim, params, normalizers, fields, structure, weights, horizon=1)
+    np.testing.assert_allclose(got, expected, rtol=2e-4)
+
+
+@pytest.mark.parametrize("name", ["cfd", "cloth"])
+def test_unrolled_equals_a_loop_of_rollout_steps(name):
+    sim, params, normalizers, fields, structure, weights, traj = _setup(name)
+    state_field = sim.task.state_field
+    carry = {k: v for k, v in fields.items() if not k.startswith(("target|", "future|"))}
+    std = norm.mean_and_std(normalizers.output)[1]
+    losses = []
+    t0 = sim.task.order
+    for k in range(3):
+        carry, state = rollout_step(
+            sim,
+            params,
+            normalizers,
+            fields=carry,
+            structure=structure,
+            prescribed=jnp.asarray(traj[state_field][t0 + 1 + k]),
+        )
+        err = (state - traj[state_field][t0 + 1 + k]) / std
+        losses.append(masked_mse(err, jnp.zeros_like(err), weights, feature_reduction="sum"))
+    got = unrolled_loss(sim, params, normalizers, fields, structure, weights, horizon=3)
+    np.testing.assert_allclose(got, np.mean(losses), rtol=2e-4)
+
+
+def test_pushforward_trains_only_the_last_step_from_the_models_own_inputs():
+    sim, params, normalizers, fields, structure, weights, traj = _setup("cfd")
+
+    def pushforward(p):
+        return unrolled_loss(
+            sim, p, normalizers, fields, structure, weights, horizon=3, mode="pushforward"
+        )
+
+    # Reference: roll out 2 steps (no gradient needed), then a one-step loss whose only
+    # differentiable input is the parameters.
+    carry = {k: v for k, v in fields.items() if not k.startswith(("target|", "future|"))}
+    for k in range(2):
+        carry, _ = rollout_step(
+            sim,
+            params,
+            normalizers,
+            fields=carry,
+            structure=structure,
+            prescribed=jnp.asarray(traj["velocity"][2 + k]),
+        )
+    std = norm.mean_and_std(normalizers.output)[1]
+
+    def last_step(p):
+        _, state = rollout_step(
+            sim,
+            p,
+            normalizers,
+            fields=carry,
+            structure=structure,
+            prescribed=jnp.asarray(traj["velocity"][4]),
+        )
+        err = (state - traj["velocity"][4]) / std
+        return masked_mse(err, jnp.zeros_like(err), weights, feature_reduction="sum")
+
+    value, grads = jax.value_and_grad(pushforward)(params)
+    ref_value, ref_grads = jax.value_and_grad(last_step)(params)
+    np.testing.assert_allclose(value, ref_value, rtol=2e-4)
+    for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-6)
+    unrolled = jax.grad(
+        lambda p: unrolled_loss(sim, p, normalizers, fields, structure, weights, horizon=3)
+    )(params)
+    diff = max(
+        float(jnp.max(jnp.abs(a - b)))
+        for a, b in zip(jax.tree_util.tree_leaves(unrolled), jax.tree_util.tree_leaves(grads))
+    )
+    assert diff > 1e-6  # the unrolled loss differs: it back-propagates through the rollout
+
+
+def test_remat_changes_neither_loss_nor_gradients():
+    sim, params, normalizers, fields, structure, weights, _ = _setup("cloth")
+
+    def loss(p, remat):
+        return unrolled_loss(
+            sim, p, normalizers, fields, structure, weights, horizon=3, remat=remat
+        )
+
+    a = jax.jit(jax.value_and_grad(lambda p: loss(p, True)))(params)
+    b = jax.jit(jax.value_and_grad(lambda p: loss(p, False)))(params)
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-6)
+    for x, y in zip(jax.tree_util.tree_leaves(a[1]), jax.tree_util.tree_leaves(b[1])):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-7)  # remat reorders float sums
+
+
+def test_curriculum_and_argument_errors():
+    assert [horizon_at(s, max_horizon=3, schedule=10) for s in (0, 9, 10, 25, 99)] == [
+        1,
+        1,
+        2,
+        3,
+        3,
+    ]
+    assert horizon_at(0, max_horizon=4, schedule=0) == 4
+    sim, params, normalizers, fields, structure, weights, _ = _setup("cfd")
+    with pytest.raises(ValueError, match="mode: expected one of"):
+        unrolled_loss(
+            sim, params, normalizers, fields, structure, weights, horizon=2, mode="teacher"
+        )
+    with pytest.raises(ValueError, match="horizon: expected ≥ 1, got 0"):
+        unrolled_loss(sim, params, normalizers, fields, structure, weights, horizon=0)
