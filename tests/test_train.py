@@ -180,7 +180,7 @@ def test_config_overrides_and_round_trip():
     assert config_from_dict(ExperimentConfig, json.loads(json.dumps(config_to_dict(c2)))) == c2
     with pytest.raises(ValueError, match=r"unknown key 'latent'; valid: \["):
         apply_overrides(c, ["model.latent=3"])
-    with pytest.raises(ValueError, match="model.latent_size: expected int"):
+    with pytest.raises(ValueError, match="model.latent_size: expected an int ≥ 1, got .big."):
         apply_overrides(c, ["model.latent_size=big"])
     with pytest.raises(ValueError, match="expected KEY=VALUE"):
         apply_overrides(c, ["model.latent_size"])

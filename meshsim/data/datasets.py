@@ -50,11 +50,22 @@ def _split_file(directory: str, split: str, fmt: str) -> str:
     return hdf5.hdf5_path(directory, split)
 
 
+def _require_directory(directory: str | os.PathLike, what: str = "dataset directory") -> str:
+    """`directory` as a str; FileNotFoundError / NotADirectoryError naming it otherwise."""
+    directory = os.fspath(directory)
+    if not os.path.exists(directory):
+        raise FileNotFoundError(f"{what} {directory} does not exist")
+    if not os.path.isdir(directory):
+        raise NotADirectoryError(
+            f"{what} {directory} is a file; expected a directory holding meta.json and "
+            "<split>.tfrecord or <split>.h5 files"
+        )
+    return directory
+
+
 def list_splits(directory: str | os.PathLike) -> list[str]:
     """Split names with a `.tfrecord` or `.h5` file in `directory` (train/valid/test first)."""
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"dataset directory {directory} does not exist")
+    directory = _require_directory(directory)
     names = set()
     for entry in os.listdir(directory):
         stem, suffix = os.path.splitext(entry)
@@ -105,12 +116,13 @@ class Dataset:
         meta: Mapping[str, Any] | None = None,
         verify_data_crc: bool = True,
     ):
-        self.directory = os.fspath(directory)
+        self.directory = _require_directory(directory)
         self.split = split
         self.format = _detect_format(self.directory, split, format)
         self.path = _split_file(self.directory, split, self.format)
         self.meta = load_meta(self.directory) if meta is None else validate_meta(meta)
         self.verify_data_crc = verify_data_crc
+        self._warned_empty = False
 
     def __repr__(self) -> str:
         return f"Dataset({self.path!r}, format={self.format!r})"
@@ -121,10 +133,19 @@ class Dataset:
 
     def __len__(self) -> int:
         if self.format == "hdf5":
-            return hdf5.num_trajectories(self.directory, self.split)
-        return len(self._offsets)
+            count = hdf5.num_trajectories(self.directory, self.split)
+        else:
+            count = len(self._offsets)
+        if count == 0 and not self._warned_empty:
+            # Valid (zero records is a well-formed file), but nothing can train on it.
+            logger.warning("%s holds no trajectories (an empty split)", self.path)
+            self._warned_empty = True
+        return count
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+            raise TypeError(f"index: expected an int, got {index!r} ({type(index).__name__})")
+        index = int(index)
         if self.format == "hdf5":
             return hdf5.read_hdf5_trajectory(self.directory, self.split, index, meta=self.meta)
         count = len(self._offsets)
@@ -212,23 +233,45 @@ def convert_dataset(
       `{split: number of trajectories}`.
 
     Raises:
-      ValueError: a requested split has no TFRecord file, or `dst_dir` holds a meta.json
-        with a different schema.
+      NotADirectoryError: `src_dir` (or `dst_dir`) is a file.
+      ValueError: a requested split has no TFRecord file, `dst_dir` holds a meta.json
+        with a different schema, or a record disagrees with meta.json (DatasetFormatError).
+
+    An empty `.tfrecord` (zero records, a well-formed file) converts to an empty split
+    with a logged warning naming the file: conversion is faithful, and whatever needs
+    trajectories (training, evaluation) then fails naming the empty split.
     """
     from tqdm.auto import tqdm  # the only user of tqdm in meshsim.data
 
-    src_dir, dst_dir = os.fspath(src_dir), os.fspath(dst_dir)
+    src_dir = _require_directory(src_dir, "source directory")
+    dst_dir = os.fspath(dst_dir)
+    if os.path.exists(dst_dir) and not os.path.isdir(dst_dir):
+        raise NotADirectoryError(f"destination {dst_dir} is a file; expected a directory")
+    if compression not in hdf5.COMPRESSIONS:
+        raise ValueError(f"compression: expected one of {hdf5.COMPRESSIONS}, got {compression!r}")
     meta = load_meta(src_dir)
     available = [
         s for s in list_splits(src_dir) if os.path.exists(tfrecord.tfrecord_path(src_dir, s))
     ]
     if splits is None:
         splits = available
+    if isinstance(splits, str):
+        raise TypeError(f"splits: expected a sequence of split names, got the string {splits!r}")
     missing = [s for s in splits if s not in available]
     if missing:
         raise ValueError(f"splits {missing} have no .tfrecord in {src_dir}; found {available}")
     if not splits:
         raise ValueError(f"no .tfrecord splits in {src_dir}")
+    # Index every split first (headers only): a truncated file fails before anything is
+    # written, and an empty one is reported.
+    totals = {s: len(tfrecord.index_tfrecord(tfrecord.tfrecord_path(src_dir, s))) for s in splits}
+    for split, total in totals.items():
+        if total == 0:
+            logger.warning(
+                "%s holds no records: the converted split %s will hold 0 trajectories",
+                tfrecord.tfrecord_path(src_dir, split),
+                hdf5.hdf5_path(dst_dir, split),
+            )
     meta["converted_from"] = {"format": "tfrecord", "directory": os.path.abspath(src_dir)}
     os.makedirs(dst_dir, exist_ok=True)
     if os.path.exists(os.path.join(dst_dir, "meta.json")):
@@ -239,7 +282,7 @@ def convert_dataset(
     save_meta(meta, dst_dir)
     counts = {}
     for split in splits:
-        total = len(tfrecord.index_tfrecord(tfrecord.tfrecord_path(src_dir, split)))
+        total = totals[split]
         trajectories = tfrecord.iter_tfrecord_trajectories(
             src_dir, split, meta=meta, verify_data_crc=verify_data_crc
         )
@@ -302,7 +345,13 @@ def inspect_dataset(
       {"min", "mean", "max"} or None, "fields": {name: {"type", "shape", "dtype"}}}}}`;
       a `shape` entry is -1 where it varies between trajectories.
     """
-    directory = os.fspath(directory)
+    directory = _require_directory(directory)
+    if max_trajectories is not None and (
+        isinstance(max_trajectories, bool)
+        or not isinstance(max_trajectories, int)
+        or max_trajectories < 0
+    ):
+        raise ValueError(f"max_trajectories: expected an int ≥ 0 or None, got {max_trajectories!r}")
     meta = load_meta(directory)
     report: dict[str, Any] = {
         "directory": directory,
@@ -342,7 +391,10 @@ def inspect_dataset(
             first = _first_frame_cells(arrays, meta)
             if first is not None:
                 cells.append(len(first))
-                edges.append(count_mesh_edges(first))
+                try:
+                    edges.append(count_mesh_edges(first))
+                except ValueError as e:  # e.g. a degenerate cell
+                    raise ValueError(f"{dataset.path}: trajectory {count}: {e}") from e
         report["splits"][split] = {
             "format": dataset.format,
             "path": dataset.path,

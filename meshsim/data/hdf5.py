@@ -104,6 +104,10 @@ class HDF5Writer:
             compression_opts = 4
         if compression != "gzip" and compression_opts is not None:
             raise ValueError(f"compression_opts is only valid with gzip, got {compression!r}")
+        if compression == "gzip" and compression_opts not in range(10):
+            raise ValueError(
+                f"compression_opts: expected a gzip level 0-9, got {compression_opts!r}"
+            )
         os.makedirs(directory, exist_ok=True)
         self.meta = ensure_meta(directory, meta)
         self.path = hdf5_path(directory, split)
@@ -225,12 +229,21 @@ def _group_names(f, path: str) -> list[str]:
         ) from None
 
 
-def _read_group(group, names: Sequence[str], where: str) -> dict[str, np.ndarray]:
+def _read_group(
+    group, names: Sequence[str], where: str, meta: Mapping[str, Any]
+) -> dict[str, np.ndarray]:
+    """Reads `names` of one trajectory group and checks them against `meta` (shapes,
+    trajectory length, finiteness), so a bad trajectory fails here, naming file,
+    trajectory and field, instead of somewhere inside training."""
     out = {}
     for name in names:
         if name not in group:
             raise DatasetFormatError(f"{where}: field {name!r} (declared in meta.json) is missing")
         out[name] = group[name][()]
+    try:
+        validate_trajectory(out, meta, fields=names)
+    except ValueError as e:
+        raise DatasetFormatError(f"{where}: {e}") from None
     return out
 
 
@@ -238,6 +251,8 @@ def _field_names(meta: Mapping[str, Any], fields: Sequence[str] | None) -> list[
     stored = _stored_fields(meta)
     if fields is None:
         return stored
+    if isinstance(fields, str):
+        raise TypeError(f"fields: expected a sequence of field names, got the string {fields!r}")
     unknown = [name for name in fields if name not in stored]
     if unknown:
         raise ValueError(f"unknown fields {unknown}; the dataset holds {stored}")
@@ -264,7 +279,7 @@ def iter_hdf5_trajectories(
     path = hdf5_path(directory, split)
     with _open(path) as f:
         for index, group_name in enumerate(_group_names(f, path)):
-            yield _read_group(f[group_name], names, f"{path}: trajectory {index}")
+            yield _read_group(f[group_name], names, f"{path}: trajectory {index}", meta)
 
 
 def read_hdf5_trajectory(
@@ -279,6 +294,9 @@ def read_hdf5_trajectory(
     meta = load_meta(directory) if meta is None else validate_meta(meta)
     names = _field_names(meta, fields)
     path = hdf5_path(directory, split)
+    if isinstance(index, bool) or not isinstance(index, int | np.integer):
+        raise TypeError(f"index: expected an int, got {index!r} ({type(index).__name__})")
+    index = int(index)
     with _open(path) as f:
         count = len(f)
         if not -count <= index < count:
@@ -287,7 +305,7 @@ def read_hdf5_trajectory(
         name = _group_name(index)
         if name not in f:
             raise DatasetFormatError(f"{path}: trajectory group {name!r} is missing")
-        return _read_group(f[name], names, f"{path}: trajectory {index}")
+        return _read_group(f[name], names, f"{path}: trajectory {index}", meta)
 
 
 def iter_hdf5_field_info(

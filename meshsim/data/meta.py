@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import numpy as np
@@ -164,6 +164,13 @@ def load_meta(path: str | os.PathLike) -> dict[str, Any]:
             meta = json.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"no meta.json at {path}") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{path}: expected the meta.json file, got a directory") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: not a meta.json: expected UTF-8 JSON text, got undecodable byte "
+            f"{e.object[e.start : e.start + 1]!r} at offset {e.start}"
+        ) from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON: {e}") from None
     try:
@@ -283,13 +290,28 @@ def infer_meta(
     return validate_meta(meta)
 
 
-def validate_trajectory(trajectory: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-    """Checks one trajectory against a (validated) meta; cheap, host side.
+def validate_trajectory(
+    trajectory: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any],
+    *,
+    fields: Collection[str] | None = None,
+    check_finite: bool = True,
+) -> None:
+    """Checks one trajectory against a (validated) meta. Host side, one pass over the data.
 
     Checks: every feature (and `length_<name>` of varlen features) is present; dtype and
-    rank match; every fixed dim of the meta shape matches; the free (-1) axis of all
-    per-node fields agrees (one node count N); `cells` indices lie in `[0, N)`; varlen
-    row counts sum to the concatenated length. Extra keys are allowed and ignored.
+    rank match; every fixed dim of the meta shape matches (the time axis of a dynamic
+    field is the trajectory length, the last axis the field's width); the free (-1) axis
+    of all per-node fields agrees (one node count N); `cells` indices lie in `[0, N)`;
+    varlen row counts sum to the concatenated length; float fields hold no NaN or Inf.
+    Extra keys are allowed and ignored. Writers and readers (HDF5, TFRecord) call it, so
+    training never sees a trajectory that disagrees with its meta.json.
+
+    Args:
+      trajectory: field name -> array.
+      meta: the validated meta dict.
+      fields: check only these fields (a partial read); default every feature.
+      check_finite: reject NaN/Inf in float fields (costs one pass over them).
 
     Raises:
       ValueError: naming the field, the expected and the actual value.
@@ -297,7 +319,10 @@ def validate_trajectory(trajectory: Mapping[str, np.ndarray], meta: Mapping[str,
     num_nodes: int | None = None
     node_source = None
     node_lengths: np.ndarray | None = None
-    for name, spec in meta["features"].items():
+    features = {
+        name: spec for name, spec in meta["features"].items() if fields is None or name in fields
+    }
+    for name, spec in features.items():
         if name not in trajectory:
             raise ValueError(f"trajectory is missing field {name!r} (meta declares {spec})")
         array = trajectory[name]
@@ -316,11 +341,18 @@ def validate_trajectory(trajectory: Mapping[str, np.ndarray], meta: Mapping[str,
             )
         for axis, (want, got) in enumerate(zip(shape, array.shape, strict=True)):
             if want != -1 and want != got:
+                role = "width; " if axis == len(shape) - 1 else ""
+                if axis == 0 and spec["type"] == "dynamic":
+                    role = "trajectory length; "
                 raise ValueError(
-                    f"field {name!r}: axis {axis} expected {want} (meta shape {shape}), "
-                    f"got shape {array.shape}"
+                    f"field {name!r}: axis {axis} expected {want} ({role}meta shape {shape}), "
+                    f"got {got} (shape {array.shape})"
                 )
+        if check_finite:
+            _check_finite(name, array)
         if spec["type"] == "dynamic_varlen":
+            if fields is not None and length_field(name) not in fields:
+                continue
             lengths = _check_lengths(trajectory, name, array)
             if name not in CELL_FIELDS:
                 if node_lengths is not None and not np.array_equal(node_lengths, lengths):
@@ -338,17 +370,30 @@ def validate_trajectory(trajectory: Mapping[str, np.ndarray], meta: Mapping[str,
         elif n != num_nodes:
             raise ValueError(
                 f"field {name!r}: inconsistent node count: expected {num_nodes} "
-                f"(from {node_source!r}), got {n} (shape {array.shape})"
+                f"(from {node_source!r}), got {n} (shape {array.shape}, meta shape {shape}; "
+                "raw bytes sized for another width also end up here)"
             )
-    for name in CELL_FIELDS & set(meta["features"]):
+    for name in CELL_FIELDS & set(features):
         cells = trajectory[name]
-        if meta["features"][name]["type"] == "dynamic_varlen" or num_nodes is None:
+        if features[name]["type"] == "dynamic_varlen" or num_nodes is None:
             continue
         if cells.size and (cells.min() < 0 or cells.max() >= num_nodes):
             raise ValueError(
                 f"field {name!r}: indices must lie in [0, {num_nodes}) (N from "
                 f"{node_source!r}), got range [{cells.min()}, {cells.max()}]"
             )
+
+
+def _check_finite(name: str, array: np.ndarray) -> None:
+    if array.dtype.kind not in "fc":
+        return
+    finite = np.isfinite(array)
+    if not finite.all():
+        first = np.unravel_index(int(np.argmin(finite)), array.shape)
+        raise ValueError(
+            f"field {name!r}: expected finite values, got {int(finite.size - finite.sum())} "
+            f"NaN/Inf, the first {array[first]} at index {[int(i) for i in first]}"
+        )
 
 
 def _check_lengths(trajectory: Mapping[str, np.ndarray], name: str, array: np.ndarray):

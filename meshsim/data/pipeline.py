@@ -31,6 +31,32 @@ from meshsim.window import Batch, pad_window, stack_windows
 logger = logging.getLogger(__name__)
 
 
+def _positive(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name}: expected an int ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+def _nonempty(trajectories: Sequence) -> int:
+    """len(trajectories), or a ValueError naming the split file (a Dataset's `path`)."""
+    count = len(trajectories)
+    if count == 0:
+        source = getattr(trajectories, "path", type(trajectories).__name__)
+        raise ValueError(f"trajectories: expected at least one trajectory, got none ({source})")
+    return count
+
+
+def _structure(task: Task, trajectories: Sequence, index: int):
+    """`task.structure` of trajectory `index`; a bad mesh (e.g. a degenerate cell) names
+    the split file and the trajectory."""
+    trajectory = trajectories[index]
+    try:
+        return trajectory, task.structure(trajectory)
+    except ValueError as e:
+        source = getattr(trajectories, "path", "trajectories")
+        raise ValueError(f"{source}: trajectory {index}: {e}") from e
+
+
 def dataset_budget(trajectories: Sequence, task: Task, *, multiple: int = 64) -> PaddingBudget:
     """One padding budget (single graph + padding graph) for every structure of a dataset.
 
@@ -39,7 +65,7 @@ def dataset_budget(trajectories: Sequence, task: Task, *, multiple: int = 64) ->
         the mesh tasks; pass `dataset.iter(fields=[...])` results to read less).
       task: builds each trajectory's structure.
     """
-    graphs = [task.structure(trajectories[i]) for i in range(len(trajectories))]
+    graphs = [_structure(task, trajectories, i)[1] for i in range(_nonempty(trajectories))]
     return PaddingBudget.for_dataset(graphs, graphs_per_batch=1, multiple=multiple)
 
 
@@ -54,6 +80,12 @@ def window_indices(
     """Endless (trajectory, t) stream, a pure function of its arguments (see module doc)."""
     if not lengths:
         raise ValueError("lengths: the dataset has no trajectory")
+    pool_size = _positive("pool_size", pool_size)
+    bad = [
+        n for n in lengths if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0
+    ]
+    if bad:
+        raise ValueError(f"lengths: expected ints ≥ 0 (frames per trajectory), got {bad[0]!r}")
     times = [task.window_times(n) for n in lengths]
     if not any(len(t) for t in times):
         raise ValueError(
@@ -86,8 +118,7 @@ class _TrajectoryCache:
         if index in self._cache:
             self._cache.move_to_end(index)
             return self._cache[index]
-        traj = self._trajectories[index]
-        entry = (traj, self._task.structure(traj))
+        entry = _structure(self._task, self._trajectories, index)
         self._cache[index] = entry
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
@@ -118,13 +149,17 @@ def iter_batches(
       pool_size: trajectories resident at once (memory vs. shuffle quality).
       lengths: trajectory lengths, if known (avoids loading each once to count).
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size: expected ≥ 1, got {batch_size}")
+    batch_size = _positive("batch_size", batch_size)
+    start_step = _positive("start_step", start_step, minimum=0)
+    count = _nonempty(trajectories)
     if lengths is None:
         lengths = [
-            int(np.asarray(trajectories[i][task.state_field]).shape[0])
-            for i in range(len(trajectories))
+            int(np.asarray(trajectories[i][task.state_field]).shape[0]) for i in range(count)
         ]
+    elif len(lengths) != count:
+        raise ValueError(
+            f"lengths: expected {count} entries (one per trajectory), got {len(lengths)}"
+        )
     indices = window_indices(lengths, task, seed=seed, pool_size=pool_size, shuffle=shuffle)
     for _ in range(start_step * batch_size):
         next(indices)
@@ -147,7 +182,7 @@ def prefetch(
     Exceptions in the producer are re-raised in the consumer. Closing the returned
     generator stops the thread.
     """
-    q: queue.Queue = queue.Queue(maxsize=size)
+    q: queue.Queue = queue.Queue(maxsize=_positive("size", size))
     stop = threading.Event()
     done = object()
 

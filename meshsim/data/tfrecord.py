@@ -244,6 +244,11 @@ def _read_record(
     return data
 
 
+def _check_offset(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
+        raise ValueError(f"{name}: expected a byte offset (an int ≥ 0), got {value!r}")
+
+
 def iter_tfrecord_records(
     path: str | os.PathLike, *, verify_data_crc: bool = True, start: int = 0
 ) -> Iterator[bytes]:
@@ -259,6 +264,7 @@ def iter_tfrecord_records(
       DatasetFormatError: CRC mismatch or truncation, naming file, record index and offset.
     """
     path = os.fspath(path)
+    _check_offset("start", start)
     with open(path, "rb") as f:
         file_size = os.fstat(f.fileno()).st_size
         f.seek(start)
@@ -318,6 +324,8 @@ class TFRecordWriter:
         """Appends one record (its payload bytes)."""
         if self._file is None:
             raise ValueError(f"TFRecordWriter for {self.path} is closed")
+        if not isinstance(record, bytes | bytearray | memoryview):
+            raise TypeError(f"record: expected bytes, got {type(record).__name__}")
         length = struct.pack("<Q", len(record))
         self._file.write(length + struct.pack("<I", masked_crc32c(length)))
         self._file.write(record)
@@ -385,7 +393,8 @@ def decode_trajectory(
     Features stored as float_list/int64_list instead of raw bytes are cast to meta's dtype.
 
     Raises:
-      DatasetFormatError: a field is missing or its size does not fit meta's shape.
+      DatasetFormatError: a field is missing, its size does not fit meta's shape, or the
+        decoded trajectory fails `validate_trajectory` (another trajectory length, a NaN).
     """
     try:
         features = example_proto.decode_example(record)
@@ -407,6 +416,10 @@ def decode_trajectory(
                     f"{out[name].shape[0]} rows"
                 )
             out[key] = lengths.astype(np.int32)
+    try:  # widths, trajectory length, node counts, NaN/Inf (see validate_trajectory)
+        validate_trajectory(out, meta)
+    except ValueError as e:
+        raise DatasetFormatError(f"{where}: {e}") from None
     return out
 
 
@@ -464,6 +477,7 @@ def read_tfrecord_trajectory(
     """Reads the single trajectory whose record starts at byte `offset` (random access
     with the offsets from `index_tfrecord`); `index` only labels error messages."""
     path = os.fspath(path)
+    _check_offset("offset", offset)
     with open(path, "rb") as f:
         file_size = os.fstat(f.fileno()).st_size
         f.seek(offset)

@@ -23,8 +23,15 @@ def unique_edges(cells: Array) -> np.ndarray:
 
     Args:
       cells: [num_cells, k] int — every pair of a cell's k vertices is an edge
-        (triangles k=3, tetrahedra k=4). A degenerate cell's repeated vertex gives
-        no self-loop.
+        (triangles k=3, tetrahedra k=4).
+
+    Raises:
+      ValueError: a cell repeats a node (a degenerate cell such as [0, 0, 1], which
+        would give a self-loop edge), naming the first such cell and its nodes; or a
+        negative index. No mesh of `meshsim.meshes` (`check_mesh` rejects them) or of
+        the test datasets has such a cell, so one is reported as a defect of the data
+        rather than dropped silently.
+      TypeError: `cells` is not an integer array.
     """
     cells = np.asarray(cells)
     if cells.ndim != 2 or cells.shape[1] < 2:
@@ -32,13 +39,24 @@ def unique_edges(cells: Array) -> np.ndarray:
     if not np.issubdtype(cells.dtype, np.integer):
         raise TypeError(f"cells: expected an integer dtype, got {cells.dtype}")
     if cells.size and cells.min() < 0:
-        raise ValueError(f"cells: negative node index {int(cells.min())}")
+        bad = int(np.argmax((cells < 0).any(axis=1)))
+        raise ValueError(
+            f"cells: negative node index {int(cells[bad].min())} in cell {bad} = "
+            f"{cells[bad].tolist()}; expected node indices ≥ 0"
+        )
+    degenerate = (np.diff(np.sort(cells, axis=1), axis=1) == 0).any(axis=1)
+    if degenerate.any():
+        bad = int(np.argmax(degenerate))
+        raise ValueError(
+            f"cells: cell {bad} = {cells[bad].tolist()} repeats a node (degenerate: it "
+            f"would give a self-loop edge); expected {cells.shape[1]} distinct nodes per "
+            f"cell ({int(degenerate.sum())} degenerate cell(s) in all)"
+        )
     k = cells.shape[1]
     pairs = np.concatenate([cells[:, [i, j]] for i in range(k) for j in range(i + 1, k)]).astype(
         np.int64
     )
     pairs = np.sort(pairs, axis=1)
-    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     return np.unique(pairs, axis=0).reshape(-1, 2)
 
 
@@ -75,6 +93,22 @@ def placeholder_graph(
       node_sizes: {node set: feature width}.
       edge_types: {edge set: (sender set, receiver set, feature width)}.
     """
+    widths = {f"node_sizes[{k!r}]": f for k, f in node_sizes.items()}
+    for name, spec in edge_types.items():
+        if not isinstance(spec, tuple | list) or len(spec) != 3:
+            raise ValueError(
+                f"edge_types[{name!r}]: expected (sender set, receiver set, width), got {spec!r}"
+            )
+        for end, node_set_name in zip(("sender", "receiver"), spec[:2]):
+            if node_set_name not in node_sizes:
+                raise ValueError(
+                    f"edge_types[{name!r}] {end}: expected one of the node sets "
+                    f"{sorted(node_sizes)}, got {node_set_name!r}"
+                )
+        widths[f"edge_types[{name!r}] width"] = spec[2]
+    for where, width in widths.items():
+        if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 0:
+            raise ValueError(f"{where}: expected a feature width (an int ≥ 0), got {width!r}")
     one = lambda width: np.zeros((1, width), np.float32)
     first = np.zeros(1, np.int32)
     return MultiGraph(
@@ -96,6 +130,8 @@ def to_jraph(graph: MultiGraph, edge_set: str | None = None) -> jraph.GraphsTupl
     `edge_set` may be omitted when the graph has only one. Its senders and receivers
     must index the same node set, which becomes the GraphsTuple's nodes.
     """
+    if not isinstance(graph, MultiGraph):
+        raise TypeError(f"graph: expected MultiGraph, got {type(graph).__name__}")
     if edge_set is None:
         if len(graph.edge_sets) != 1:
             raise ValueError(

@@ -25,6 +25,9 @@ def bucket_size(n: int, *, multiple: int = 64, steps_per_octave: int = 4) -> int
     Ladder values are rounded up to `multiple`, so sizes are friendly to vector units;
     a dataset whose mesh sizes vary by 4x compiles at most 2*steps_per_octave+1 shapes.
     """
+    n = _positive_int("n", n, minimum=0)
+    multiple = _positive_int("multiple", multiple)
+    steps_per_octave = _positive_int("steps_per_octave", steps_per_octave)
     if n <= multiple:
         return multiple
     exponent = math.ceil(math.log2(n) * steps_per_octave - 1e-9) / steps_per_octave
@@ -32,10 +35,16 @@ def bucket_size(n: int, *, multiple: int = 64, steps_per_octave: int = 4) -> int
     return int(math.ceil(max(size, n) / multiple) * multiple)
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    expected = "a positive int" if minimum == 1 else f"an int ≥ {minimum}"
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name}: expected {expected}, got {value!r}")
     return int(value)
+
+
+def _check_graph(name: str, graph) -> None:
+    if not isinstance(graph, MultiGraph):
+        raise TypeError(f"{name}: expected a MultiGraph, got {type(graph).__name__}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +85,7 @@ class PaddingBudget:
         n_graph: int | None = None,
     ) -> PaddingBudget:
         """The bucket that holds `graph` (one graph or a batch) plus its padding graph."""
+        _check_graph("graph", graph)
         return cls.for_dataset(
             [graph],
             graphs_per_batch=1,
@@ -100,8 +110,15 @@ class PaddingBudget:
         then rounds up to the ladder: a single compiled shape for the whole dataset
         (the Flax ogbg example's approach).
         """
+        if isinstance(graphs, MultiGraph) or not isinstance(graphs, Sequence):
+            raise TypeError(
+                f"graphs: expected a sequence of MultiGraphs, got {type(graphs).__name__}"
+            )
         if not graphs:
             raise ValueError("graphs: expected at least one sample graph, got none")
+        for i, g in enumerate(graphs):
+            _check_graph(f"graphs[{i}]", g)
+        graphs_per_batch = _positive_int("graphs_per_batch", graphs_per_batch)
         names = (sorted(graphs[0].node_sets), sorted(graphs[0].edge_sets))
         for i, g in enumerate(graphs):
             if (sorted(g.node_sets), sorted(g.edge_sets)) != names:
@@ -136,6 +153,9 @@ def pad(graph: MultiGraph, budget: PaddingBudget) -> MultiGraph:
     only ever touch padding. Raises ValueError naming the node or edge set that does
     not fit (each node set needs ≥ 1 padding node).
     """
+    _check_graph("graph", graph)
+    if not isinstance(budget, PaddingBudget):
+        raise TypeError(f"budget: expected a PaddingBudget, got {type(budget).__name__}")
     if budget.n_graph < graph.num_graphs + 1:
         raise ValueError(
             f"budget.n_graph: expected ≥ num_graphs + 1 = {graph.num_graphs + 1}, "
@@ -196,6 +216,8 @@ def batch(graphs: Sequence[MultiGraph]) -> MultiGraph:
     """
     if not graphs:
         raise ValueError("graphs: expected at least one graph, got an empty sequence")
+    for i, g in enumerate(graphs):
+        _check_graph(f"graphs[{i}]", g)
     node_names, edge_names = sorted(graphs[0].node_sets), sorted(graphs[0].edge_sets)
     for i, g in enumerate(graphs):
         if sorted(g.node_sets) != node_names or sorted(g.edge_sets) != edge_names:
@@ -241,6 +263,7 @@ def unbatch(graph: MultiGraph, *, drop_padding: bool = True) -> list[MultiGraph]
 
     Padding graphs (graph_mask False) are dropped unless `drop_padding=False`.
     """
+    _check_graph("graph", graph)
     bounds = lambda counts: np.concatenate([[0], np.cumsum(np.asarray(counts))])
     node_off = {k: bounds(v.n_node) for k, v in graph.node_sets.items()}
     edge_off = {k: bounds(v.n_edge) for k, v in graph.edge_sets.items()}

@@ -172,14 +172,30 @@ def edge_set(
     *,
     sender: str = DEFAULT_NODE_SET,
     receiver: str = DEFAULT_NODE_SET,
+    name: str = "edge_set",
 ) -> EdgeSet:
-    """A one-graph `EdgeSet` with every edge real. Host side (validated by `make_graph`)."""
-    senders = np.asarray(senders)
-    num_edges = senders.shape[0] if senders.ndim == 1 else 0
+    """A one-graph `EdgeSet` with every edge real. Host side; checks ranks, index dtypes
+    and lengths (index ranges are checked by `make_graph` / `validate`); `name` is used
+    in errors."""
+    senders, receivers, features = np.asarray(senders), np.asarray(receivers), np.asarray(features)
+    for field, array, rank in (("senders", senders, 1), ("receivers", receivers, 1)):
+        if array.ndim != rank:
+            raise ValueError(f"{name}.{field}: expected rank 1, got shape {array.shape}")
+        if not np.issubdtype(array.dtype, np.integer):
+            raise TypeError(f"{name}.{field}: expected dtype int32, got {array.dtype}")
+    if features.ndim != 2:
+        raise ValueError(f"{name}.features: expected rank 2, got shape {features.shape}")
+    num_edges = senders.shape[0]
+    for field, array in (("receivers", receivers), ("features", features)):
+        if array.shape[0] != num_edges:
+            raise ValueError(
+                f"{name}.{field}: expected length {num_edges} (= len(senders)), "
+                f"got {array.shape[0]}"
+            )
     return EdgeSet(
-        features=np.asarray(features),
+        features=features,
         senders=senders,
-        receivers=np.asarray(receivers),
+        receivers=receivers,
         n_edge=np.array([num_edges], np.int32),
         mask=np.ones(num_edges, bool),
         sender=sender,
@@ -233,7 +249,9 @@ def make_graph(
             (only,) = node_sets
             value = (*value, only, only)
         features, senders, receivers, sender, receiver = value
-        sets[name] = edge_set(features, senders, receivers, sender=sender, receiver=receiver)
+        sets[name] = edge_set(
+            features, senders, receivers, sender=sender, receiver=receiver, name=where
+        )
     return MultiGraph(node_sets=node_sets, edge_sets=sets, graph_mask=np.ones(1, bool)).validate()
 
 

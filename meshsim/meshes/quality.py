@@ -28,6 +28,33 @@ class MeshQuality(NamedTuple):
     mean_aspect_ratio: float
 
 
+def _points_and_cells(
+    points, cells, *, dim: int | None = 2, min_cells: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """`(points [N, dim] float64, cells [C, 3] int)` after checking shapes, dtypes and that
+    every index lies in [0, N); ValueError/TypeError naming the argument otherwise."""
+    points, cells = np.asarray(points), np.asarray(cells)
+    want = "[N, d]" if dim is None else f"[N, {dim}]"
+    if points.ndim != 2 or (dim is not None and points.shape[1] != dim):
+        raise ValueError(f"points: expected shape {want}, got {points.shape}")
+    if not (np.issubdtype(points.dtype, np.floating) or np.issubdtype(points.dtype, np.integer)):
+        raise TypeError(f"points: expected a float array, got dtype {points.dtype}")
+    if cells.ndim != 2 or cells.shape[1] != 3 or cells.shape[0] < min_cells:
+        raise ValueError(f"cells: expected shape [C, 3] with C ≥ {min_cells}, got {cells.shape}")
+    if not np.issubdtype(cells.dtype, np.integer):
+        if cells.size:
+            raise TypeError(f"cells: expected an integer array, got dtype {cells.dtype}")
+        cells = cells.astype(np.int64)  # np.asarray([]) is float64: an empty list is fine
+    bad = np.flatnonzero(((cells < 0) | (cells >= points.shape[0])).any(axis=1))
+    if bad.size:
+        c = int(bad[0])
+        raise ValueError(
+            f"cells: expected indices in [0, {points.shape[0]}) (N points), got cell {c} = "
+            f"{cells[c].tolist()}"
+        )
+    return points.astype(np.float64), cells
+
+
 def signed_areas(points: np.ndarray, cells: np.ndarray) -> np.ndarray:
     """Signed areas of triangles, positive for counter-clockwise cells.
 
@@ -37,8 +64,12 @@ def signed_areas(points: np.ndarray, cells: np.ndarray) -> np.ndarray:
 
     Returns:
       `[C] float64` signed areas.
+
+    Raises:
+      ValueError, TypeError: naming `points` or `cells` (shape, dtype, index range).
     """
-    x = np.asarray(points, dtype=np.float64)[np.asarray(cells)]  # [C, 3, 2]
+    points, cells = _points_and_cells(points, cells)
+    x = points[cells]  # [C, 3, 2]
     e1, e2 = x[:, 1] - x[:, 0], x[:, 2] - x[:, 0]
     return 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
 
@@ -53,8 +84,12 @@ def cell_angles(points: np.ndarray, cells: np.ndarray) -> np.ndarray:
     Returns:
       `[C, 3] float64`; column k is the angle at vertex `cells[:, k]`
       (NaN for cells with a zero-length edge).
+
+    Raises:
+      ValueError, TypeError: naming `points` or `cells` (shape, dtype, index range).
     """
-    x = np.asarray(points, dtype=np.float64)[np.asarray(cells)]  # [C, 3, d]
+    points, cells = _points_and_cells(points, cells, dim=None)
+    x = points[cells]  # [C, 3, d]
     angles = np.empty(x.shape[:2])
     for k in range(3):
         u = x[:, (k + 1) % 3] - x[:, k]
@@ -82,8 +117,12 @@ def mesh_quality(points: np.ndarray, cells: np.ndarray) -> MeshQuality:
 
     Returns:
       A `MeshQuality`.
+
+    Raises:
+      ValueError, TypeError: naming `points` or `cells` (shape, dtype, index range, or
+        no cell at all: the statistics of an empty mesh are undefined).
     """
-    points, cells = np.asarray(points, dtype=np.float64), np.asarray(cells)
+    points, cells = _points_and_cells(points, cells, min_cells=1)
     area = signed_areas(points, cells)
     angles = cell_angles(points, cells)
     tol = _RELATIVE_TOLERANCE * _scale(points) ** 2

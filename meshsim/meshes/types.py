@@ -79,6 +79,8 @@ class Ellipse:
         Returns:
           `[num_points, 2] float64` points on the ellipse.
         """
+        if isinstance(num_points, bool) or not isinstance(num_points, int | np.integer):
+            raise TypeError(f"num_points: expected an int >= 3, got {num_points!r}")
         if num_points < 3:
             raise ValueError(f"num_points must be >= 3, got {num_points}")
         # Uniform in arc length (not in the parameter t) so that elongated
@@ -91,7 +93,10 @@ class Ellipse:
 
     def contains(self, points: np.ndarray) -> np.ndarray:
         """`[M] bool`: whether each of `points [M, 2]` lies strictly inside."""
-        local = self._to_local(np.asarray(points, dtype=np.float64))
+        points = np.asarray(points, dtype=np.float64)
+        if points.ndim < 1 or points.shape[-1] != 2:
+            raise ValueError(f"points: expected shape [..., 2], got {points.shape}")
+        local = self._to_local(points)
         a, b = self.radii
         return (local[..., 0] / a) ** 2 + (local[..., 1] / b) ** 2 < 1.0
 
