@@ -293,6 +293,13 @@ class TrainConfig(_Validated):
     # A non-finite loss or gradient: "stop" the run (the last good checkpoint stays the
     # latest) or "skip" the update and go on.
     on_nonfinite: str = _field("stop", choices=("stop", "skip"))
+    # Multi-step training (meshsim.unroll): roll out `unroll_steps` steps per example,
+    # "unrolled" (gradients through the rollout, GraphCast) or "pushforward" (only the
+    # last step trains, Brandstetter et al.); the horizon grows by one every
+    # `unroll_schedule` steps from 1 (0: `unroll_steps` from the start).
+    unroll_steps: int = _field(1, ge=1)
+    unroll_mode: str = _field("unrolled", choices=("unrolled", "pushforward"))
+    unroll_schedule: int = _field(0, ge=0)
     optimizer: OptimizerConfig = OptimizerConfig()
 
 
@@ -320,10 +327,8 @@ class WeatherConfig(_Validated):
 
     `variables`: data variables forecast (empty: every variable with a `time` dim);
     `mesh_splits`: icosahedron refinements of the multimesh (6 in GraphCast);
-    `radius_fraction`: grid→mesh radius as a fraction of the longest finest mesh edge;
-    `train_rollout_steps`: autoregressive steps per training example (gradients
-    through the rollout); `train_rollout_schedule`: training steps after which the
-    rollout length grows by one until it reaches `train_rollout_steps` (0: fixed).
+    `radius_fraction`: grid→mesh radius as a fraction of the longest finest mesh edge.
+    Autoregressive training is `train.unroll_steps` (every task has it).
     """
 
     _section = "weather"
@@ -331,8 +336,6 @@ class WeatherConfig(_Validated):
     variables: tuple[str, ...] = ()
     mesh_splits: int = _field(3, ge=0)
     radius_fraction: float = _field(0.6, gt=0)
-    train_rollout_steps: int = _field(1, ge=1)
-    train_rollout_schedule: int = _field(0, ge=0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -96,8 +96,9 @@ OVERRIDES = [
     ("parallel.shard_optimizer=2", TypeError, r"shard_optimizer: expected a bool, got '2' \(str\)"),
     ("weather.mesh_splits=-1", ValueError, r"^weather\.mesh_splits: expected an int ≥ 0"),
     ("weather.radius_fraction=0", ValueError, r"radius_fraction: expected a float > 0, got 0"),
-    ("weather.train_rollout_steps=0", ValueError, r"train_rollout_steps: expected an int ≥ 1"),
-    ("weather.train_rollout_schedule=-1", ValueError, r"rollout_schedule: expected an int ≥ 0"),
+    ("train.unroll_steps=0", ValueError, r"train.unroll_steps: expected an int ≥ 1"),
+    ("train.unroll_schedule=-1", ValueError, r"unroll_schedule: expected an int ≥ 0"),
+    ("train.unroll_mode=teacher", ValueError, r"train.unroll_mode: expected one of"),
     ("weather.variables=[1, 2]", TypeError, r"weather\.variables\[0\]: expected a str, got 1"),
 ]
 
