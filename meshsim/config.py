@@ -327,7 +327,9 @@ class WeatherConfig(_Validated):
 
     `variables`: data variables forecast (empty: every variable with a `time` dim);
     `mesh_splits`: icosahedron refinements of the multimesh (6 in GraphCast);
-    `radius_fraction`: grid→mesh radius as a fraction of the longest finest mesh edge.
+    `radius_fraction`: grid→mesh radius as a fraction of the longest finest mesh edge;
+    `variable_weights`: loss weights as "variable=weight" (others weigh 1);
+    `level_weighting`: 3-D variables weighted by pressure level (GraphCast).
     Autoregressive training is `train.unroll_steps` (every task has it).
     """
 
@@ -336,6 +338,8 @@ class WeatherConfig(_Validated):
     variables: tuple[str, ...] = ()
     mesh_splits: int = _field(3, ge=0)
     radius_fraction: float = _field(0.6, gt=0)
+    variable_weights: tuple[str, ...] = ()
+    level_weighting: bool = True
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

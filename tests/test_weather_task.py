@@ -133,3 +133,20 @@ def test_scanned_rollout_matches_a_python_loop_with_true_forcings(setup):
         nxt = sim.predict(params, normalizers, f, structure)
         np.testing.assert_allclose(states[k, :40], nxt, rtol=2e-4, atol=2e-4)
         prev, cur = cur, np.asarray(nxt)
+
+
+def test_task_from_meta_with_per_variable_and_level_weights():
+    meta = {"channels": ["t/500", "t/1000", "z"], "static": ["lsm", "orography"]}
+    task = meshsim.tasks.get_task("weather", meta=meta, variable_weights=("z=0.1",), mesh_splits=1)
+    assert (task.output_size, task.num_static) == (3, 2)
+    np.testing.assert_allclose(task.output_weights, [500 / 750, 1000 / 750, 0.1])
+    flat = meshsim.tasks.get_task("weather", meta=meta, level_weighting=False)
+    assert flat.output_weights == (1.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="variable_weights: \\['q'\\] are not forecast"):
+        meshsim.tasks.get_task("weather", meta=meta, variable_weights=("q=1",))
+    with pytest.raises(ValueError, match="expected 'variable=weight ≥ 0', got 'z'"):
+        meshsim.tasks.get_task("weather", meta=meta, variable_weights=("z",))
+    with pytest.raises(ValueError, match="weather.variables: \\['q'\\] not in"):
+        meshsim.tasks.get_task("weather", meta=meta, variables=("q",))
+    with pytest.raises(ValueError, match="needs the dataset's meta"):
+        meshsim.tasks.get_task("weather")

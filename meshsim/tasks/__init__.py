@@ -9,8 +9,9 @@ from meshsim.tasks.base import (
 )
 from meshsim.tasks.cfd import CfdTask, cfd_task
 from meshsim.tasks.cloth import ClothTask, cloth_task
+from meshsim.tasks.weather import WeatherTask, channel_weights, weather_normalizers, weather_task
 
-TASKS = {"cfd": cfd_task, "cloth": cloth_task}
+TASKS = {"cfd": cfd_task, "cloth": cloth_task, "weather": weather_task}
 
 
 def get_task(name: str, **kwargs) -> Task:
@@ -28,8 +29,12 @@ __all__ = [
     "MeshTask",
     "Task",
     "cfd_task",
+    "WeatherTask",
+    "channel_weights",
     "cloth_task",
     "get_task",
     "one_hot_node_type",
     "relative_edge_features",
+    "weather_normalizers",
+    "weather_task",
 ]

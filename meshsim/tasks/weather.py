@@ -198,10 +198,84 @@ class WeatherTask(Task):
         return states[..., 0], "channel 0"
 
 
-def weather_task(**kwargs) -> WeatherTask:
-    """`WeatherTask` (registry constructor; `output_size` and `num_static` from the data)."""
-    kwargs.setdefault("output_size", 1)
-    return WeatherTask(**kwargs)
+def channel_weights(
+    channels, *, variable_weights: Mapping[str, float] | None = None, by_level: bool = True
+) -> tuple[float, ...]:
+    """Per-channel loss weights (GraphCast Sec. 3.2.2): a variable's weight (default 1)
+    times, for 3-D variables, the pressure level over the mean level of that variable,
+    so upper levels (low pressure) weigh less.
+
+    Args:
+      channels: channel names, `variable` or `variable/level`.
+      variable_weights: {variable: weight}; unknown variables raise ValueError.
+      by_level: scale 3-D channels by their pressure level.
+    """
+    from meshsim.data.weather import Channel
+
+    parsed = [Channel.parse(c) for c in channels]
+    variable_weights = dict(variable_weights or {})
+    unknown = set(variable_weights) - {c.variable for c in parsed}
+    if unknown:
+        raise ValueError(
+            f"variable_weights: {sorted(unknown)} are not forecast variables "
+            f"{sorted({c.variable for c in parsed})}"
+        )
+    out = []
+    for c in parsed:
+        w = float(variable_weights.get(c.variable, 1.0))
+        levels = [p.level for p in parsed if p.variable == c.variable]
+        if by_level and c.level is not None:
+            w *= c.level / float(np.mean(levels))
+        out.append(w)
+    return tuple(out)
+
+
+def weather_task(
+    *,
+    meta: Mapping | None = None,
+    variables: tuple[str, ...] = (),
+    variable_weights: tuple[str, ...] = (),
+    level_weighting: bool = True,
+    **kwargs,
+) -> WeatherTask:
+    """The registry constructor: a `WeatherTask` for a dataset's channels.
+
+    Args:
+      meta: the dataset's meta (`WeatherDataset.meta`: "channels", "static"); without
+        it the keyword `output_size` (and `num_static`) must be given.
+      variables: the forecast variables of the config (checked against the meta's).
+      variable_weights: "variable=weight" strings (`channel_weights`).
+      level_weighting: weigh 3-D channels by pressure level.
+      **kwargs: other `WeatherTask` fields (mesh_splits, radius_fraction, noise_std...).
+    """
+    if meta is None:
+        if "output_size" not in kwargs:
+            raise ValueError("weather task: needs the dataset's meta (its channels)")
+        return WeatherTask(**kwargs)
+    channels = list(meta["channels"])
+    forecast = {c.split("/")[0] for c in channels}
+    missing = [v for v in variables if v not in forecast]
+    if missing:
+        raise ValueError(f"weather.variables: {missing} not in the dataset's {sorted(forecast)}")
+    weights = {}
+    for item in variable_weights:
+        name, sep, value = item.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or weights[name] < 0:
+            raise ValueError(
+                f"weather.variable_weights: expected 'variable=weight ≥ 0', got {item!r}"
+            )
+    return WeatherTask(
+        output_size=len(channels),
+        num_static=len(meta.get("static", ())),
+        channel_weights=channel_weights(
+            channels, variable_weights=weights, by_level=level_weighting
+        ),
+        **kwargs,
+    )
 
 
 def weather_normalizers(task: WeatherTask, stats, structure: MultiGraph) -> norm.Normalizers:
