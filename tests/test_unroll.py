@@ -165,3 +165,24 @@ def test_curriculum_and_argument_errors():
         )
     with pytest.raises(ValueError, match="horizon: expected ≥ 1, got 0"):
         unrolled_loss(sim, params, normalizers, fields, structure, weights, horizon=0)
+
+
+def test_pipeline_windows_carry_the_horizon():
+    from meshsim.data.pipeline import dataset_budget, iter_batches
+
+    task = cfd_task()
+    trajs = [synthetic_cfd_trajectory(seed=i, steps=6) for i in range(2)]
+    budget = dataset_budget(trajs, task)
+    batch = next(iter_batches(trajs, task, batch_size=3, budget=budget, horizon=4))
+    n = budget.n_node["mesh"]
+    assert batch.fields["future|velocity"].shape == (3, n, 4, 2)
+    assert batch.fields["future|prescribed"].shape == (3, n, 4, 2)
+    # With horizon 5 only t = 0 has 5 frames after it in a 6-frame trajectory.
+    many = iter_batches(trajs, task, batch_size=1, budget=budget, horizon=5)
+    num = trajs[0]["velocity"].shape[1]
+    last_frames = [t["velocity"][5] for t in trajs]
+    for _ in range(4):
+        got = next(many).fields["future|velocity"][0, :num, -1]
+        assert any(np.array_equal(got, f) for f in last_frames)
+    with pytest.raises(ValueError, match="horizon: expected an int ≥ 1"):
+        next(iter_batches(trajs, task, batch_size=1, budget=budget, horizon=0))

@@ -76,8 +76,13 @@ def window_indices(
     seed: int,
     pool_size: int,
     shuffle: bool = True,
+    horizon: int = 1,
 ) -> Iterator[tuple[int, int]]:
-    """Endless (trajectory, t) stream, a pure function of its arguments (see module doc)."""
+    """Endless (trajectory, t) stream, a pure function of its arguments (see module doc).
+
+    `horizon`: targets per window (multi-step training); only times with that many
+    frames after them are drawn.
+    """
     if not lengths:
         raise ValueError("lengths: the dataset has no trajectory")
     pool_size = _positive("pool_size", pool_size)
@@ -86,7 +91,7 @@ def window_indices(
     ]
     if bad:
         raise ValueError(f"lengths: expected ints ≥ 0 (frames per trajectory), got {bad[0]!r}")
-    times = [task.window_times(n) for n in lengths]
+    times = [task.window_times(n, horizon) for n in lengths]
     if not any(len(t) for t in times):
         raise ValueError(
             f"lengths: no trajectory is long enough for an order-{task.order} window: {lengths}"
@@ -136,6 +141,7 @@ def iter_batches(
     pool_size: int = 16,
     shuffle: bool = True,
     lengths: Sequence[int] | None = None,
+    horizon: int = 1,
 ) -> Iterator[Batch]:
     """Endless batches of training windows, starting at batch `start_step`. Host side.
 
@@ -148,8 +154,10 @@ def iter_batches(
       seed, start_step: the batch stream is a pure function of these.
       pool_size: trajectories resident at once (memory vs. shuffle quality).
       lengths: trajectory lengths, if known (avoids loading each once to count).
+      horizon: targets per window (`Task.window`); > 1 for multi-step training.
     """
     batch_size = _positive("batch_size", batch_size)
+    horizon = _positive("horizon", horizon)
     start_step = _positive("start_step", start_step, minimum=0)
     count = _nonempty(trajectories)
     if lengths is None:
@@ -160,7 +168,9 @@ def iter_batches(
         raise ValueError(
             f"lengths: expected {count} entries (one per trajectory), got {len(lengths)}"
         )
-    indices = window_indices(lengths, task, seed=seed, pool_size=pool_size, shuffle=shuffle)
+    indices = window_indices(
+        lengths, task, seed=seed, pool_size=pool_size, shuffle=shuffle, horizon=horizon
+    )
     for _ in range(start_step * batch_size):
         next(indices)
     cache = _TrajectoryCache(trajectories, task, pool_size)
@@ -169,7 +179,8 @@ def iter_batches(
         for _ in range(batch_size):
             i, t = next(indices)
             traj, graph = cache.get(i)
-            windows.append(pad_window(task.window(traj, t, graph), budget, task.node_set))
+            window = task.window(traj, t, graph, horizon)
+            windows.append(pad_window(window, budget, task.node_set))
         yield stack_windows(windows, shared_graph=task.shared_structure)
 
 
