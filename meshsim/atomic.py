@@ -10,14 +10,23 @@ directory listing for `*.h5` or `*.json` never matches it.
         write_something(tmp)            # renamed onto run/metrics.json on success
 
 `AtomicFile` is the same for writers that stay open across calls (an HDF5 or
-TFRecord writer): `commit()` renames, `discard()` removes.
+TFRecord writer): `commit()` renames, `discard()` removes. `staged_directory` does
+it for a command that writes several files (a converted or generated dataset, a
+ParaView export): they are written into a temporary sibling directory and
+published together, or not at all.
+
+JSON is written strictly (`allow_nan=False`): a non-finite float becomes `null`
+(`json_safe`), so every file and every `metrics.jsonl` line parses with any JSON
+reader, where Python's default would write the invalid tokens `NaN`/`Infinity`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -96,6 +105,103 @@ def write_text(path: str | os.PathLike, text: str) -> str:
     return os.fspath(path)
 
 
+def json_safe(data: Any) -> Any:
+    """`data` with every non-finite float (NaN, ±inf) replaced by None, recursively
+    through dicts, lists and tuples (tuples become lists, as JSON writes them)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [json_safe(v) for v in data]
+    return data
+
+
+def dumps_json(data: Any, *, indent: int | None = None) -> str:
+    """Strict JSON text of `data`: non-finite floats as `null`, never `NaN`/`Infinity`."""
+    return json.dumps(json_safe(data), indent=indent, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 2) -> str:
-    """Writes `data` as JSON to `path` atomically; returns the path."""
-    return write_text(path, json.dumps(data, indent=indent) + "\n")
+    """Writes `data` as strict JSON (`dumps_json`) to `path` atomically; returns the path."""
+    return write_text(path, dumps_json(data, indent=indent) + "\n")
+
+
+def _make_parents(directory: str) -> list[str]:
+    """Creates `directory` and its missing parents; returns the created ones, deepest first."""
+    created = []
+    while directory and not os.path.exists(directory):
+        created.append(directory)
+        directory = os.path.dirname(directory)
+    for d in reversed(created):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d)
+    return created
+
+
+def _merge_into(src: str, dst: str, last: tuple[str, ...]) -> None:
+    """Moves the entries of directory `src` into directory `dst` (files replace files of
+    the same name, directories merge); the names in `last` are moved last."""
+    names = sorted(os.listdir(src), key=lambda n: (n in last, n))
+    for name in names:
+        a, b = os.path.join(src, name), os.path.join(dst, name)
+        if os.path.isdir(a) and os.path.isdir(b):
+            _merge_into(a, b, ())
+            os.rmdir(a)
+        else:
+            os.replace(a, b)
+
+
+@contextlib.contextmanager
+def staged_directory(
+    path: str | os.PathLike, *, replace: bool = False, carry: tuple[str, ...] = ()
+) -> Iterator[str]:
+    """Yields a new temporary sibling directory of `path` to write into; publishes it
+    if the block succeeds, removes it if not (`path` is then exactly as it was).
+
+    Publishing: a `path` that does not exist yet (or with `replace`, one that does) is
+    replaced by the temporary directory itself (one rename); otherwise the temporary's
+    entries are moved into `path`, replacing files of the same name, `carry` last.
+
+        with staged_directory("data/cyl", carry=("meta.json",)) as tmp:
+            convert_dataset(src, tmp)        # all splits appear in data/cyl, or none
+
+    Args:
+      path: the directory to create or add to; missing parents are created (and
+        removed again on failure).
+      replace: swap a whole existing directory for the new one (e.g. an export whose
+        old files must not survive beside the new ones).
+      carry: names of files copied from an existing `path` into the temporary first
+        (e.g. `meta.json`, so a writer checks its schema against the existing one).
+
+    Raises:
+      NotADirectoryError: `path` exists and is not a directory.
+    """
+    target = os.path.abspath(os.fspath(path))
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise NotADirectoryError(f"{os.fspath(path)!r} exists and is not a directory")
+    parent, name = os.path.split(target)
+    created = _make_parents(parent)
+    tmp = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        os.mkdir(tmp)
+        for entry in carry:
+            if os.path.isfile(os.path.join(target, entry)):
+                shutil.copy2(os.path.join(target, entry), os.path.join(tmp, entry))
+        yield tmp
+        if not os.path.exists(target):
+            os.rename(tmp, target)
+        elif replace:
+            old = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:8]}.old")
+            os.rename(target, old)
+            os.rename(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            _merge_into(tmp, target, carry)
+            os.rmdir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for d in created:  # deepest first; only while empty
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        raise

@@ -2,33 +2,65 @@
 
 Each sub-command parses its arguments and calls one library function; heavy
 imports happen inside the command so `meshsim --help` is instant.
+
+Errors are one line on stderr, `meshsim <command>: error: <message>`, never a
+traceback (`--debug`, before or after the command, adds it):
+
+* exit 2: usage errors, found while parsing (unknown options, values out of range
+  such as `--steps 0`; each option's `type=` checks its value);
+* exit 1: failures at run time (a missing workdir, config or dataset, bad data, a
+  diverged run): the library's ValueError/TypeError/OSError messages, which name the
+  file and field; any other exception is reported as unexpected, with a hint to
+  rerun with `--debug`;
+* a closed stdout (`meshsim inspect DIR | head -1`) ends the command quietly.
+
+Commands that write files write them atomically and leave nothing behind when
+they fail (`meshsim.atomic`), so a corrected retry runs as if it were the first.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import math
 import os
 import sys
+import traceback
 
 import meshsim
+from meshsim.atomic import dumps_json
+
+
+def _check_dataset_dir(path: str, name: str) -> None:
+    """A dataset argument must be a directory (a file would fail later without its name)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{name}: dataset directory {path!r} does not exist")
+    if not os.path.isdir(path):
+        raise NotADirectoryError(
+            f"{name}: {path!r} is not a directory (expected a dataset directory with "
+            "meta.json and <split>.tfrecord or <split>.h5 files)"
+        )
 
 
 def _cmd_inspect(args) -> int:
     from meshsim.data import format_inspection, inspect_dataset
 
+    _check_dataset_dir(args.dir, "dir")
     report = inspect_dataset(args.dir, max_trajectories=args.max_trajectories)
-    print(json.dumps(report, indent=2) if args.json else format_inspection(report))
+    print(dumps_json(report, indent=2) if args.json else format_inspection(report))
     return 0
 
 
 def _cmd_convert(args) -> int:
+    from meshsim.atomic import staged_directory
     from meshsim.data import convert_dataset
 
-    counts = convert_dataset(
-        args.src, args.dst, splits=args.splits, compression=args.compression, progress=True
-    )
+    _check_dataset_dir(args.src, "src")
+    # All splits (and meta.json) appear in DST together, or nothing does.
+    with staged_directory(args.dst, carry=("meta.json",)) as tmp:
+        counts = convert_dataset(
+            args.src, tmp, splits=args.splits, compression=args.compression, progress=True
+        )
     for split, n in counts.items():
         print(f"{split}: {n} trajectories -> {args.dst}/{split}.h5")
     return 0
@@ -74,7 +106,7 @@ def _cmd_evaluate(args) -> int:
     from meshsim.experiment import run_evaluation
 
     metrics = run_evaluation(args.workdir, split=args.split, num=args.num, steps=args.steps)
-    print(json.dumps(metrics, indent=2))
+    print(dumps_json(metrics, indent=2))  # a diverging rollout's RMSE prints as null
     return 0
 
 
@@ -89,47 +121,114 @@ def _cmd_plot(args) -> int:
 def _cmd_demo(args) -> int:
     from meshsim.demo import run_demo
 
-    return run_demo(args.workdir, config_path=args.config, quick=args.quick)
+    code = run_demo(args.workdir, config_path=args.config, quick=args.quick)
+    if code:
+        _error(
+            "demo",
+            "the model does not beat persistence at horizons 10 and 50 "
+            f"(see {os.path.join(args.workdir, 'report.md')})",
+        )
+    return code
+
+
+# ----------------------------------------------------------------- argument types
+
+
+def _int_at_least(minimum: int):
+    """An argparse `type=`: an integer ≥ `minimum` (a usage error otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer ≥ {minimum}, got {text!r}")
+        return value
+
+    parse.__name__ = f"integer ≥ {minimum}"
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    """An argparse `type=`: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _split_name(text: str) -> str:
+    """An argparse `type=`: a split name, the stem of `<split>.h5` (no path, no dot first)."""
+    if not text or text.startswith(".") or "/" in text or os.sep in text or "\0" in text:
+        raise argparse.ArgumentTypeError(
+            f"expected a split name such as 'train' or 'valid' (a file stem, no path), got {text!r}"
+        )
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (`meshsim train: error: ...`), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="meshsim",
         description="Learned physics simulation on meshes: generate data, train, roll out.",
     )
     parser.add_argument("--version", action="version", version=f"meshsim {meshsim.__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (any position)"
+    )
+    # Also accepted after the command; SUPPRESS keeps it from resetting the global flag.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("inspect", help="summarise a dataset directory (TFRecord or HDF5)")
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    p = add("inspect", help="summarise a dataset directory (TFRecord or HDF5)")
     p.add_argument("dir")
-    p.add_argument("--max-trajectories", type=int, default=None)
+    p.add_argument(
+        "--max-trajectories",
+        type=_int_at_least(0),
+        default=None,
+        help="read at most this many trajectories per split",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("convert", help="convert a MeshGraphNets TFRecord dataset to HDF5")
+    p = add("convert", help="convert a MeshGraphNets TFRecord dataset to HDF5")
     p.add_argument("src")
     p.add_argument("dst")
-    p.add_argument("--splits", nargs="*", default=None)
+    p.add_argument("--splits", nargs="*", type=_split_name, default=None)
     p.add_argument("--compression", choices=["gzip", "lzf"], default=None)
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("generate", help="simulate a built-in dataset (native HDF5 format)")
+    p = add("generate", help="simulate a built-in dataset (native HDF5 format)")
     p.add_argument("domain", choices=["cylinder_flow", "flag"])
     p.add_argument("--out", required=True)
-    p.add_argument("--trajectories", type=int, default=10)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", default="train")
+    p.add_argument("--trajectories", type=_int_at_least(1), default=10)
+    p.add_argument("--steps", type=_int_at_least(3), default=300, help="frames per trajectory")
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
+    p.add_argument("--split", type=_split_name, default="train")
     p.add_argument(
         "--mesh-resolution",
-        type=float,
+        type=_positive_float,
         default=1.0,
         help="mesh refinement factor (1: ~1.9k-node channel, ~1.6k-node flag)",
     )
     p.set_defaults(func=_cmd_generate)
 
-    p = sub.add_parser("train", help="train a model from an experiment config")
+    p = add("train", help="train a model from an experiment config")
     p.add_argument("--config", required=True, help="experiments/<name>.py with get_config()")
     p.add_argument("--workdir", required=True)
     p.add_argument(
@@ -139,18 +238,28 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="dotted override, e.g. model.latent_size=64 (repeatable)",
     )
-    p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument(
+        "--steps", type=_int_at_least(1), default=None, help="stop after this many steps"
+    )
     p.set_defaults(func=_cmd_train)
 
     for name, func, text in (
         ("rollout", _cmd_rollout, "roll out a trained model, save rollouts to HDF5"),
         ("evaluate", _cmd_evaluate, "rollout RMSE vs persistence, writes metrics.json"),
     ):
-        p = sub.add_parser(name, help=text)
+        p = add(name, help=text)
         p.add_argument("--workdir", required=True)
-        p.add_argument("--split", default="valid")
-        p.add_argument("--num", type=int, default=None, help="trajectories (default all)")
-        p.add_argument("--steps", type=int, default=None, help="rollout length (default all)")
+        p.add_argument("--split", type=_split_name, default="valid")
+        p.add_argument(
+            "--num", type=_int_at_least(1), default=None, help="trajectories (default all)"
+        )
+        p.add_argument(
+            "--steps",
+            type=_int_at_least(1),
+            default=None,
+            help="rollout length (default: the data's; longer where the prescribed values "
+            "are constant)",
+        )
         if name == "rollout":
             p.add_argument(
                 "--export",
@@ -159,11 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
         p.set_defaults(func=func)
 
-    p = sub.add_parser("plot", help="plots and animations for a run directory")
+    p = add("plot", help="plots and animations for a run directory")
     p.add_argument("--workdir", required=True)
     p.set_defaults(func=_cmd_plot)
 
-    p = sub.add_parser("demo", help="generate data, train, roll out and report (CPU-sized)")
+    p = add("demo", help="generate data, train, roll out and report (CPU-sized)")
     p.add_argument("--workdir", default="runs/demo")
     p.add_argument("--config", default="experiments/cylinder_flow_lite.py")
     p.add_argument("--quick", action="store_true", help="a minutes-long smoke version")
@@ -178,7 +287,9 @@ def enable_compilation_cache() -> str | None:
     compiled steps from disk (measured for the 16k-node paper model: train step
     1.70 s cold, 0.115 s from a warm cache; experiments/benchmarks/results/latest.md).
     Location: $MESHSIM_COMPILATION_CACHE, default ~/.cache/meshsim/jax; set it
-    to an empty string to disable.
+    to an empty string to disable. Works in a process that has compiled before
+    (`main` called from a notebook or a test): JAX reads the setting when it first
+    compiles, so the cache is reset to pick up the new directory.
     """
     path = os.environ.get(
         "MESHSIM_COMPILATION_CACHE",
@@ -187,13 +298,41 @@ def enable_compilation_cache() -> str | None:
     if not path:
         return None
     import jax
+    from jax.experimental.compilation_cache import compilation_cache
 
-    jax.config.update("jax_compilation_cache_dir", path)
+    if jax.config.jax_compilation_cache_dir != path:
+        jax.config.update("jax_compilation_cache_dir", path)
+        compilation_cache.reset_cache()
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     return path
 
 
+# Library errors about the input or the environment: reported by their message alone.
+# (NonFiniteError is a FloatingPointError, CheckpointError an OSError.)
+EXPECTED_ERRORS = (ValueError, TypeError, OSError, ArithmeticError, ImportError)
+
+
+def _error(command: str, message: str) -> None:
+    print(f"meshsim {command}: error: {message}", file=sys.stderr)
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "; ".join(lines) or type(error).__name__
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the final flush stays silent
+    (the pattern of the Python documentation, "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (tests)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; returns its exit status (argparse exits with 2 on usage errors)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -201,12 +340,34 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it touches
+    logging.getLogger("jax").setLevel(logging.WARNING)  # e.g. "Unable to initialize backend"
     if args.command is None:
         parser.print_help()
         return 0
-    if args.command in ("train", "rollout", "evaluate", "demo"):
-        enable_compilation_cache()
-    return int(args.func(args) or 0)
+    try:
+        if args.command in ("train", "rollout", "evaluate", "demo"):
+            enable_compilation_cache()
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by it
+    except KeyboardInterrupt:
+        _error(args.command, "interrupted")
+        return 130
+    except Exception as e:
+        if args.debug:
+            traceback.print_exc()
+        if isinstance(e, EXPECTED_ERRORS):
+            _error(args.command, _one_line(e))
+        else:
+            _error(
+                args.command,
+                f"unexpected {type(e).__name__}: {_one_line(e)} "
+                f"(run 'meshsim --debug {args.command} ...' for the traceback)",
+            )
+        return 1
 
 
 if __name__ == "__main__":

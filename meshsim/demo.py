@@ -2,10 +2,13 @@
 
 Writes into the work directory: `data/` (the generated dataset), the run
 (`config.json`, checkpoints, `metrics.jsonl`), `metrics.json`, `report.md`,
-`rollout.gif`, `comparison.png` and `loss.png`. Each stage is skipped when its
-output already exists, so an interrupted demo continues where it stopped.
-The demo checks that the model beats the persistence baseline at rollout
-horizons 10 and 50 and exits non-zero if it does not.
+`rollout.gif`, `comparison.png` and `loss.png`. Data generation is skipped when
+the dataset is already there (checked against the config: the same generator
+settings, trajectory count and length) and training resumes, so an interrupted
+demo continues where it stopped. Evaluation, plots, `metrics.json` and the
+report's table are always redone from the run at hand, never left from an
+earlier one. The demo checks that the model beats the persistence baseline at
+rollout horizons 10 and 50 and exits non-zero if it does not.
 """
 
 from __future__ import annotations
@@ -37,6 +40,36 @@ QUICK_OVERRIDES = [
 ]
 
 
+PLOTS = ("loss.png", "comparison.png", "rollout.gif", "rollout.mp4")
+
+
+def _check_existing(config: ExperimentConfig, split: str, n: int) -> None:
+    """Raises ValueError if an existing generated split does not match the config."""
+    from meshsim.data import open_dataset
+
+    d = config.data
+    dataset = open_dataset(d.path, split)
+    expected = {
+        "generator": {
+            "domain": d.generate_domain,
+            "seed": d.generate_seed,
+            "mesh_resolution": d.generate_mesh_resolution,
+        },
+        "trajectories": n,
+        "trajectory_length": d.generate_steps,
+    }
+    found = {
+        "generator": dataset.meta.get("generator"),
+        "trajectories": len(dataset),
+        "trajectory_length": dataset.meta.get("trajectory_length"),
+    }
+    if found != expected:
+        raise ValueError(
+            f"{dataset.path} was generated with other settings ({found}, the config asks "
+            f"for {expected}): use another --workdir, or remove {d.path}"
+        )
+
+
 def _generate(config: ExperimentConfig) -> dict[str, float]:
     from meshsim.solvers.generate import generate_dataset
 
@@ -47,6 +80,7 @@ def _generate(config: ExperimentConfig) -> dict[str, float]:
         (d.valid_split, d.generate_valid_trajectories),
     ):
         if os.path.exists(os.path.join(d.path, f"{split}.h5")):
+            _check_existing(config, split, n)
             continue
         t0 = time.perf_counter()
         generate_dataset(
@@ -123,10 +157,15 @@ def run_demo(
         "config": os.path.relpath(config_path),
     }
     atomic.write_json(os.path.join(workdir, "metrics.json"), summary)
+    moved = set()
     for src in plots:
         dst = os.path.join(workdir, os.path.basename(src))
         if os.path.abspath(src) != os.path.abspath(dst):
             os.replace(src, dst)
+        moved.add(os.path.basename(src))
+    for name in set(PLOTS) - moved:  # never leave a figure of an earlier run beside these
+        if os.path.exists(os.path.join(workdir, name)):
+            os.remove(os.path.join(workdir, name))
     verdict = (
         "The model beats persistence at horizons " + " and ".join(horizons) + "."
         if beats

@@ -1,43 +1,67 @@
 """Run directories: train, roll out, evaluate and plot from an `ExperimentConfig`.
 
-A run directory holds `config.json`, `checkpoints/<step>/` (orbax),
-`normalizers.json`, `metrics.jsonl` (one JSON object per logged step),
+A run directory (`meshsim.runs`) holds `config.json`, `checkpoints/<step>/`
+(orbax), `normalizers.json`, `metrics.jsonl` (one JSON object per logged step),
 `rollouts.h5`, `metrics.json` and plots. `run_training` resumes from it: the
 batch stream and the per-step random keys are pure functions of (seed, step),
 so a resumed run reproduces an uninterrupted one.
+
+Failures leave nothing half-written: `run_training` reads and checks everything
+(config, data, validation split) before it writes `config.json`, and a run that
+fails before its first checkpoint removes what it created, so a corrected retry
+starts clean. A non-finite loss or gradient norm stops the run before the next
+checkpoint (`train.on_nonfinite="stop"`: the last good checkpoint stays the
+latest) or is skipped (`"skip"`, counted as `skipped` in metrics.jsonl); no
+checkpoint with non-finite values is ever written. Evaluation streams rollouts to
+`rollouts.h5` (`meshsim.evaluation`) and refuses a model with non-finite values.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import time
-from collections.abc import Sequence
 
 import jax
-import numpy as np
 
 from meshsim import atomic
-from meshsim import metrics as M
 from meshsim.checkpoint import Checkpointer
-from meshsim.config import ExperimentConfig, config_from_dict, config_to_dict
+from meshsim.config import ExperimentConfig
 from meshsim.data import open_dataset
 from meshsim.data.pipeline import dataset_budget, iter_batches, prefetch
+from meshsim.evaluation import (
+    RolloutsWriter,
+    evaluate_rollouts,
+    export_rollouts,
+    plot_first_rollout,
+)
 from meshsim.models import EncodeProcessDecode, get_model
 from meshsim.normalization import save_normalizers
-from meshsim.rollout import rollout_trajectory
+from meshsim.runs import (
+    RUN_FILES,
+    MetricsLog,
+    load_config_of,
+    prepare_workdir,
+    remove_created,
+    truncate_metrics,
+)
 from meshsim.simulator import Simulator
 from meshsim.tasks import Task, get_task
 from meshsim.train import (
+    NONFINITE_POLICIES,
+    NonFiniteError,
     TrainState,
     abstract_train_state,
+    add_to_totals,
+    count_nonfinite,
+    empty_totals,
     init_train_state,
     learning_rate,
     make_accumulate_step,
     make_optimizer,
     make_train_step,
+    nonfinite_quantity,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,60 +109,6 @@ def build_simulator(config: ExperimentConfig) -> Simulator:
     return Simulator(model=build_model(config, task), task=task)
 
 
-def _prepare_workdir(config: ExperimentConfig, workdir: str) -> None:
-    """Writes config.json, or checks a resumed run's config matches (train.steps aside)."""
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "config.json")
-    new = config_to_dict(config)
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        a = {**old, "train": {**old["train"], "steps": None}}
-        b = {**new, "train": {**new["train"], "steps": None}}
-        if a != b:
-            raise ValueError(
-                f"workdir {workdir!r} holds a run with another config.json; "
-                "use a new --workdir or the same config"
-            )
-    atomic.write_json(path, new)
-
-
-def _truncate_metrics(path: str, step: int) -> None:
-    """Drops metrics.jsonl lines logged after `step` (a run resumed from an older checkpoint)."""
-    if not os.path.exists(path):
-        return
-    with open(path) as f:
-        lines = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= step]
-    atomic.write_text(path, "".join(lines))
-
-
-class _MetricsLog:
-    """metrics.jsonl (flushed per line) plus TensorBoard when tensorboardX is installed."""
-
-    def __init__(self, workdir: str):
-        self.path = os.path.join(workdir, "metrics.jsonl")
-        self._file = open(self.path, "a")  # noqa: SIM115 - closed in close()
-        try:
-            from tensorboardX import SummaryWriter
-
-            self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
-        except ImportError:
-            self._tb = None
-
-    def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        if self._tb is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, int | float):
-                    self._tb.add_scalar(k, v, record["step"])
-
-    def close(self) -> None:
-        self._file.close()
-        if self._tb is not None:
-            self._tb.close()
-
-
 def _lengths(dataset, task: Task) -> list[int]:
     """Frames per trajectory: from meta.json for fixed-length fields (no data read),
     otherwise by reading the state field of each trajectory."""
@@ -165,27 +135,63 @@ def _initial_state(config: ExperimentConfig, sim: Simulator, tx) -> TrainState:
     )
 
 
-def evaluate_rollouts(
-    sim: Simulator, state: TrainState, trajectories: Sequence, *, steps: int | None, budget
-) -> tuple[dict, dict, list[np.ndarray]]:
-    """Rollout RMSE of the model and of persistence, averaged over trajectories."""
-    task = sim.task
-    model_metrics, persistence_metrics, predictions = [], [], []
-    for traj in trajectories:
-        pred = rollout_trajectory(
-            sim, state.params, state.normalizers, traj, steps=steps, budget=budget
+def _periodic_eval_data(config: ExperimentConfig, task: Task) -> tuple[list, int]:
+    """(validation trajectories, rollout steps) for evaluation during training."""
+    tc = config.train
+    if tc.eval_every <= 0:
+        return [], 0
+    try:
+        valid_ds = open_dataset(config.data.path, config.data.valid_split)
+    except (FileNotFoundError, ValueError):
+        logger.warning("no %r split: periodic evaluation is off", config.data.valid_split)
+        return [], 0
+    trajs = [valid_ds[i] for i in range(min(tc.eval_trajectories, len(valid_ds)))]
+    if not trajs:
+        return [], 0
+    shortest = min(len(t[task.state_field]) for t in trajs)
+    return trajs, min(tc.eval_rollout_steps, shortest - task.order)
+
+
+def _interval_record(totals, config: ExperimentConfig, done: int) -> dict:
+    """The metrics.jsonl record of a log interval (means over its applied updates)."""
+    t = jax.device_get(totals)
+    applied = int(t["applied"])
+    tc = config.train
+    return {
+        "step": done,
+        "loss": float(t["loss"]) / applied if applied else None,  # all skipped: null
+        "grad_norm": float(t["grad_norm"]) / applied if applied else None,
+        "skipped": int(t["skipped"]),
+        "learning_rate": float(learning_rate(tc.optimizer, done - tc.accumulate_steps)),
+    }
+
+
+def _on_nonfinite(totals, policy: str, checkpointer: Checkpointer) -> None:
+    """Applies `train.on_nonfinite` to a log interval's sums: warns ("skip") or raises
+    NonFiniteError naming the first bad step and quantity ("stop")."""
+    t = jax.device_get(totals)
+    first = int(t["first_skipped_step"])
+    if first < 0:
+        return
+    what = nonfinite_quantity(float(t["first_skipped_loss"]), float(t["first_skipped_grad_norm"]))
+    if policy == "skip":
+        logger.warning(
+            "step %d: %s: update skipped (%d since the last log line)", first, what, t["skipped"]
         )
-        start = task.order - 1
-        truth = np.asarray(traj[task.state_field])[start : start + pred.shape[0]]
-        model_metrics.append(M.rollout_rmse(pred, truth))
-        persistence = np.asarray(M.persistence_rollout(truth[0], truth.shape[0]))
-        persistence_metrics.append(M.rollout_rmse(persistence, truth))
-        predictions.append(pred)
-    return (
-        M.aggregate_rollout_metrics(model_metrics),
-        M.aggregate_rollout_metrics(persistence_metrics),
-        predictions,
+        return
+    latest = checkpointer.latest_step()
+    kept = f"checkpoint {latest} stays the latest" if latest is not None else "no checkpoint"
+    raise NonFiniteError(
+        f"step {first}: {what}: training stopped, {kept}; lower train.optimizer.learning_rate, "
+        "set train.optimizer.grad_clip_norm, or set train.on_nonfinite=skip to skip such updates"
     )
+
+
+def _check_finite_state(state: TrainState, step: int, what: str) -> None:
+    """Raises NonFiniteError if the state holds NaN/inf values (never checkpointed)."""
+    bad, total = count_nonfinite(state)
+    if bad:
+        raise NonFiniteError(f"step {step}: {what} hold {bad} of {total} values NaN or inf")
 
 
 def run_training(
@@ -195,45 +201,81 @@ def run_training(
 
     `max_steps` stops early (at that global step) without changing the config, which
     is how a run is split into several invocations.
+
+    Raises:
+      ValueError, TypeError: a bad config or bad data (before anything is written).
+      NonFiniteError: a non-finite loss or gradient norm with train.on_nonfinite="stop",
+        or non-finite normalizer statistics (NaN/inf in the data).
+      CheckpointError: no readable checkpoint to resume from.
     """
     sim, tc = build_simulator(config), config.train  # validates the config first
+    if tc.on_nonfinite not in NONFINITE_POLICIES:
+        raise ValueError(
+            f"train.on_nonfinite: expected one of {list(NONFINITE_POLICIES)}, "
+            f"got {tc.on_nonfinite!r}"
+        )
     task = sim.task
     tx = make_optimizer(tc.optimizer)
+    # Everything that reads (and so checks) the data comes before anything is written.
     train_ds = open_dataset(config.data.path, config.data.train_split)
-    _prepare_workdir(config, workdir)
     budget = dataset_budget(_static(train_ds, task), task)
     lengths = _lengths(train_ds, task)
-    valid_ds = None
-    if tc.eval_every > 0:
-        try:
-            valid_ds = open_dataset(config.data.path, config.data.valid_split)
-        except (FileNotFoundError, ValueError):
-            logger.warning("no %r split: periodic evaluation is off", config.data.valid_split)
+    eval_trajs, eval_steps = _periodic_eval_data(config, task)
 
+    workdir_existed = os.path.isdir(workdir)
+    existed = {name: os.path.lexists(os.path.join(workdir, name)) for name in RUN_FILES}
     checkpointer = Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=tc.keep_checkpoints
     )
-    state = _initial_state(config, sim, tx)
-    if checkpointer.latest_step() is not None:
-        state = checkpointer.restore(state)
-        logger.info("resumed from step %d", int(state.step))
-    start = int(state.step)
-    end = min(tc.steps, max_steps) if max_steps is not None else tc.steps
-    _truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
-    log = _MetricsLog(workdir)
-    batches = prefetch(
-        iter_batches(
+    resuming = checkpointer.latest_step() is not None
+    try:
+        prepare_workdir(config, workdir, resuming=resuming)
+        state = _initial_state(config, sim, tx)
+        if resuming:
+            state = checkpointer.restore(state, set_aside_damaged=True)
+            logger.info("resumed from step %d", int(state.step))
+        batches = iter_batches(
             train_ds,
             task,
             batch_size=config.data.batch_size,
             budget=budget,
             seed=tc.seed,
-            start_step=start,
+            start_step=int(state.step),
             pool_size=config.data.pool_size,
             lengths=lengths,
-        ),
-        size=config.data.prefetch,
-    )
+        )
+        end = min(tc.steps, max_steps) if max_steps is not None else tc.steps
+        return _train_loop(
+            config,
+            sim,
+            tx,
+            checkpointer,
+            state,
+            workdir,
+            end=end,
+            batches=batches,
+            evaluation=(eval_trajs, eval_steps),
+            progress=progress,
+        )
+    except BaseException:
+        if not resuming and checkpointer.latest_step() is None:  # nothing worth keeping
+            remove_created(workdir, existed, workdir_existed)
+        raise
+    finally:
+        checkpointer.close()
+
+
+def _train_loop(
+    config, sim, tx, checkpointer, state, workdir, *, end, batches, evaluation, progress
+) -> TrainState:
+    """The loop of `run_training`, from `state.step` to `end`; `evaluation` is
+    (validation trajectories, rollout steps) for periodic evaluation."""
+    eval_trajs, eval_steps = evaluation
+    tc = config.train
+    start = int(state.step)
+    truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
+    log = MetricsLog(workdir)
+    batches = prefetch(batches, size=config.data.prefetch)
     train_step = make_train_step(sim, tx)
     accumulate_step = make_accumulate_step(sim)
     step_key = jax.random.key(tc.seed + 1)
@@ -242,51 +284,40 @@ def run_training(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=end, initial=start, desc="train", unit="step", dynamic_ncols=True)
-    eval_trajs, eval_steps = [], 0  # validation trajectories, read once for periodic eval
-    if valid_ds is not None:
-        eval_trajs = _select(valid_ds, tc.eval_trajectories)
-        eval_steps = min(
-            tc.eval_rollout_steps, min(len(t[task.state_field]) for t in eval_trajs) - task.order
-        )
     t_last, n_last = time.perf_counter(), start
-    totals, counted = None, 0  # training metrics summed since the last log line
+    totals = empty_totals()  # training metrics summed on device since the last log line
     try:
         for step in range(start, end):
             batch = next(batches)
             key = jax.random.fold_in(step_key, step)
+            done = step + 1
             if step < tc.accumulate_steps:
                 state = accumulate_step(state, batch, key)
+                if done == tc.accumulate_steps:  # NaN/inf data would poison every later step
+                    _check_finite_state(state, done, "the normalizer statistics (NaN/inf data?)")
             else:
                 state, metrics = train_step(state, batch, key)
-                # Summed on device (no host sync per step); averaged when logged.
-                totals = (
-                    metrics
-                    if totals is None
-                    else jax.tree_util.tree_map(jax.numpy.add, totals, metrics)
-                )
-                counted += 1
-            done = step + 1
-            if done % tc.log_every == 0 and done > tc.accumulate_steps:
+                totals = add_to_totals(totals, metrics, done)
+            trained = done > tc.accumulate_steps
+            if trained and done % tc.log_every == 0:
+                record = _interval_record(totals, config, done)
                 now = time.perf_counter()
-                record = {
-                    "step": done,
-                    "loss": float(totals["loss"]) / counted,  # mean since the last log
-                    "grad_norm": float(totals["grad_norm"]) / counted,
-                    "learning_rate": float(learning_rate(tc.optimizer, done - tc.accumulate_steps)),
-                    "steps_per_sec": (done - n_last) / (now - t_last),
-                }
-                t_last, n_last, totals, counted = now, done, None, 0
+                record["steps_per_sec"] = (done - n_last) / (now - t_last)
+                t_last, n_last = now, done
                 log.write(record)
-                if bar is not None:
+                if bar is not None and record["loss"] is not None:
                     bar.set_postfix(
                         loss=f"{record['loss']:.4g}", sps=f"{record['steps_per_sec']:.1f}"
                     )
-            if eval_trajs and done % tc.eval_every == 0 and done > tc.accumulate_steps:
-                model_m, _, _ = evaluate_rollouts(
-                    sim, state, eval_trajs, steps=eval_steps, budget=None
-                )
+                _on_nonfinite(totals, tc.on_nonfinite, checkpointer)
+                totals = empty_totals()
+            if eval_trajs and trained and done % tc.eval_every == 0:
+                model_m, _, _ = evaluate_rollouts(sim, state, eval_trajs, steps=eval_steps)
                 log.write({"step": done, **{f"eval/rmse_{k}": v for k, v in model_m.items()}})
             if done % tc.checkpoint_every == 0 or done == end:
+                if tc.on_nonfinite == "stop":  # never checkpoint past a non-finite step
+                    _on_nonfinite(totals, "stop", checkpointer)
+                _check_finite_state(state, done, "the parameters, optimizer state or statistics")
                 checkpointer.save(done, state)
                 save_normalizers(os.path.join(workdir, "normalizers.json"), state.normalizers)
             if bar is not None:
@@ -294,25 +325,16 @@ def run_training(
     finally:
         batches.close()
         log.close()
-        checkpointer.close()
         if bar is not None:
             bar.close()
     return state
 
 
-def load_config_of(workdir: str) -> ExperimentConfig:
-    """The config.json of a run directory."""
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"workdir: no config.json in {workdir!r}")
-    with open(path) as f:
-        return config_from_dict(ExperimentConfig, json.load(f))
-
-
 def load_run(workdir: str) -> tuple[ExperimentConfig, Simulator, TrainState]:
-    """(config, simulator, state) of the newest checkpoint in a run directory.
+    """(config, simulator, state) of the newest readable checkpoint in a run directory.
 
     The restore template comes from `jax.eval_shape`, so no training data is opened.
+    A damaged newest checkpoint is reported (WARNING) and an older one used.
     """
     config = load_config_of(workdir)
     sim = build_simulator(config)
@@ -324,14 +346,25 @@ def load_run(workdir: str) -> tuple[ExperimentConfig, Simulator, TrainState]:
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
     try:
         state = checkpointer.restore(like)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"workdir {workdir!r} has no checkpoint yet: train it first (meshsim train)"
+        ) from None
     finally:
         checkpointer.close()
     return config, sim, state
 
 
-def _select(dataset, num: int | None) -> list:
-    n = len(dataset) if num is None else min(num, len(dataset))
-    return [dataset[i] for i in range(n)]
+def _check_finite_model(workdir: str, state: TrainState) -> None:
+    """Refuses a model whose parameters or normalizer statistics are NaN/inf."""
+    for what, tree in (("parameters", state.params), ("normalizer statistics", state.normalizers)):
+        bad, total = count_nonfinite(tree)
+        if bad:
+            raise ValueError(
+                f"workdir {workdir!r}: checkpoint {int(state.step)} has non-finite {what} "
+                f"({bad} of {total} values NaN or inf): the run diverged; retrain it "
+                "(train.on_nonfinite=stop keeps such checkpoints from being written)"
+            )
 
 
 def run_evaluation(
@@ -342,111 +375,83 @@ def run_evaluation(
     steps: int | None = None,
     save_rollouts: bool = True,
 ) -> dict:
-    """Rolls out `num` trajectories of `split`; writes metrics.json (and rollouts.h5)."""
+    """Rolls out `num` trajectories of `split`; writes metrics.json (and rollouts.h5).
+
+    Trajectories are read one at a time and rollouts streamed to `rollouts.h5` as
+    they come off the device. `steps` beyond a trajectory's length are allowed where
+    its prescribed values are constant; the metrics then cover the known frames.
+    Both files are published together when everything succeeded.
+    """
+    for name, value in (("num", num), ("steps", steps)):
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            raise ValueError(f"{name}: expected an int ≥ 1 or None, got {value!r}")
     config, sim, state = load_run(workdir)
-    trajs = _select(open_dataset(config.data.path, split), num)
-    model_m, persistence_m, preds = evaluate_rollouts(sim, state, trajs, steps=steps, budget=None)
+    _check_finite_model(workdir, state)
+    dataset = open_dataset(config.data.path, split)
+    n = len(dataset) if num is None else min(num, len(dataset))
+    if n == 0:
+        raise ValueError(f"split {split!r} of {config.data.path!r} holds no trajectories")
+    path = os.path.join(workdir, "rollouts.h5")
+    writer = RolloutsWriter(path, sim.task) if save_rollouts else None
+    try:
+        trajectories = (dataset[i] for i in range(n))
+        model_m, persistence_m, lengths = evaluate_rollouts(
+            sim, state, trajectories, steps=steps, writer=writer
+        )
+        if writer is not None:
+            writer.commit()
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
     result = {
         "rollout_rmse": {"model": model_m, "persistence": persistence_m},
         "split": split,
-        "num_trajectories": len(trajs),
-        "steps": int(preds[0].shape[0] - 1),
+        "num_trajectories": n,
+        "steps": lengths[0],
         "checkpoint_step": int(state.step),
     }
     atomic.write_json(os.path.join(workdir, "metrics.json"), result)
-    if save_rollouts:
-        save_rollouts_h5(os.path.join(workdir, "rollouts.h5"), sim.task, trajs, preds)
     return result
 
 
 def run_rollouts(workdir: str, *, split="valid", num=None, steps=None, export=False) -> str:
     """Rollouts saved to `workdir/rollouts.h5` (prediction, truth, mesh per trajectory).
 
-    With `export`, also ParaView files under `workdir/paraview/`: an XDMF time series
-    per trajectory for fixed meshes, per-frame VTU files with moving points for cloth.
+    With `export`, also ParaView files under `workdir/paraview/` (replaced as a whole):
+    an XDMF time series per trajectory for fixed meshes, per-frame VTU files with
+    moving points for cloth. Frames past the ground truth export NaN truth and error.
     """
-    from meshsim.export import export_vtk_frames, export_xdmf
-
     run_evaluation(workdir, split=split, num=num, steps=steps, save_rollouts=True)
     path = os.path.join(workdir, "rollouts.h5")
     if export:
         task = build_task(load_config_of(workdir))
-        out = os.path.join(workdir, "paraview")
-        os.makedirs(out, exist_ok=True)
-        for i, r in enumerate(load_rollouts_h5(path)):
-            fields = {"pred": r["pred"], "truth": r["truth"], "error": r["pred"] - r["truth"]}
-            if task.lagrangian:  # the points themselves move
-                export_vtk_frames(
-                    os.path.join(out, f"{i:05d}"), r["cells"], fields, points_per_frame=r["pred"]
-                )
-            else:
-                export_xdmf(os.path.join(out, f"{i:05d}.xdmf"), r["mesh_pos"], r["cells"], fields)
+        export_rollouts(path, os.path.join(workdir, "paraview"), task)
     return path
 
 
-def save_rollouts_h5(path: str, task: Task, trajectories, predictions) -> None:
-    """One group per trajectory: `pred`/`truth` [T, N, d], `mesh_pos`, `cells`, `node_type`."""
-    import h5py
-
-    with atomic.atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["state_field"] = task.state_field
-        for i, (traj, pred) in enumerate(zip(trajectories, predictions)):
-            g = f.create_group(f"{i:05d}")
-            start = task.order - 1
-            g["pred"] = pred
-            g["truth"] = np.asarray(traj[task.state_field])[start : start + pred.shape[0]]
-            for name in ("mesh_pos", "cells", "node_type"):
-                g[name] = np.asarray(traj[name])[0]
-
-
-def load_rollouts_h5(path: str) -> list[dict]:
-    """Inverse of `save_rollouts_h5`: a list of dicts of numpy arrays."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return [{k: g[k][()] for k in g} for _, g in sorted(f.items())]
-
-
 def run_plots(workdir: str, *, frame: int | None = None, every: int = 2) -> list[str]:
-    """Loss curve, a prediction|truth|error figure and a rollout animation for a run."""
+    """Loss curve, a prediction|truth|error figure and a rollout animation for a run.
+
+    Raises:
+      FileNotFoundError: no run in `workdir`, or nothing to plot in it yet.
+    """
     from meshsim import plotting
 
-    paths = []
-    metrics_path = os.path.join(workdir, "metrics.jsonl")
-    if os.path.exists(metrics_path) and os.path.getsize(metrics_path) > 0:
-        paths.append(str(plotting.plot_loss_curve(metrics_path, os.path.join(workdir, "loss.png"))))
-    rollouts_path = os.path.join(workdir, "rollouts.h5")
-    if not os.path.exists(rollouts_path):
-        return paths
     task = build_task(load_config_of(workdir))
-    r = load_rollouts_h5(rollouts_path)[0]
-    pred, truth = r["pred"], r["truth"]
-    gif = os.path.join(workdir, "rollout.gif")
-    if task.lagrangian:  # the mesh moves: draw it
-        paths += [
-            str(p) for p in plotting.animate_cloth(pred, r["cells"], gif, truth=truth, every=every)
-        ]
-        return paths
-    pred_scalar, label = task.plot_scalar(pred)
-    truth_scalar, _ = task.plot_scalar(truth)
-    frame = pred.shape[0] - 1 if frame is None else frame
-    fig = plotting.plot_comparison(
-        r["mesh_pos"],
-        r["cells"],
-        pred_scalar[frame],
-        truth_scalar[frame],
-        title=f"{label}, step {frame}",
-    )
-    out = os.path.join(workdir, "comparison.png")
-    with atomic.atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100)
-    paths.append(out)
-    paths += [
-        str(p)
-        for p in plotting.animate_rollout(
-            r["mesh_pos"], r["cells"], pred_scalar, truth_scalar, gif, every=every
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    rollouts_path = os.path.join(workdir, "rollouts.h5")
+    has_metrics = os.path.exists(metrics_path) and os.path.getsize(metrics_path) > 0
+    if not has_metrics and not os.path.exists(rollouts_path):
+        raise FileNotFoundError(
+            f"workdir {workdir!r}: nothing to plot (no metrics.jsonl entries, no rollouts.h5): "
+            "run meshsim train, then meshsim rollout"
         )
-    ]
+    paths = []
+    if has_metrics:
+        paths.append(str(plotting.plot_loss_curve(metrics_path, os.path.join(workdir, "loss.png"))))
+    if os.path.exists(rollouts_path):
+        paths += plot_first_rollout(rollouts_path, workdir, task, frame=frame, every=every)
     return paths
 
 

@@ -3,7 +3,8 @@
 Fields are point data on the mesh: for a 2-D mesh `mesh_pos [N, 2]` is padded
 with z = 0; a cloth rollout passes its `world_pos [T, N, 3]` as moving points
 (`points_per_frame`). Files are written to temporary names and renamed
-(`meshsim.atomic`), so a reader never sees a half-written file.
+(`meshsim.atomic`), so a reader never sees a half-written file. Fields are read
+one frame at a time (`value[t]`), so an h5py dataset streams from disk.
 """
 
 from __future__ import annotations
@@ -36,15 +37,25 @@ def _points3(points: np.ndarray) -> np.ndarray:
     return points
 
 
+def _shape(value) -> tuple[int, ...]:
+    """The shape of an array or of a lazily read one (an h5py dataset), without reading it."""
+    return tuple(value.shape) if hasattr(value, "shape") else np.shape(value)
+
+
+def _frame(value, t: int) -> np.ndarray:
+    """Frame `t` of a `[T, ...]` array; an h5py dataset reads only that frame."""
+    return np.asarray(value[t])
+
+
 def _check_fields(fields: Mapping[str, np.ndarray], num_nodes: int) -> int:
     steps = None
     for name, value in fields.items():
-        value = np.asarray(value)
-        if value.ndim not in (2, 3) or value.shape[1] != num_nodes:
-            raise ValueError(f"fields[{name!r}]: expected [T, {num_nodes}, d], got {value.shape}")
-        if steps is not None and value.shape[0] != steps:
-            raise ValueError(f"fields[{name!r}]: expected {steps} frames, got {value.shape[0]}")
-        steps = value.shape[0]
+        shape = _shape(value)
+        if len(shape) not in (2, 3) or shape[1] != num_nodes:
+            raise ValueError(f"fields[{name!r}]: expected [T, {num_nodes}, d], got {shape}")
+        if steps is not None and shape[0] != steps:
+            raise ValueError(f"fields[{name!r}]: expected {steps} frames, got {shape[0]}")
+        steps = shape[0]
     if steps is None:
         raise ValueError("fields: expected at least one field")
     return steps
@@ -63,7 +74,8 @@ def export_xdmf(
     Args:
       mesh_pos: [N, 2] or [N, 3] (a leading axis of 1 is accepted).
       cells: [C, 3] triangles or [C, 4] tetrahedra.
-      fields: {name: [T, N, d]} e.g. {"pred": ..., "truth": ..., "error": ...}.
+      fields: {name: [T, N, d]} e.g. {"pred": ..., "truth": ..., "error": ...}: arrays
+        or anything with `.shape` and `[t]` indexing (an h5py dataset).
       dt: time between frames.
     """
     import meshio
@@ -84,7 +96,7 @@ def export_xdmf(
             with meshio.xdmf.TimeSeriesWriter(os.path.basename(xdmf.tmp)) as writer:
                 writer.write_points_cells(points, _cell_block(cells))
                 for t in range(steps):
-                    data = {k: np.asarray(v)[t] for k, v in fields.items()}
+                    data = {k: _frame(v, t) for k, v in fields.items()}
                     writer.write_data(t * dt, point_data=data)
         # Point the xdmf at the .h5's final name, then publish the .h5 first, the xdmf last.
         with open(xdmf.tmp) as f:
@@ -118,7 +130,7 @@ def export_vtk_frames(
     if (mesh_pos is None) == (points_per_frame is None):
         raise ValueError("pass exactly one of mesh_pos [N, d] or points_per_frame [T, N, 3]")
     if points_per_frame is not None:
-        num_nodes = np.asarray(points_per_frame).shape[1]
+        num_nodes = _shape(points_per_frame)[1]
     else:
         mesh_pos = np.asarray(mesh_pos)
         mesh_pos = mesh_pos[0] if mesh_pos.ndim == 3 else mesh_pos
@@ -128,10 +140,8 @@ def export_vtk_frames(
     block = _cell_block(cells)
     paths = []
     for t in range(steps):
-        points = _points3(points_per_frame[t] if points_per_frame is not None else mesh_pos)
-        mesh = meshio.Mesh(
-            points, block, point_data={k: np.asarray(v)[t] for k, v in fields.items()}
-        )
+        points = _points3(_frame(points_per_frame, t) if points_per_frame is not None else mesh_pos)
+        mesh = meshio.Mesh(points, block, point_data={k: _frame(v, t) for k, v in fields.items()})
         path = os.path.join(os.fspath(directory), f"{prefix}_{t:05d}.vtu")
         with atomic_path(path) as tmp:  # keeps the .vtu suffix: meshio picks the format
             mesh.write(tmp)

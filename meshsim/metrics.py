@@ -32,6 +32,7 @@ __all__ = [
     "masked_rmse",
     "per_step_mse",
     "persistence_rollout",
+    "rmse_at_horizons",
     "rollout_rmse",
 ]
 
@@ -174,7 +175,19 @@ def rollout_rmse(
     step_mse = per_step_mse(pred, truth, mask)
     if includes_initial:
         step_mse = step_mse[1:]
-    num_steps = int(step_mse.shape[0])
+    return rmse_at_horizons(step_mse, horizons=horizons)
+
+
+def rmse_at_horizons(
+    step_mse: jax.Array | np.ndarray, *, horizons: Sequence[int] = DEFAULT_HORIZONS
+) -> dict[str, float]:
+    """`rollout_rmse` from the per-frame MSE `[T]` of the predicted frames only (no
+    initial frame), e.g. gathered chunk by chunk from a streamed rollout. Host side.
+
+    Raises:
+        ValueError: on a horizon < 1 or an empty `step_mse`.
+    """
+    num_steps = int(np.shape(step_mse)[0])
     if num_steps < 1:
         raise ValueError("pred has no predicted frame (T must be >= 2 with includes_initial)")
     cumulative = np.cumsum(np.asarray(jax.device_get(step_mse), np.float64))

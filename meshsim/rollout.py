@@ -1,20 +1,24 @@
 """Rollouts: a learned simulator applied to its own predictions with `lax.scan`.
 
 `rollout` scans a pure step over time inside one compiled function. Long
-trajectories go through `rollout_trajectory`, which runs fixed-length chunks
-of that scan (one compiled function whatever the length; the last chunk is
-padded), copies each chunk to the host and keeps only the carry on device, so
-device memory stays flat however long the rollout.
+trajectories go through `iter_rollout`, which runs fixed-length chunks of that
+scan (one compiled function whatever the length; the last chunk is padded) and
+yields each chunk on the host as it comes off the device, keeping only the carry
+on device: device memory stays flat however long the rollout, and so does host
+memory when the caller streams the chunks to disk (`meshsim.evaluation`).
+`rollout_trajectory` gathers them into one array.
 
 Boundary enforcement: after every step the nodes the task does not simulate
 (inflow, walls, handles...) take their prescribed values, i.e. the ground truth
-of the next frame (constant in the built-in datasets).
+of the next frame (constant in the built-in datasets). Past the end of the
+data they keep the last frame's values, which `iter_rollout` allows only when
+those values are constant in time.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
@@ -83,6 +87,106 @@ def _chunk_fn(sim: Simulator):
     return jax.jit(chunk)
 
 
+def _prescribed_change(state: np.ndarray, prescribed: np.ndarray) -> float:
+    """Largest change in time of the prescribed nodes' values: max |x_t − x_last|."""
+    if not prescribed.any():
+        return 0.0
+    values = state[:, prescribed]
+    return float(np.max(np.abs(values - values[-1:]))) if values.size else 0.0
+
+
+def _check_steps(sim: Simulator, state: np.ndarray, fields: dict, start: int, steps: int) -> None:
+    """`steps` within the data, or beyond it where the prescribed values are constant."""
+    max_steps = state.shape[0] - 1 - start
+    if 1 <= steps <= max_steps:
+        return
+    expected = f"steps: expected 1..{max_steps} from frame {start}, got {steps}"
+    if steps < 1:
+        raise ValueError(expected)
+    # Past the data, prescribed nodes keep the last frame's values: only right if they
+    # never change (inflow, walls, pinned handles in the built-in datasets).
+    prescribed = ~np.asarray(sim.task.simulated_mask(fields))
+    change = _prescribed_change(state, prescribed)
+    scale = max(1.0, float(np.max(np.abs(state[:, prescribed])))) if prescribed.any() else 1.0
+    if change > 1e-6 * scale:
+        raise ValueError(
+            f"{expected}: rolling out past the data needs the prescribed (non-simulated) "
+            f"nodes' {sim.task.state_field} to be constant in time, but it changes by up to "
+            f"{change:.3g} in this trajectory, so there is nothing to prescribe after frame "
+            f"{state.shape[0] - 1}"
+        )
+
+
+def iter_rollout(
+    sim: Simulator,
+    params: Any,
+    normalizers: Normalizers,
+    trajectory: Mapping[str, np.ndarray],
+    *,
+    steps: int | None = None,
+    start: int | None = None,
+    chunk: int = 50,
+    budget: PaddingBudget | None = None,
+) -> Iterator[np.ndarray]:
+    """Rolls a model out from a ground-truth trajectory's initial frame(s), chunk by chunk.
+
+    Host driven: yields the initial state `[1, N, d]`, then each chunk's predicted
+    states `[n, N, d]` (float32, host) as it comes off the device, so a caller can
+    write them out and host memory stays flat however long the rollout. The next
+    chunk is dispatched before the previous one is copied to the host, so the
+    device keeps computing while the host writes.
+
+    Args:
+      trajectory: CONVENTIONS.md layout; provides the structure, the initial state and
+        the prescribed values of non-simulated nodes.
+      steps: predicted steps (default: to the end of the trajectory). More steps than
+        the trajectory has are allowed when its prescribed nodes' values are
+        constant in time: they keep the last frame's values.
+      start: initial frame (default: the first frame with enough history, order − 1).
+      chunk: steps per compiled scan; memory on device is O(chunk · N).
+      budget: padding for the graph (default: its own bucket); pass the training
+        budget to reuse one compiled function across meshes.
+
+    Raises:
+      ValueError: on a bad `steps` or `chunk`, naming why a longer rollout is refused.
+    """
+    task = sim.task
+    state = np.asarray(trajectory[task.state_field])
+    start = task.order - 1 if start is None else start
+    steps = state.shape[0] - 1 - start if steps is None else steps
+    if chunk < 1:
+        raise ValueError(f"chunk: expected ≥ 1, got {chunk}")
+    graph = task.structure(trajectory)
+    num_nodes = graph.num_nodes(task.node_set)
+    window = task.window(trajectory, start, graph)
+    _check_steps(sim, state, window.fields, start, steps)
+    budget = budget or PaddingBudget.fit(graph)
+    window = pad_window(window, budget, task.node_set)
+    fields = jax.device_put({k: v for k, v in window.fields.items() if not k.startswith("target|")})
+    structure = jax.device_put(window.graph)
+    fn = _chunk_fn(sim)
+    pad_nodes = budget.n_node[task.node_set] - num_nodes
+    last = state.shape[0] - 1
+    yield state[start][None].astype(np.float32)
+    pending = None  # (device states of the previous chunk, its real length)
+    for begin in range(0, steps, chunk):
+        n = min(chunk, steps - begin)
+        # Frames past the data (rollouts beyond it, the padding of the last chunk)
+        # repeat the last frame: only prescribed nodes read them.
+        index = np.minimum(np.arange(start + 1 + begin, start + 1 + begin + chunk), last)
+        frames = np.pad(state[index], ((0, 0), (0, pad_nodes), (0, 0)))
+        fields, states = fn(params, normalizers, fields, structure, jnp.asarray(frames))
+        if pending is not None:
+            yield _to_host(*pending, num_nodes)
+        pending = (states, n)
+    if pending is not None:
+        yield _to_host(*pending, num_nodes)
+
+
+def _to_host(states: jax.Array, n: int, num_nodes: int) -> np.ndarray:
+    return np.asarray(jax.device_get(states))[:n, :num_nodes].astype(np.float32, copy=False)
+
+
 def rollout_trajectory(
     sim: Simulator,
     params: Any,
@@ -94,47 +198,22 @@ def rollout_trajectory(
     chunk: int = 50,
     budget: PaddingBudget | None = None,
 ) -> np.ndarray:
-    """Rolls a model out from a ground-truth trajectory's initial frame(s). Host driven.
-
-    Args:
-      trajectory: CONVENTIONS.md layout; provides the structure, the initial state and
-        the prescribed values of non-simulated nodes.
-      steps: predicted steps (default: to the end of the trajectory).
-      start: initial frame (default: the first frame with enough history, order − 1).
-      chunk: steps per compiled scan; memory on device is O(chunk · N).
-      budget: padding for the graph (default: its own bucket); pass the training
-        budget to reuse one compiled function across meshes.
+    """`iter_rollout` gathered into one array (arguments as there).
 
     Returns:
       [steps + 1, N, d] float32 states on the host: frame 0 is the initial state,
-      frame k the prediction k steps later.
+      frame k the prediction k steps later. Host memory is O(steps · N); stream
+      long rollouts to disk with `iter_rollout` instead.
     """
-    task = sim.task
-    state = np.asarray(trajectory[task.state_field])
-    start = task.order - 1 if start is None else start
-    max_steps = state.shape[0] - 1 - start
-    steps = max_steps if steps is None else steps
-    if not 1 <= steps <= max_steps:
-        raise ValueError(f"steps: expected 1..{max_steps} from frame {start}, got {steps}")
-    if chunk < 1:
-        raise ValueError(f"chunk: expected ≥ 1, got {chunk}")
-    graph = task.structure(trajectory)
-    num_nodes = graph.num_nodes(task.node_set)
-    budget = budget or PaddingBudget.fit(graph)
-    window = pad_window(task.window(trajectory, start, graph), budget, task.node_set)
-    fields = jax.device_put({k: v for k, v in window.fields.items() if not k.startswith("target|")})
-    structure = jax.device_put(window.graph)
-    fn = _chunk_fn(sim)
-    pad_nodes = budget.n_node[task.node_set] - num_nodes
-    outputs = [state[start]]
-    for begin in range(0, steps, chunk):
-        n = min(chunk, steps - begin)
-        frames = state[start + 1 + begin : start + 1 + begin + n]
-        frames = np.concatenate([frames, np.repeat(frames[-1:], chunk - n, axis=0)])
-        frames = np.pad(frames, ((0, 0), (0, pad_nodes), (0, 0)))
-        fields_next, states = fn(params, normalizers, fields, structure, jnp.asarray(frames))
-        if n < chunk:
-            states = states[:n]
-        fields = fields_next
-        outputs.append(np.asarray(jax.device_get(states))[:, :num_nodes])
-    return np.concatenate([outputs[0][None], *outputs[1:]]).astype(np.float32)
+    if steps is None:
+        first = sim.task.order - 1 if start is None else start
+        steps = np.shape(trajectory[sim.task.state_field])[0] - 1 - first
+    out, t = None, 0
+    for frames in iter_rollout(
+        sim, params, normalizers, trajectory, steps=steps, start=start, chunk=chunk, budget=budget
+    ):
+        if out is None:  # filled in place: no list of chunks, no concatenation
+            out = np.empty((steps + 1, *frames.shape[1:]), np.float32)
+        out[t : t + frames.shape[0]] = frames
+        t += frames.shape[0]
+    return out

@@ -15,10 +15,18 @@ MeshGraphNets recipe (Pfaff et al. 2021, App. A): noise on the state of
 simulated nodes with the target corrected by (1 − γ)·noise; online normalizers
 for inputs and targets; the first steps only accumulate statistics
 (`accumulate_step`); Adam with an exponentially decaying learning rate.
+
+Non-finite guard: a step whose loss or gradient norm is NaN or inf applies no
+update (parameters, optimizer state and normalizer statistics stay as they were;
+only the step counter advances, so the batch stream and the per-step keys stay
+aligned) and reports `skipped = 1`. The step stays pure: the choice is a
+`jnp.where` on a finite flag inside the compiled step. The caller decides what a
+skipped step means (`train.on_nonfinite`: stop the run, or go on).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +42,12 @@ from meshsim.window import Batch, graph_batch_axis
 
 if TYPE_CHECKING:
     from meshsim.config import OptimizerConfig
+
+NONFINITE_POLICIES = ("stop", "skip")  # train.on_nonfinite
+
+
+class NonFiniteError(FloatingPointError):
+    """Training met a non-finite loss, gradient norm or statistic (and stopped)."""
 
 
 @flax.struct.dataclass
@@ -120,9 +134,10 @@ def make_train_step(
     """The training step; jitted with the state's buffers donated unless `jit=False`.
 
     Returns `train_step(state, batch, rng) -> (state, metrics)` with metrics
-    {"loss", "grad_norm"} as float32 scalars. `rng` should differ per step
-    (e.g. `jax.random.fold_in(key, step)`), which makes a resumed run identical
-    to an uninterrupted one.
+    {"loss", "grad_norm"} as float32 scalars and "skipped" as an int32 0/1: 1 when
+    the loss or the gradient norm was non-finite and no update was applied (see the
+    module docstring). `rng` should differ per step (e.g. `jax.random.fold_in(key,
+    step)`), which makes a resumed run identical to an uninterrupted one.
     """
 
     def train_step(state: TrainState, batch: Batch, rng: jax.Array):
@@ -131,14 +146,19 @@ def make_train_step(
         loss, grads = jax.value_and_grad(
             lambda p: _loss(sim, p, normalizers, batch, features, targets, weights)
         )(state.params)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        new_state = TrainState(
+        updated = TrainState(
             step=state.step + 1,
             params=optax.apply_updates(state.params, updates),
             opt_state=opt_state,
             normalizers=normalizers,
         )
-        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+        kept = state.replace(step=state.step + 1)
+        new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), updated, kept)
+        skipped = jnp.logical_not(finite).astype(jnp.int32)
+        return new_state, {"loss": loss, "grad_norm": grad_norm, "skipped": skipped}
 
     return _maybe_jit(train_step, jit, donate_argnums=0)
 
@@ -164,3 +184,66 @@ def make_eval_loss(sim: Simulator, *, jit: bool = True) -> Callable[[TrainState,
         return _loss(sim, state.params, state.normalizers, batch, features, targets, weights)
 
     return _maybe_jit(eval_loss, jit)
+
+
+def empty_totals() -> dict:
+    """Start of a log interval's sums for `add_to_totals` (host values, moved on first add)."""
+    return {
+        "loss": jnp.zeros((), jnp.float32),  # sum over applied updates
+        "grad_norm": jnp.zeros((), jnp.float32),
+        "applied": jnp.zeros((), jnp.int32),
+        "skipped": jnp.zeros((), jnp.int32),
+        "first_skipped_step": jnp.full((), -1, jnp.int32),  # -1: none in this interval
+        "first_skipped_loss": jnp.zeros((), jnp.float32),
+        "first_skipped_grad_norm": jnp.zeros((), jnp.float32),
+    }
+
+
+@jax.jit
+def add_to_totals(totals: dict, metrics: dict, step) -> dict:
+    """Adds one step's metrics to a log interval's sums, on device (no host sync per step).
+
+    Losses of skipped steps are left out of the sums; the first skipped step of the
+    interval (`step`: the global step count after it) and its loss and gradient norm
+    are kept for the message that names it.
+    """
+    ok = metrics["skipped"] == 0
+    first = (totals["first_skipped_step"] < 0) & ~ok
+    return {
+        "loss": totals["loss"] + jnp.where(ok, metrics["loss"], 0.0),
+        "grad_norm": totals["grad_norm"] + jnp.where(ok, metrics["grad_norm"], 0.0),
+        "applied": totals["applied"] + ok.astype(jnp.int32),
+        "skipped": totals["skipped"] + metrics["skipped"],
+        "first_skipped_step": jnp.where(first, step, totals["first_skipped_step"]),
+        "first_skipped_loss": jnp.where(first, metrics["loss"], totals["first_skipped_loss"]),
+        "first_skipped_grad_norm": jnp.where(
+            first, metrics["grad_norm"], totals["first_skipped_grad_norm"]
+        ),
+    }
+
+
+def nonfinite_quantity(loss: float, grad_norm: float) -> str:
+    """Words naming what was non-finite, e.g. "loss nan and gradient norm nan"."""
+    parts = [
+        f"{name} {value}"
+        for name, value in (("loss", loss), ("gradient norm", grad_norm))
+        if not math.isfinite(value)
+    ]
+    return " and ".join(parts) or f"loss {loss}, gradient norm {grad_norm}"
+
+
+def _float_leaves(tree) -> list:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return [x for x in leaves if jnp.issubdtype(jnp.result_type(x), jnp.inexact)]
+
+
+@jax.jit
+def _count_nonfinite(leaves: list) -> jax.Array:
+    return sum((jnp.sum(~jnp.isfinite(x)) for x in leaves), jnp.zeros((), jnp.int32))
+
+
+def count_nonfinite(tree) -> tuple[int, int]:
+    """(NaN/inf values, all values) over the floating leaves of a pytree. Host side;
+    one compiled reduction per tree structure."""
+    leaves = _float_leaves(tree)
+    return int(_count_nonfinite(leaves)), sum(int(x.size) for x in leaves)

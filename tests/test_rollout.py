@@ -74,5 +74,12 @@ def test_chunking_is_invisible_and_boundaries_hold(task, make):
 def test_rollout_rejects_bad_lengths():
     task, make = CASES[0]
     traj, sim, state = _setup(task, make)
-    with pytest.raises(ValueError, match=r"steps: expected 1\.\.11 from frame 0, got 50"):
-        rollout_trajectory(sim, state.params, state.normalizers, traj, steps=50)
+    with pytest.raises(ValueError, match=r"steps: expected 1\.\.11 from frame 0, got 0"):
+        rollout_trajectory(sim, state.params, state.normalizers, traj, steps=0)
+    # Past the data only where the prescribed values are constant: here the inflow varies.
+    ramp = 1.0 + 0.1 * np.arange(traj["velocity"].shape[0])[:, None, None]
+    varying = dict(traj, velocity=(traj["velocity"] * ramp).astype(np.float32))
+    with pytest.raises(
+        ValueError, match=r"steps: expected 1\.\.11 from frame 0, got 50: .* changes by up to"
+    ):
+        rollout_trajectory(sim, state.params, state.normalizers, varying, steps=50)

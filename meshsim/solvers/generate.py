@@ -3,12 +3,17 @@
 `generate_dataset("cylinder_flow", "data/cyl", trajectories=20, steps=300, seed=0)`
 writes `data/cyl/train.h5` and `data/cyl/meta.json`. Each trajectory's seed is
 derived from (seed, split, index), so splits never share a trajectory and the
-same arguments always give the same file contents.
+same arguments always give the same file contents. Arguments are checked before
+anything is simulated, and the output appears only when complete: the split is
+written into a temporary sibling directory (`meshsim.atomic.staged_directory`)
+that is moved into place at the end, so a failure leaves no empty directory and
+no `meta.json` behind.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import zlib
@@ -64,48 +69,71 @@ def generate_dataset(
 ) -> str:
     """Simulates `trajectories` runs of `steps` frames and writes `<out>/<split>.h5`.
 
-    The file appears only when complete (written to a temporary name, then renamed).
+    The file (and `meta.json`, for a new directory) appears only when complete.
 
     Returns:
       The path of the written file.
+
+    Raises:
+      ValueError: a bad argument (named, with the expected and the actual value), or
+        an existing `<out>/meta.json` with another schema.
     """
+    from meshsim.atomic import staged_directory
     from meshsim.data import HDF5Writer, infer_meta
 
-    if trajectories < 1:
-        raise ValueError(f"trajectories: expected ≥ 1, got {trajectories}")
-    if steps < 3:
-        raise ValueError(f"steps: expected ≥ 3 frames, got {steps}")
+    _check_arguments(domain, trajectories, steps, seed, split, mesh_resolution)
     simulate, meta_extra = _simulator(domain, steps, mesh_resolution)
-    os.makedirs(out, exist_ok=True)
+    generator = {"domain": domain, "seed": seed, "mesh_resolution": mesh_resolution}
+    t0 = time.perf_counter()
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=trajectories, desc=f"{domain}/{split}", unit="traj")
-    writer = None
-    t0 = time.perf_counter()
     try:
-        for i in range(trajectories):
-            traj = simulate(trajectory_seed(seed, split, i))
-            if writer is None:
-                meta = infer_meta(
-                    traj,
-                    **meta_extra,
-                    generator={"domain": domain, "seed": seed, "mesh_resolution": mesh_resolution},
-                )
-                writer = HDF5Writer(out, split, meta, compression=compression).__enter__()
-            writer.write(traj)
-            if bar is not None:
-                bar.update(1)
-    except BaseException as e:
-        if writer is not None:
-            writer.__exit__(type(e), e, e.__traceback__)
-        raise
+        with staged_directory(out, carry=("meta.json",)) as tmp:
+            writer = None
+            try:
+                for i in range(trajectories):
+                    traj = simulate(trajectory_seed(seed, split, i))
+                    if writer is None:  # the schema comes from the first trajectory
+                        meta = infer_meta(traj, **meta_extra, generator=generator)
+                        writer = HDF5Writer(tmp, split, meta, compression=compression)
+                    writer.write(traj)
+                    if bar is not None:
+                        bar.update(1)
+                writer.close()
+            except BaseException:
+                if writer is not None:
+                    writer.abort()
+                raise
     finally:
         if bar is not None:
             bar.close()
-    writer.__exit__(None, None, None)
     logger.info(
         "%s/%s: %d trajectories in %.1f s", domain, split, trajectories, time.perf_counter() - t0
     )
     return os.path.join(os.fspath(out), f"{split}.h5")
+
+
+def _check_arguments(domain, trajectories, steps, seed, split, mesh_resolution) -> None:
+    def is_int(value) -> bool:
+        return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+    if domain not in DOMAINS:
+        raise ValueError(f"domain: expected one of {list(DOMAINS)}, got {domain!r}")
+    if not is_int(trajectories) or trajectories < 1:
+        raise ValueError(f"trajectories: expected an int ≥ 1, got {trajectories!r}")
+    if not is_int(steps) or steps < 3:
+        raise ValueError(f"steps: expected an int ≥ 3 (frames), got {steps!r}")
+    if not is_int(seed) or seed < 0:
+        raise ValueError(f"seed: expected an int ≥ 0, got {seed!r}")
+    if not isinstance(split, str) or not split or split.startswith(".") or "/" in split:
+        raise ValueError(f"split: expected a split name such as 'train', got {split!r}")
+    if (
+        isinstance(mesh_resolution, bool)
+        or not isinstance(mesh_resolution, int | float)
+        or not math.isfinite(mesh_resolution)
+        or mesh_resolution <= 0
+    ):
+        raise ValueError(f"mesh_resolution: expected a finite number > 0, got {mesh_resolution!r}")
