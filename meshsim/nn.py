@@ -11,7 +11,7 @@ checkpoint works with either.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -103,6 +103,11 @@ class MLP(nn.Module):
 # (edge set, sender node set, receiver node set) — the static typing a block needs.
 EdgeType = tuple[str, str, str]
 
+# Graph parallelism: (node latents {set: [N_s, L]}, names of the node sets this step
+# updated) -> node latents with the halo rows of those sets refreshed from their owners
+# (see meshsim.graph_parallel). Runs inside shard_map.
+HaloExchange = Callable[[dict[str, jax.Array], tuple[str, ...]], dict[str, jax.Array]]
+
 
 class InteractionBlock(nn.Module):
     """One message-passing step over the edge sets of a stage (Battaglia et al. 2018).
@@ -122,6 +127,8 @@ class InteractionBlock(nn.Module):
       latent_size, num_hidden_layers, activation, layer_norm, dtype: MLP settings.
       aggregation: "sum" (MeshGraphNets), "mean" or "max".
       concat_trick: gather node projections after the first edge-MLP layer.
+      halo_exchange: None (default, a no-op), or a `HaloExchange` applied to the node
+        latents after the node update of every step (graph parallelism).
     """
 
     edge_types: tuple[EdgeType, ...]
@@ -132,6 +139,7 @@ class InteractionBlock(nn.Module):
     aggregation: str = "sum"
     concat_trick: bool = True
     dtype: Any = jnp.float32
+    halo_exchange: HaloExchange | None = None
 
     def _mlp(self, name: str) -> MLP:
         return MLP(
@@ -173,4 +181,6 @@ class InteractionBlock(nn.Module):
             v = nodes[node_set]
             update = self._mlp(f"node_{node_set}")([(v, None)] + [(m, None) for m in messages])
             nodes[node_set] = v + update
+        if self.halo_exchange is not None:
+            nodes = self.halo_exchange(nodes, tuple(sorted(incoming)))
         return GraphFeatures(nodes=nodes, edges=edges), None

@@ -2,7 +2,8 @@
 
 `typed` holds the pytrees (`NodeSet`, `EdgeSet`, `MultiGraph`) and validation;
 `padding` the static-shape machinery (`PaddingBudget`, `pad`, `batch`,
-`unbatch`); `convert` mesh cells → edges, jraph interop and shape templates.
+`unbatch`); `convert` mesh cells → edges, jraph interop and shape templates;
+`partition` spatial parts with halos for graph parallelism (`PartitionedGraph`).
 """
 
 from meshsim.graph.convert import (
@@ -13,6 +14,17 @@ from meshsim.graph.convert import (
     unique_edges,
 )
 from meshsim.graph.padding import PaddingBudget, batch, bucket_size, pad, unbatch
+from meshsim.graph.partition import (
+    HaloTables,
+    PartitionedGraph,
+    PartitionStats,
+    gather_outputs,
+    partition_graph,
+    partition_nodes,
+    scatter_edge_fields,
+    scatter_fields,
+    validate_parts,
+)
 from meshsim.graph.typed import (
     DEFAULT_NODE_SET,
     EdgeSet,
@@ -29,20 +41,29 @@ __all__ = [
     "DEFAULT_NODE_SET",
     "EdgeSet",
     "GraphFeatures",
+    "HaloTables",
     "MultiGraph",
     "NodeSet",
     "PaddingBudget",
+    "PartitionStats",
+    "PartitionedGraph",
     "batch",
     "bucket_size",
     "edge_set",
     "edges_from_cells",
     "from_jraph",
+    "gather_outputs",
     "make_graph",
     "node_set",
     "pad",
+    "partition_graph",
+    "partition_nodes",
     "placeholder_graph",
+    "scatter_edge_fields",
+    "scatter_fields",
     "to_jraph",
     "unbatch",
     "unique_edges",
     "validate",
+    "validate_parts",
 ]

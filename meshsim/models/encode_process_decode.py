@@ -80,6 +80,9 @@ class EncodeProcessDecode(nn.Module):
       scan_unroll: processor steps unrolled per scan iteration (1 = fully rolled).
       dtype: matmul dtype; parameters, sums and LayerNorm stay float32.
       block: the block class (InteractionBlock's constructor keywords and call signature).
+      halo_exchange: None (default), or a `meshsim.nn.HaloExchange` handed to every
+        processor block (which must have a `halo_exchange` field, as InteractionBlock
+        does) to refresh halo latents after each step; set by `meshsim.graph_parallel`.
     """
 
     output_size: int
@@ -96,6 +99,7 @@ class EncodeProcessDecode(nn.Module):
     scan_unroll: int = 1
     dtype: Any = jnp.float32
     block: Any = InteractionBlock
+    halo_exchange: Any = None
 
     def __post_init__(self):
         get_activation(self.activation)  # raises ValueError for unknown names
@@ -116,6 +120,12 @@ class EncodeProcessDecode(nn.Module):
             raise TypeError(f"stages: expected a tuple of Stage, got {self.stages!r}")
         if not (isinstance(self.block, type) and issubclass(self.block, nn.Module)):
             raise TypeError(f"block: expected a flax Module class, got {self.block!r}")
+        if self.halo_exchange is not None and not any(
+            f.name == "halo_exchange" for f in dataclasses.fields(self.block)
+        ):
+            raise TypeError(
+                f"halo_exchange: block {self.block.__name__} has no halo_exchange field"
+            )
         super().__post_init__()
 
     def default_stages(self) -> tuple[Stage, ...] | None:
@@ -172,6 +182,7 @@ class EncodeProcessDecode(nn.Module):
         edge_types = tuple(
             (k, graph.edge_sets[k].sender, graph.edge_sets[k].receiver) for k in stage.edge_sets
         )
+        extra = {} if self.halo_exchange is None else {"halo_exchange": self.halo_exchange}
         return block(
             edge_types=edge_types,
             latent_size=self.latent_size,
@@ -182,6 +193,7 @@ class EncodeProcessDecode(nn.Module):
             concat_trick=self.concat_trick,
             dtype=self.dtype,
             name=stage.name,
+            **extra,
         )
 
     @nn.compact
