@@ -38,6 +38,7 @@ import optax
 from meshsim import normalization as norm
 from meshsim.metrics import masked_mse
 from meshsim.simulator import Simulator
+from meshsim.unroll import unrolled_loss
 from meshsim.window import Batch, graph_batch_axis
 
 if TYPE_CHECKING:
@@ -114,14 +115,39 @@ def _prepare(sim: Simulator, batch: Batch, rng: jax.Array | None):
 
 def _loss(sim: Simulator, params, normalizers, batch: Batch, features, targets, weights):
     """MeshGraphNets loss on normalized targets: masked mean over nodes of the squared
-    error summed over output features."""
+    error summed over output features (each weighted by the task's `output_weights`)."""
 
     def predict(f, structure):
         return sim.apply(params, normalizers, structure.with_features(f))
 
     pred = jax.vmap(predict, in_axes=(0, graph_batch_axis(batch)))(features, batch.graph)
     targets = norm.normalize(normalizers.output, targets)
+    if sim.task.output_weights is not None:
+        scale = jnp.sqrt(jnp.asarray(sim.task.output_weights, jnp.float32))
+        pred, targets = pred * scale, targets * scale
     return masked_mse(pred, targets, weights, feature_reduction="sum")
+
+
+def _unrolled_loss(sim, params, normalizers, batch: Batch, fields, weights, horizon, mode):
+    """Mean over the batch of `meshsim.unroll.unrolled_loss` (k-step rollouts)."""
+
+    def one(f, structure, w):
+        return unrolled_loss(sim, params, normalizers, f, structure, w, horizon=horizon, mode=mode)
+
+    per_example = jax.vmap(one, in_axes=(0, graph_batch_axis(batch), 0))(
+        fields, batch.graph, weights
+    )
+    return jnp.mean(per_example)
+
+
+def _noisy_fields(sim: Simulator, batch: Batch, rng: jax.Array) -> dict:
+    """The batch's fields with the task's training noise, one key per example."""
+    keys = jax.random.split(rng, batch.fields[sim.task.state_field].shape[0])
+
+    def noisy(fields, structure, key):
+        return sim.task.add_noise(fields, key, structure.node_sets[sim.task.node_set].mask)
+
+    return jax.vmap(noisy, in_axes=(0, graph_batch_axis(batch), 0))(batch.fields, batch.graph, keys)
 
 
 def _maybe_jit(fn, jit: bool, **kwargs):
@@ -129,9 +155,18 @@ def _maybe_jit(fn, jit: bool, **kwargs):
 
 
 def make_train_step(
-    sim: Simulator, tx: optax.GradientTransformation, *, jit: bool = True
+    sim: Simulator,
+    tx: optax.GradientTransformation,
+    *,
+    jit: bool = True,
+    horizon: int = 1,
+    mode: str = "unrolled",
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
     """The training step; jitted with the state's buffers donated unless `jit=False`.
+
+    `horizon` k > 1 trains on k-step rollouts (`meshsim.unroll`, `mode` "unrolled" or
+    "pushforward"); the batch must hold windows of at least k future frames
+    (`iter_batches(..., horizon=k)`). Noise goes on the initial state only.
 
     Returns `train_step(state, batch, rng) -> (state, metrics)` with metrics
     {"loss", "grad_norm"} as float32 scalars and "skipped" as an int32 0/1: 1 when
@@ -141,11 +176,19 @@ def make_train_step(
     """
 
     def train_step(state: TrainState, batch: Batch, rng: jax.Array):
-        features, targets, weights = _prepare(sim, batch, rng)
+        if horizon == 1:
+            features, targets, weights = _prepare(sim, batch, rng)
+        else:
+            fields = _noisy_fields(sim, batch, rng)
+            features, targets, weights = _prepare(sim, batch._replace(fields=fields), None)
         normalizers = sim.update_normalizers(state.normalizers, features, batch.graph, targets)
-        loss, grads = jax.value_and_grad(
-            lambda p: _loss(sim, p, normalizers, batch, features, targets, weights)
-        )(state.params)
+
+        def loss_fn(p):
+            if horizon == 1:
+                return _loss(sim, p, normalizers, batch, features, targets, weights)
+            return _unrolled_loss(sim, p, normalizers, batch, fields, weights, horizon, mode)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         updated = TrainState(

@@ -186,3 +186,34 @@ def test_pipeline_windows_carry_the_horizon():
         assert any(np.array_equal(got, f) for f in last_frames)
     with pytest.raises(ValueError, match="horizon: expected an int ≥ 1"):
         next(iter_batches(trajs, task, batch_size=1, budget=budget, horizon=0))
+
+
+@pytest.mark.parametrize("mode", ["unrolled", "pushforward"])
+def test_train_step_with_a_horizon_uses_the_unrolled_loss(mode):
+    from meshsim.config import OptimizerConfig
+    from meshsim.data.pipeline import dataset_budget, iter_batches
+    from meshsim.train import init_train_state, make_optimizer, make_train_step
+
+    task = cfd_task(noise_std=0.0)
+    trajs = [synthetic_cfd_trajectory(seed=i, steps=8) for i in range(2)]
+    budget = dataset_budget(trajs, task)
+    batch = next(iter_batches(trajs, task, batch_size=2, budget=budget, horizon=3))
+    sim = meshsim.Simulator(
+        meshsim.MeshGraphNet(output_size=2, latent_size=8, num_message_passing_steps=1), task
+    )
+    tx = make_optimizer(OptimizerConfig(learning_rate=1e-3))
+    state = init_train_state(sim, tx, jax.random.key(0), max_accumulations=0)  # frozen stats
+    step = make_train_step(sim, tx, horizon=3, mode=mode, jit=False)
+    new, metrics = step(state, batch, jax.random.key(1))
+    expected = []
+    for b in range(2):
+        fields = {k: jnp.asarray(v[b]) for k, v in batch.fields.items()}
+        structure = jax.tree_util.tree_map(lambda x: x[b], batch.graph)
+        w = task.loss_weights(fields, structure.node_sets["mesh"].mask)
+        expected.append(
+            unrolled_loss(
+                sim, state.params, state.normalizers, fields, structure, w, horizon=3, mode=mode
+            )
+        )
+    np.testing.assert_allclose(metrics["loss"], np.mean(expected), rtol=1e-5)
+    assert int(metrics["skipped"]) == 0 and int(new.step) == 1
