@@ -105,7 +105,7 @@ def rollout_metrics(
       `metrics.rollout_rmse`, over the frames that have ground truth.
     """
     task = sim.task
-    truth = np.asarray(trajectory[task.state_field])[task.order - 1 :]  # [K, N, d]
+    truth = np.asarray(trajectory[task.state_field])[task.history :]  # [K, N, d]
     steps = truth.shape[0] - 1 if steps is None else steps
     chunks = iter_rollout(
         sim, state.params, state.normalizers, trajectory, steps=steps, budget=budget

@@ -142,7 +142,7 @@ def iter_rollout(
       steps: predicted steps (default: to the end of the trajectory). More steps than
         the trajectory has are allowed when its prescribed nodes' values are
         constant in time: they keep the last frame's values.
-      start: initial frame (default: the first frame with enough history, order − 1).
+      start: initial frame (default: the first frame with enough history, `task.history`).
       chunk: steps per compiled scan; memory on device is O(chunk · N).
       budget: padding for the graph (default: its own bucket); pass the training
         budget to reuse one compiled function across meshes.
@@ -152,7 +152,7 @@ def iter_rollout(
     """
     task = sim.task
     state = np.asarray(trajectory[task.state_field])
-    start = task.order - 1 if start is None else start
+    start = task.history if start is None else start
     steps = state.shape[0] - 1 - start if steps is None else steps
     if chunk < 1:
         raise ValueError(f"chunk: expected ≥ 1, got {chunk}")
@@ -166,15 +166,14 @@ def iter_rollout(
     structure = jax.device_put(window.graph)
     fn = _chunk_fn(sim)
     pad_nodes = budget.n_node[task.node_set] - num_nodes
-    last = state.shape[0] - 1
     yield state[start][None].astype(np.float32)
     pending = None  # (device states of the previous chunk, its real length)
     for begin in range(0, steps, chunk):
         n = min(chunk, steps - begin)
         # Frames past the data (rollouts beyond it, the padding of the last chunk)
         # repeat the last frame: only prescribed nodes read them.
-        index = np.minimum(np.arange(start + 1 + begin, start + 1 + begin + chunk), last)
-        frames = np.pad(state[index], ((0, 0), (0, pad_nodes), (0, 0)))
+        frames = task.prescribed_frames(trajectory, start + begin, chunk)
+        frames = np.pad(frames, ((0, 0), (0, pad_nodes), (0, 0)))
         fields, states = fn(params, normalizers, fields, structure, jnp.asarray(frames))
         if pending is not None:
             yield _to_host(*pending, num_nodes)
@@ -206,7 +205,7 @@ def rollout_trajectory(
       long rollouts to disk with `iter_rollout` instead.
     """
     if steps is None:
-        first = sim.task.order - 1 if start is None else start
+        first = sim.task.history if start is None else start
         steps = np.shape(trajectory[sim.task.state_field])[0] - 1 - first
     out, t = None, 0
     for frames in iter_rollout(

@@ -146,7 +146,8 @@ def test_remat_changes_neither_loss_nor_gradients():
     b = jax.jit(jax.value_and_grad(lambda p: loss(p, False)))(params)
     np.testing.assert_allclose(a[0], b[0], rtol=1e-6)
     for x, y in zip(jax.tree_util.tree_leaves(a[1]), jax.tree_util.tree_leaves(b[1])):
-        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-7)  # remat reorders float sums
+        # remat reorders float sums: compare at the scale of the leaf
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5 * float(jnp.max(jnp.abs(y))))
 
 
 def test_curriculum_and_argument_errors():

@@ -125,10 +125,15 @@ class Task:
 
     # ------------------------------------------------------------------ host side
 
+    @property
+    def history(self) -> int:
+        """Frames before t a window needs (order − 1; GraphCast's two input times: 1)."""
+        return self.order - 1
+
     def window_times(self, trajectory_length: int, horizon: int = 1) -> range:
         """Time indices t that have `horizon` targets (t + 1 .. t + horizon) and enough
         history."""
-        return range(self.order - 1, trajectory_length - horizon)
+        return range(self.history, trajectory_length - horizon)
 
     def static_fields(self, trajectory: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Per-node fields that do not change in time (e.g. mesh_pos, node_type)."""
@@ -175,14 +180,12 @@ class Task:
     ) -> np.ndarray:
         """[steps, N, P] what rollout step k from `start` takes besides its prediction
         (`advance`'s `prescribed`): here the states at start+1..start+steps, used on the
-        prescribed nodes. Host side."""
-        frames = np.asarray(trajectory[self.state_field][start + 1 : start + 1 + steps])
-        if frames.shape[0] != steps:
-            raise ValueError(
-                f"steps: the trajectory has {frames.shape[0]} frames after {start}, "
-                f"expected {steps}"
-            )
-        return frames.astype(np.float32)
+        prescribed nodes. Times past the trajectory's end repeat its last frame (a
+        rollout checks first that this is right: `meshsim.rollout`). Host side."""
+        state = trajectory[self.state_field]
+        last = state.shape[0] - 1
+        index = np.minimum(np.arange(start + 1, start + 1 + steps), last)
+        return np.asarray(state[index] if index.size else state[:0], np.float32)
 
     @property
     def output_weights(self) -> tuple[float, ...] | None:

@@ -134,8 +134,9 @@ class WeatherTask(Task):
 
     # ------------------------------------------------------------------ host side
 
-    def window_times(self, trajectory_length: int, horizon: int = 1) -> range:
-        return range(1, trajectory_length - horizon)  # t−1 and t in, t+1.. out
+    @property
+    def history(self) -> int:
+        return 1  # t−1 and t in, t+1.. out
 
     def static_fields(self, trajectory: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         from meshsim.data.weather import node_weights
@@ -163,15 +164,11 @@ class WeatherTask(Task):
         self, trajectory: Mapping[str, np.ndarray], start: int, steps: int
     ) -> np.ndarray:
         """[steps, N, 2F] the forcings of the step after rollout step k from `start`: at
-        t+k and t+k+1 (a time past the trajectory's end, needed by no prediction, repeats
-        the last frame)."""
+        t+k and t+k+1 (times past the trajectory's end repeat its last frame; within the
+        data only the last step's unused forcing does)."""
         forcing = np.asarray(trajectory["forcing"], np.float32)
         last = forcing.shape[0] - 1
-        if start + steps > last:
-            raise ValueError(
-                f"steps: the trajectory has {last - start} frames after {start}, expected {steps}"
-            )
-        index = np.arange(start + 1, start + 1 + steps)
+        index = np.minimum(np.arange(start + 1, start + 1 + steps), last)
         return np.concatenate([forcing[index], forcing[np.minimum(index + 1, last)]], axis=-1)
 
     @property
