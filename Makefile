@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Parallel test workers; the suite is sized for 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: env test lint format demo bench bench-smoke clean
+.PHONY: env test lint format demo demo-weather bench bench-smoke clean
 
 env: $(STAMP)
 
@@ -30,6 +30,11 @@ test: env
 
 demo: env
 	$(VENV)/bin/meshsim demo --workdir runs/demo
+
+# Shallow-water data, a GraphCast-style forecaster, forecasts scored against persistence
+# and climatology: runs/demo-weather/{metrics.json,report.md,forecast.gif}.
+demo-weather: env
+	$(VENV)/bin/meshsim demo --config experiments/weather_shallow_water.py --workdir runs/demo-weather
 
 bench: env
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,bench]"

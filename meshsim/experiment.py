@@ -19,6 +19,7 @@ checkpoint with non-finite values is ever written. Evaluation streams rollouts t
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import os
 import time
@@ -47,7 +48,7 @@ from meshsim.runs import (
     truncate_metrics,
 )
 from meshsim.simulator import Simulator
-from meshsim.tasks import Task, get_task
+from meshsim.tasks import TASKS, Task, get_task
 from meshsim.train import (
     NONFINITE_POLICIES,
     NonFiniteError,
@@ -63,18 +64,45 @@ from meshsim.train import (
     make_train_step,
     nonfinite_quantity,
 )
+from meshsim.unroll import horizon_at
 
 logger = logging.getLogger(__name__)
 
 
-def build_task(config: ExperimentConfig) -> Task:
-    """The task named by `config.task`, with the config's noise overrides."""
+def open_split(config: ExperimentConfig, split: str):
+    """One split of the config's dataset: a mesh dataset (HDF5/TFRecord, `open_dataset`)
+    or WeatherBench2-layout zarr/netCDF (`open_weather_split`, lazily)."""
+    from meshsim.data.weather import is_weather_directory, open_weather_split
+
+    if is_weather_directory(config.data.path):
+        return open_weather_split(config.data.path, split, config.weather.variables)
+    return open_dataset(config.data.path, split)
+
+
+def build_task(config: ExperimentConfig, meta: dict | None = None) -> Task:
+    """The task named by `config.task`, with the config's noise overrides, the options of
+    the config section named after the task (`config.weather` for "weather") and, for
+    tasks built from their data (their constructor takes `meta`), the dataset's meta."""
     kwargs = {}
     if config.noise_std is not None:
         kwargs["noise_std"] = config.noise_std
     if config.noise_gamma is not None:
         kwargs["noise_gamma"] = config.noise_gamma
+    section = getattr(config, config.task, None)
+    if dataclasses.is_dataclass(section):
+        kwargs.update({f.name: getattr(section, f.name) for f in dataclasses.fields(section)})
+    factory = TASKS.get(config.task)
+    if factory is not None and "meta" in inspect.signature(factory).parameters:
+        kwargs["meta"] = meta
     return get_task(config.task, **kwargs)
+
+
+def _task_meta(task_name: str, dataset) -> dict | None:
+    """The dataset meta a task is built from (None for tasks that need none)."""
+    factory = TASKS.get(task_name)
+    if factory is None or "meta" not in inspect.signature(factory).parameters:
+        return None
+    return dict(dataset.meta)
 
 
 def build_model(config: ExperimentConfig, task: Task) -> EncodeProcessDecode:
@@ -103,9 +131,9 @@ def build_model(config: ExperimentConfig, task: Task) -> EncodeProcessDecode:
     )
 
 
-def build_simulator(config: ExperimentConfig) -> Simulator:
+def build_simulator(config: ExperimentConfig, meta: dict | None = None) -> Simulator:
     """Task + model of a config; raises ValueError/TypeError for bad settings."""
-    task = build_task(config)
+    task = build_task(config, meta)
     return Simulator(model=build_model(config, task), task=task)
 
 
@@ -141,7 +169,7 @@ def _periodic_eval_data(config: ExperimentConfig, task: Task) -> tuple[list, int
     if tc.eval_every <= 0:
         return [], 0
     try:
-        valid_ds = open_dataset(config.data.path, config.data.valid_split)
+        valid_ds = open_split(config, config.data.valid_split)
     except (FileNotFoundError, ValueError):
         logger.warning("no %r split: periodic evaluation is off", config.data.valid_split)
         return [], 0
@@ -208,16 +236,18 @@ def run_training(
         or non-finite normalizer statistics (NaN/inf in the data).
       CheckpointError: no readable checkpoint to resume from.
     """
-    sim, tc = build_simulator(config), config.train  # validates the config first
+    tc = config.train
     if tc.on_nonfinite not in NONFINITE_POLICIES:
         raise ValueError(
             f"train.on_nonfinite: expected one of {list(NONFINITE_POLICIES)}, "
             f"got {tc.on_nonfinite!r}"
         )
-    task = sim.task
     tx = make_optimizer(tc.optimizer)
     # Everything that reads (and so checks) the data comes before anything is written.
-    train_ds = open_dataset(config.data.path, config.data.train_split)
+    train_ds = open_split(config, config.data.train_split)
+    meta = _task_meta(config.task, train_ds)
+    sim = build_simulator(config, meta)
+    task = sim.task
     budget = dataset_budget(_static(train_ds, task), task)
     lengths = _lengths(train_ds, task)
     eval_trajs, eval_steps = _periodic_eval_data(config, task)
@@ -230,7 +260,11 @@ def run_training(
     resuming = checkpointer.latest_step() is not None
     try:
         prepare_workdir(config, workdir, resuming=resuming)
+        if meta is not None:
+            atomic.write_json(os.path.join(workdir, DATASET_META), meta)
         state = _initial_state(config, sim, tx)
+        if task.uses_dataset_statistics and not resuming:
+            state = state.replace(normalizers=_dataset_normalizers(train_ds, task, workdir))
         if resuming:
             state = checkpointer.restore(state, set_aside_damaged=True)
             logger.info("resumed from step %d", int(state.step))
@@ -243,6 +277,7 @@ def run_training(
             start_step=int(state.step),
             pool_size=config.data.pool_size,
             lengths=lengths,
+            horizon=tc.unroll_steps,
         )
         end = min(tc.steps, max_steps) if max_steps is not None else tc.steps
         return _train_loop(
@@ -265,6 +300,18 @@ def run_training(
         checkpointer.close()
 
 
+DATASET_META = "dataset_meta.json"  # the data a task was built from (weather: channels)
+STATISTICS = "statistics.npz"  # dataset statistics of tasks with fixed normalizers
+
+
+def _dataset_normalizers(dataset, task: Task, workdir: str):
+    """Fixed normalizers from the training split's statistics (computed once, stored in
+    the run directory for evaluation, e.g. the climatology of weather scores)."""
+    stats = dataset.statistics()
+    stats.save(os.path.join(workdir, STATISTICS))
+    return task.dataset_normalizers(stats, task.structure(dataset[0]))
+
+
 def _train_loop(
     config, sim, tx, checkpointer, state, workdir, *, end, batches, evaluation, progress
 ) -> TrainState:
@@ -276,7 +323,16 @@ def _train_loop(
     truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
     log = MetricsLog(workdir)
     batches = prefetch(batches, size=config.data.prefetch)
-    train_step = make_train_step(sim, tx)
+    train_steps = {}  # one compiled step per rollout horizon of the curriculum
+
+    def train_step(state, batch, key, step):
+        k = horizon_at(
+            step - tc.accumulate_steps, max_horizon=tc.unroll_steps, schedule=tc.unroll_schedule
+        )
+        if k not in train_steps:
+            train_steps[k] = make_train_step(sim, tx, horizon=k, mode=tc.unroll_mode)
+        return train_steps[k](state, batch, key)
+
     accumulate_step = make_accumulate_step(sim)
     step_key = jax.random.key(tc.seed + 1)
     bar = None
@@ -296,7 +352,7 @@ def _train_loop(
                 if done == tc.accumulate_steps:  # NaN/inf data would poison every later step
                     _check_finite_state(state, done, "the normalizer statistics (NaN/inf data?)")
             else:
-                state, metrics = train_step(state, batch, key)
+                state, metrics = train_step(state, batch, key, step)
                 totals = add_to_totals(totals, metrics, done)
             trained = done > tc.accumulate_steps
             if trained and done % tc.log_every == 0:
@@ -337,7 +393,7 @@ def load_run(workdir: str) -> tuple[ExperimentConfig, Simulator, TrainState]:
     A damaged newest checkpoint is reported (WARNING) and an older one used.
     """
     config = load_config_of(workdir)
-    sim = build_simulator(config)
+    sim = build_simulator(config, _load_meta(workdir))
     like = abstract_train_state(
         sim,
         make_optimizer(config.train.optimizer),
@@ -353,6 +409,16 @@ def load_run(workdir: str) -> tuple[ExperimentConfig, Simulator, TrainState]:
     finally:
         checkpointer.close()
     return config, sim, state
+
+
+def _load_meta(workdir: str) -> dict | None:
+    import json
+
+    path = os.path.join(workdir, DATASET_META)
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
 
 
 def _check_finite_model(workdir: str, state: TrainState) -> None:
@@ -387,6 +453,10 @@ def run_evaluation(
             raise ValueError(f"{name}: expected an int ≥ 1 or None, got {value!r}")
     config, sim, state = load_run(workdir)
     _check_finite_model(workdir, state)
+    if sim.task.uses_dataset_statistics:  # weather: forecast scores by lead time
+        from meshsim.weather_runs import evaluate_forecasts
+
+        return evaluate_forecasts(workdir, split=split, num=num, steps=steps)
     dataset = open_dataset(config.data.path, split)
     n = len(dataset) if num is None else min(num, len(dataset))
     if n == 0:
@@ -428,6 +498,13 @@ def run_rollouts(workdir: str, *, split="valid", num=None, steps=None, export=Fa
         task = build_task(load_config_of(workdir))
         export_rollouts(path, os.path.join(workdir, "paraview"), task)
     return path
+
+
+def run_forecast(workdir: str, *, init_time: str, steps: int, out: str, split: str = "valid"):
+    """`meshsim forecast`: see `meshsim.weather_runs.run_forecast`."""
+    from meshsim.weather_runs import run_forecast as forecast
+
+    return forecast(workdir, init_time=init_time, steps=steps, out=out, split=split)
 
 
 def run_plots(workdir: str, *, frame: int | None = None, every: int = 2) -> list[str]:

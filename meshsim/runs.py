@@ -21,7 +21,15 @@ logger = logging.getLogger(__name__)
 
 # What `run_training` may create in a workdir: removed again when a fresh run fails
 # before its first checkpoint (only the entries that did not exist before it).
-RUN_FILES = ("config.json", "metrics.jsonl", "normalizers.json", "tensorboard", "checkpoints")
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "normalizers.json",
+    "tensorboard",
+    "checkpoints",
+    "dataset_meta.json",
+    "statistics.npz",
+)
 
 
 def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from meshsim import normalization as norm
 from meshsim.graph import GraphFeatures, MultiGraph, placeholder_graph
@@ -44,8 +45,13 @@ class Simulator:
         return jax.jit(self.model.init)(rng, self.template_graph())
 
     def init_normalizers(self, *, max_accumulations: int) -> norm.Normalizers:
-        """Empty online normalizers sized for the task's node, edge and output features."""
-        new = lambda size: norm.init_normalizer(size, max_accumulations=max_accumulations)
+        """Empty online normalizers sized for the task's node, edge and output features;
+        for a task whose statistics come from its dataset, identity fixed normalizers of
+        the same sizes (a template the dataset's statistics replace)."""
+        if self.task.uses_dataset_statistics:
+            new = lambda size: norm.fixed_normalizer(np.zeros(size), np.ones(size))
+        else:
+            new = lambda size: norm.init_normalizer(size, max_accumulations=max_accumulations)
         return norm.Normalizers(
             nodes={k: new(f) for k, f in self.task.node_feature_sizes.items()},
             edges={k: new(f) for k, (_, _, f) in self.task.edge_types.items()},

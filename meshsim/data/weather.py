@@ -384,6 +384,12 @@ class WeatherDataset(Sequence):
     def __iter__(self) -> Iterator[dict]:
         return (self[i] for i in range(len(self)))
 
+    def statistics(self) -> WeatherStatistics:
+        """`compute_statistics` of this split (one streaming pass; cached)."""
+        if getattr(self, "_statistics", None) is None:
+            self._statistics = compute_statistics(self)
+        return self._statistics
+
     def iter(self, fields: Sequence[str] | None = None) -> Iterator[dict]:
         """Trajectories restricted to `fields` (all when None)."""
         for traj in self:

@@ -23,7 +23,9 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-DOMAINS = ("cylinder_flow", "flag")
+DOMAINS = ("cylinder_flow", "flag", "shallow_water")
+SHALLOW_WATER_RESOLUTION_DEG = 5.625  # output grid at mesh_resolution 1 (33 × 64 with poles)
+SHALLOW_WATER_STEP_HOURS = 6.0
 
 
 def trajectory_seed(seed: int, split: str, index: int) -> int:
@@ -67,7 +69,9 @@ def generate_dataset(
     compression: str | None = None,
     progress: bool = False,
 ) -> str:
-    """Simulates `trajectories` runs of `steps` frames and writes `<out>/<split>.h5`.
+    """Simulates `trajectories` runs of `steps` frames and writes `<out>/<split>.h5`
+    (`<out>/<split>.zarr` in WeatherBench2 layout for "shallow_water": 6-hourly frames on
+    a 5.625° / `mesh_resolution` lat-lon grid).
 
     The file (and `meta.json`, for a new directory) appears only when complete.
 
@@ -82,6 +86,18 @@ def generate_dataset(
     from meshsim.data import HDF5Writer, infer_meta
 
     _check_arguments(domain, trajectories, steps, seed, split, mesh_resolution)
+    if domain == "shallow_water":  # weather data: WeatherBench2-layout zarr, not HDF5
+        from meshsim.solvers.shallow_water import generate_shallow_water
+
+        return generate_shallow_water(
+            out,
+            split=split,
+            trajectories=trajectories,
+            days=(steps - 1) * SHALLOW_WATER_STEP_HOURS / 24.0,
+            resolution_deg=SHALLOW_WATER_RESOLUTION_DEG / mesh_resolution,
+            seed=seed,
+            progress=progress,
+        )
     simulate, meta_extra = _simulator(domain, steps, mesh_resolution)
     generator = {"domain": domain, "seed": seed, "mesh_resolution": mesh_resolution}
     t0 = time.perf_counter()

@@ -188,6 +188,17 @@ class Task:
         return np.asarray(state[index] if index.size else state[:0], np.float32)
 
     @property
+    def uses_dataset_statistics(self) -> bool:
+        """Normalizers come from statistics of the training split computed once
+        (`dataset_normalizers`, GraphCast) instead of accumulating online (MeshGraphNets)."""
+        return False
+
+    def dataset_normalizers(self, statistics, structure: MultiGraph):
+        """Fixed normalizers from a dataset's statistics (tasks with
+        `uses_dataset_statistics`)."""
+        raise NotImplementedError(f"task {self.name!r} accumulates its statistics online")
+
+    @property
     def output_weights(self) -> tuple[float, ...] | None:
         """Per-output-feature loss weights (e.g. per variable and pressure level on the
         sphere); None weighs every feature 1."""

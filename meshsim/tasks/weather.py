@@ -175,6 +175,13 @@ class WeatherTask(Task):
     def output_weights(self) -> tuple[float, ...] | None:
         return self.channel_weights or None
 
+    @property
+    def uses_dataset_statistics(self) -> bool:
+        return True
+
+    def dataset_normalizers(self, statistics, structure: MultiGraph) -> norm.Normalizers:
+        return weather_normalizers(self, statistics, structure)
+
     # ------------------------------------------------------------------ jit side
 
     def simulated_mask(self, fields: Fields) -> jax.Array:
