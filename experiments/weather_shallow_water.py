@@ -3,9 +3,9 @@
 Data: `meshsim generate shallow_water` — T42 barotropic-instability jets regridded to
 5.625° (33 × 64 with poles), 6-hourly, three channels (u, v, geopotential at one
 nominal level). Graph: a 3-split multimesh (642 vertices, 5,100 edges). Network:
-GraphCast's stages at latent 64 with 4 mesh steps. One-step training, then the
-horizon grows to 3 steps with gradients through the rollout (GraphCast's
-autoregressive fine-tuning).
+GraphCast's stages at latent 64 with 4 mesh steps, 1,500 steps of 2 windows: 600
+one-step, then the horizon grows to 2 and 3 steps with gradients through the
+rollout (GraphCast's autoregressive fine-tuning).
 """
 
 from meshsim.config import (
@@ -24,7 +24,7 @@ def get_config() -> ExperimentConfig:
         task="weather",
         data=DataConfig(
             path="data/shallow_water",
-            batch_size=4,
+            batch_size=2,
             generate_domain="shallow_water",
             generate_train_trajectories=8,
             generate_valid_trajectories=2,
@@ -39,13 +39,13 @@ def get_config() -> ExperimentConfig:
         ),
         weather=WeatherConfig(mesh_splits=3),
         train=TrainConfig(
-            steps=3000,
+            steps=1500,
             accumulate_steps=0,  # fixed dataset statistics: nothing to accumulate
             log_every=50,
             eval_every=0,
             checkpoint_every=500,
             unroll_steps=3,
-            unroll_schedule=1000,
-            optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=3000, min_learning_rate=1e-5),
+            unroll_schedule=600,
+            optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=1500, min_learning_rate=1e-5),
         ),
     )

@@ -28,6 +28,8 @@ README = os.path.join(REPO, "README.md")
 NOT_RUN_HERE = {
     "make demo": "the full-size demo (10 min); tests/test_cli.py runs `meshsim demo --quick`",
     "make test": "the suite itself",
+    "make demo-weather": "the full-size weather demo; tests/test_weather_cli.py runs "
+    "`meshsim demo --config experiments/weather_shallow_water.py --quick`",
 }
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console"}
 
@@ -107,6 +109,7 @@ CAPS = {
     "generate": {"--trajectories": 2, "--steps": 6},
     "evaluate": {"--num": 1, "--steps": 4},
     "rollout": {"--num": 1, "--steps": 4},
+    "forecast": {"--steps": 3},
 }
 # sub-command -> {flag: value} added when the command does not give the flag.
 DEFAULTS = {
@@ -213,6 +216,12 @@ SETUP = {"convert": setup_convert}
 
 
 def check_generate(args, out):
+    if args.domain == "shallow_water":  # WeatherBench2-layout zarr
+        import xarray as xr
+
+        ds = xr.open_zarr(os.path.join(args.out, f"{args.split}.zarr"))
+        assert ds.sizes["time"] >= args.steps and "geopotential" in ds
+        return
     _nonempty(os.path.join(args.out, f"{args.split}.h5"))
     _nonempty(os.path.join(args.out, "meta.json"))
 
@@ -257,7 +266,14 @@ def check_evaluate(args, out):
     path = os.path.join(args.workdir, "metrics.json")
     _nonempty(path)
     with open(path) as f:
-        rmse = json.load(f)["rollout_rmse"]
+        metrics = json.load(f)
+    if "lead_hours" in metrics:  # weather: scores by lead time and channel
+        for kind in ("model", "persistence", "climatology"):
+            for values in metrics["rmse"][kind].values():
+                assert len(values) == len(metrics["lead_hours"])
+                assert all(math.isfinite(v) for v in values), metrics
+        return
+    rmse = metrics["rollout_rmse"]
     for name in ("model", "persistence"):
         assert rmse[name], f"rollout_rmse.{name} is empty"
         assert all(math.isfinite(v) for v in rmse[name].values()), rmse
@@ -274,6 +290,13 @@ def check_rollout(args, out):
         assert written, "rollout --export wrote nothing under paraview/"
         for path in written:
             _nonempty(path)
+
+
+def check_forecast(args, out):
+    import xarray as xr
+
+    ds = xr.open_zarr(args.out)
+    assert ds.sizes["prediction_timedelta"] == args.steps and ds.sizes["init_time"] == 1
 
 
 def check_plot(args, out):
@@ -298,6 +321,7 @@ CHECKS = {
     "train": check_train,
     "evaluate": check_evaluate,
     "rollout": check_rollout,
+    "forecast": check_forecast,
     "plot": check_plot,
     "demo": check_demo,
 }
