@@ -209,7 +209,7 @@ def test_train_step_with_a_horizon_uses_the_unrolled_loss(mode):
     expected = []
     for b in range(2):
         fields = {k: jnp.asarray(v[b]) for k, v in batch.fields.items()}
-        structure = jax.tree_util.tree_map(lambda x: x[b], batch.graph)
+        structure = jax.tree_util.tree_map(lambda x, b=b: x[b], batch.graph)
         w = task.loss_weights(fields, structure.node_sets["mesh"].mask)
         expected.append(
             unrolled_loss(
