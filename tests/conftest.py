@@ -1,6 +1,8 @@
 """Shared test fixtures: tiny meshes built by hand, and deterministic seeds."""
 
 import os
+import subprocess
+import sys
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -8,6 +10,30 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 import meshsim  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_on_cpu_devices(script: str, devices: int, *args: str, timeout: int = 600) -> str:
+    """Runs `python -c script *args` with `devices` simulated CPU devices (the count must
+    be set before jax is imported, hence a subprocess); asserts it exits 0, returns its
+    stdout."""
+    env = dict(
+        os.environ,
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=REPO,
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    return out.stdout
 
 
 def grid_cells(nx: int, ny: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,6 @@ equal the unpartitioned network on the owned nodes, for outputs and for the
 gradients of a masked loss, with K = 2 and 4 and both halo exchanges.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import flax.linen as nn
@@ -33,9 +30,7 @@ from meshsim.graph import (
 from meshsim.meshes import channel_mesh
 from meshsim.models import GraphCast
 from meshsim.nn import InteractionBlock
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
+from tests.conftest import run_on_cpu_devices
 
 # --------------------------------------------------------------------------- test graphs
 
@@ -463,27 +458,8 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run_on_8_devices(script: str, *args: str) -> str:
-    env = dict(
-        os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=REPO,
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    return out.stdout
-
-
 @pytest.mark.parametrize("model", ["meshgraphnet", "graphcast"])
 def test_partitioned_network_equals_one_device(model):
-    stdout = run_on_8_devices(SCRIPT, model)
+    stdout = run_on_cpu_devices(SCRIPT, 8, model, timeout=900)
     assert "GRAPH_PARALLEL_OK" in stdout
     print(stdout)

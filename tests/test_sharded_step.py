@@ -4,12 +4,9 @@ Runs in a subprocess because the number of simulated CPU devices must be set
 before jax is imported.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import run_on_cpu_devices
 
 SCRIPT = textwrap.dedent(
     """
@@ -52,19 +49,4 @@ SCRIPT = textwrap.dedent(
 
 
 def test_train_step_with_batch_sharded_over_four_devices():
-    env = dict(
-        os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=REPO,
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", SCRIPT],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "SHARDED_OK" in out.stdout
+    assert "SHARDED_OK" in run_on_cpu_devices(SCRIPT, 4)

@@ -6,9 +6,6 @@ placement on 8 devices, and a train state saved from a 4-way data-sharded layout
 restored onto 2 devices and onto 1.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -21,8 +18,7 @@ from meshsim import sharding
 from meshsim.config import OptimizerConfig
 from meshsim.tasks import cfd_task
 from meshsim.train import TrainState, make_optimizer
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.conftest import run_on_cpu_devices
 
 
 def tiny_state(seed: int = 0):
@@ -50,25 +46,6 @@ def tiny_state(seed: int = 0):
         normalizers=sim.init_normalizers(max_accumulations=1_000_000),
     )
     return sim, tx, state
-
-
-def run_script(script: str, devices: int, *args: str) -> str:
-    env = dict(
-        os.environ,
-        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=REPO,
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr[-4000:]
-    return out.stdout
 
 
 # --------------------------------------------------------------------------- one device
@@ -193,7 +170,7 @@ PLACEMENT = textwrap.dedent(
 
 
 def test_meshes_batches_and_train_states_on_8_devices():
-    assert "PLACEMENT_OK" in run_script(PLACEMENT, 8)
+    assert "PLACEMENT_OK" in run_on_cpu_devices(PLACEMENT, 8)
 
 
 CHECKPOINT = textwrap.dedent(
@@ -234,6 +211,8 @@ CHECKPOINT = textwrap.dedent(
 
 def test_checkpoint_saved_on_8_devices_restores_on_2_and_1(tmp_path):
     directory = str(tmp_path / "ckpt")
-    run_script(CHECKPOINT, 8, "save", directory)
+    run_on_cpu_devices(CHECKPOINT, 8, "save", directory)
     for devices in (2, 1):
-        assert f"RESTORED_ON {devices}" in run_script(CHECKPOINT, devices, "restore", directory)
+        assert f"RESTORED_ON {devices}" in run_on_cpu_devices(
+            CHECKPOINT, devices, "restore", directory
+        )
