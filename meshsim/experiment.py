@@ -91,18 +91,20 @@ def build_task(config: ExperimentConfig, meta: dict | None = None) -> Task:
     section = getattr(config, config.task, None)
     if dataclasses.is_dataclass(section):
         kwargs.update({f.name: getattr(section, f.name) for f in dataclasses.fields(section)})
-    factory = TASKS.get(config.task)
-    if factory is not None and "meta" in inspect.signature(factory).parameters:
+    if _built_from_data(config.task):
         kwargs["meta"] = meta
     return get_task(config.task, **kwargs)
 
 
+def _built_from_data(task_name: str) -> bool:
+    """Whether the task's constructor takes its dataset's `meta` (weather: the channels)."""
+    factory = TASKS.get(task_name)
+    return factory is not None and "meta" in inspect.signature(factory).parameters
+
+
 def _task_meta(task_name: str, dataset) -> dict | None:
     """The dataset meta a task is built from (None for tasks that need none)."""
-    factory = TASKS.get(task_name)
-    if factory is None or "meta" not in inspect.signature(factory).parameters:
-        return None
-    return dict(dataset.meta)
+    return dict(dataset.meta) if _built_from_data(task_name) else None
 
 
 def build_model(config: ExperimentConfig, task: Task) -> EncodeProcessDecode:

@@ -61,7 +61,7 @@ def evaluate_forecasts(
             f"{list(stats.channels)}"
         )
     n = len(dataset) if num is None else min(num, len(dataset))
-    shortest = min(dataset[i]["state"].shape[0] for i in range(n))
+    shortest = min(b - a for a, b in dataset.segments[:n])  # frames per trajectory
     steps = min(12, shortest - 1 - task.history) if steps is None else steps
     if not 1 <= steps <= shortest - 1 - task.history:
         raise ValueError(
@@ -73,6 +73,7 @@ def evaluate_forecasts(
     for i in range(n):
         traj = dataset[i]
         truth_all = np.asarray(traj["state"])
+        traj = {**traj, "state": truth_all}  # read once, not again by every rollout
         for start in range(task.history, truth_all.shape[0] - steps, stride):
             pred = rollout_trajectory(
                 sim, state.params, state.normalizers, traj, steps=steps, start=start, chunk=steps
