@@ -56,9 +56,11 @@ class NodeSet:
 
     @property
     def num_nodes(self) -> int:
+        """Rows of `features` (padding included); static, so usable under jit."""
         return int(self.features.shape[-2])
 
     def replace(self, **changes) -> NodeSet:
+        """A copy with the given fields changed (`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
 
 
@@ -86,9 +88,11 @@ class EdgeSet:
 
     @property
     def num_edges(self) -> int:
+        """Entries of `senders` (padding included); static, so usable under jit."""
         return int(self.senders.shape[-1])
 
     def replace(self, **changes) -> EdgeSet:
+        """A copy with the given fields changed (`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
 
 
@@ -111,12 +115,15 @@ class MultiGraph:
 
     @property
     def num_graphs(self) -> int:
+        """Graphs in the batch, padding graph included (the length of `graph_mask`)."""
         return int(self.graph_mask.shape[-1])
 
     def num_nodes(self, node_set: str) -> int:
+        """Rows of node set `node_set` (padding included)."""
         return self.node_sets[node_set].num_nodes
 
     def replace(self, **changes) -> MultiGraph:
+        """A copy with the given fields changed (`dataclasses.replace`)."""
         return dataclasses.replace(self, **changes)
 
     def validate(self) -> MultiGraph:
