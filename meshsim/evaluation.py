@@ -1,8 +1,11 @@
-"""Rollout evaluation streamed to disk: RMSE vs persistence, `rollouts.h5`, exports, plots.
+"""Rollout evaluation streamed to disk: RMSE vs persistence, physical diagnostics,
+`rollouts.h5`, exports, plots.
 
 A rollout is scored chunk by chunk as it comes off the device (`iter_rollout`):
 each chunk is written into a pre-sized dataset of `rollouts.h5` and only its
-per-frame errors are kept, so host memory stays flat however long the rollout
+per-frame errors and diagnostics (`meshsim.diagnostics`: kinetic energy, mean
+|∇·u|, a probe's velocity for the Strouhal number; a cloth's edge strain) are
+kept, so host memory stays flat however long the rollout
 (one trajectory, the input, is in memory at a time). Frames past the end of the
 data (a rollout longer than the trajectory) have no ground truth: the metrics
 cover the known frames only, and `truth` is shorter than `pred` in the file.
@@ -18,13 +21,16 @@ cover the known frames only, and `truth` is shorter than `pred` in the file.
 from __future__ import annotations
 
 import logging
+import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from meshsim import atomic
 from meshsim import metrics as M
+from meshsim.diagnostics import DIAGNOSED_TASKS, RolloutDiagnostics, summarize_diagnostics
 from meshsim.rollout import iter_rollout
 from meshsim.simulator import Simulator
 from meshsim.tasks import Task
@@ -83,6 +89,83 @@ class RolloutsWriter:
             self.discard()
 
 
+class RolloutScore(NamedTuple):
+    """One trajectory's rollout, scored against its ground truth."""
+
+    model_mse: np.ndarray  # [K - 1] float64: MSE of the model at steps 1..K-1 (frames with truth)
+    persistence_mse: np.ndarray  # [K - 1] float64: MSE of keeping frame 0
+    steps: int  # predicted steps (may exceed K - 1: past the data)
+    diagnostics: dict | None  # `RolloutDiagnostics.result()`; None unless asked and known
+
+
+def _diagnostics(task: Task, truth: np.ndarray, trajectory, meta) -> RolloutDiagnostics | None:
+    """The task's diagnostics accumulator, or None (a task without diagnostics)."""
+    if task.name not in DIAGNOSED_TASKS:
+        return None
+    return RolloutDiagnostics(task.name, truth, trajectory, meta=meta)
+
+
+def score_rollout(
+    sim: Simulator,
+    state,
+    trajectory,
+    *,
+    steps: int | None = None,
+    budget=None,
+    writer: RolloutsWriter | None = None,
+    diagnose: bool = False,
+    meta: Mapping[str, Any] | None = None,
+) -> RolloutScore:
+    """Rolls one trajectory out, streaming, and scores it against its ground truth.
+
+    Host memory is one trajectory plus O(steps) numbers: each chunk is scored (and
+    written, and diagnosed) as it comes off the device, then dropped.
+
+    Args:
+      state: a `TrainState` (its params and normalizers are used).
+      steps: predicted steps (default: to the end of the data; more are allowed where
+        the task's prescribed values are constant, see `iter_rollout`).
+      writer: where to write the rollout as it comes (optional).
+      diagnose: also compute the task's physical diagnostics (`meshsim.diagnostics`;
+        tasks it does not know get None). A mesh the diagnostics refuse (e.g.
+        degenerate cells) is logged and gives `{"error": message}`, not a failure.
+      meta: the dataset's meta.json dict (a flow's frame time `dt`).
+    """
+    task = sim.task
+    truth = np.asarray(trajectory[task.state_field])[task.history :]  # [K, N, d]
+    steps = truth.shape[0] - 1 if steps is None else steps
+    chunks = iter_rollout(
+        sim, state.params, state.normalizers, trajectory, steps=steps, budget=budget
+    )
+    write = None if writer is None else writer.add(trajectory, steps + 1, truth[: steps + 1])
+    diagnostics, failure = None, None
+    if diagnose:
+        try:
+            diagnostics = _diagnostics(task, truth[: steps + 1], trajectory, meta)
+        except (ValueError, TypeError) as e:
+            logger.warning("no diagnostics for this trajectory: %s", e)
+            failure = {"error": str(e)}
+    model_mse, persistence_mse, t = [], [], 0
+    for frames in chunks:
+        if write is not None:
+            write(t, frames)
+        if diagnostics is not None:
+            diagnostics.add(frames)
+        known = truth[t : t + frames.shape[0]]
+        if known.shape[0]:
+            same = np.broadcast_to(truth[0], known.shape)
+            model_mse.append(np.asarray(M.per_step_mse(frames[: known.shape[0]], known)))
+            persistence_mse.append(np.asarray(M.per_step_mse(same, known)))
+        t += frames.shape[0]
+    result = failure if diagnostics is None else diagnostics.result()
+    return RolloutScore(
+        np.concatenate(model_mse)[1:].astype(np.float64),  # frame 0 is the initial state
+        np.concatenate(persistence_mse)[1:].astype(np.float64),
+        t - 1,
+        result,
+    )
+
+
 def rollout_metrics(
     sim: Simulator,
     state,
@@ -92,38 +175,11 @@ def rollout_metrics(
     budget=None,
     writer: RolloutsWriter | None = None,
 ) -> tuple[dict, dict, int]:
-    """Rolls one trajectory out, streaming, and scores it against its ground truth.
-
-    Args:
-      state: a `TrainState` (its params and normalizers are used).
-      steps: predicted steps (default: to the end of the data; more are allowed where
-        the task's prescribed values are constant, see `iter_rollout`).
-      writer: where to write the rollout as it comes (optional).
-
-    Returns:
-      (model RMSE, persistence RMSE, predicted steps); both RMSE dicts as
-      `metrics.rollout_rmse`, over the frames that have ground truth.
-    """
-    task = sim.task
-    truth = np.asarray(trajectory[task.state_field])[task.history :]  # [K, N, d]
-    steps = truth.shape[0] - 1 if steps is None else steps
-    chunks = iter_rollout(
-        sim, state.params, state.normalizers, trajectory, steps=steps, budget=budget
-    )
-    write = None if writer is None else writer.add(trajectory, steps + 1, truth[: steps + 1])
-    model_mse, persistence_mse, t = [], [], 0
-    for frames in chunks:
-        if write is not None:
-            write(t, frames)
-        known = truth[t : t + frames.shape[0]]
-        if known.shape[0]:
-            same = np.broadcast_to(truth[0], known.shape)
-            model_mse.append(np.asarray(M.per_step_mse(frames[: known.shape[0]], known)))
-            persistence_mse.append(np.asarray(M.per_step_mse(same, known)))
-        t += frames.shape[0]
-    model = M.rmse_at_horizons(np.concatenate(model_mse)[1:])  # frame 0 is the initial state
-    persistence = M.rmse_at_horizons(np.concatenate(persistence_mse)[1:])
-    return model, persistence, t - 1
+    """`score_rollout` reduced to (model RMSE, persistence RMSE, predicted steps); both
+    RMSE dicts as `metrics.rollout_rmse`, over the frames that have ground truth."""
+    score = score_rollout(sim, state, trajectory, steps=steps, budget=budget, writer=writer)
+    model = M.rmse_at_horizons(score.model_mse)
+    return model, M.rmse_at_horizons(score.persistence_mse), score.steps
 
 
 def evaluate_rollouts(
@@ -149,6 +205,119 @@ def evaluate_rollouts(
         persistence.append(p)
         lengths.append(n)
     return M.aggregate_rollout_metrics(model), M.aggregate_rollout_metrics(persistence), lengths
+
+
+def rmse_per_step(step_mse: Sequence[np.ndarray]) -> list[float | None]:
+    """RMSE at each step t = 1, 2, ...: sqrt of the mean over trajectories of their
+    MSE at step t (`[K_i - 1]` each; trajectories too short for a step are left out
+    of it); None where not finite."""
+    length = max((len(m) for m in step_mse), default=0)
+    out = []
+    for t in range(length):
+        values = [m[t] for m in step_mse if len(m) > t]
+        rmse = math.sqrt(float(np.mean(values)))
+        out.append(rmse if math.isfinite(rmse) else None)
+    return out
+
+
+def evaluate_trajectories(
+    sim: Simulator,
+    state,
+    trajectories: Iterable,
+    *,
+    steps: int | None,
+    budget=None,
+    writer: RolloutsWriter | None = None,
+    meta: Mapping[str, Any] | None = None,
+    diagnose: bool = True,
+) -> dict[str, Any]:
+    """`score_rollout` of each trajectory (read one at a time), as `metrics.json` holds it.
+
+    Returns a JSON-ready dict:
+      rollout_rmse: {model, persistence}: {"1", "10", "50", "all": RMSE over all nodes
+        and the state's components, over the first h steps}, averaged over
+        trajectories (as MeshGraphNets);
+      rollout_rmse_per_step: {model, persistence}: `[S]` RMSE at each step 1..S
+        (`rmse_per_step`);
+      steps: predicted steps of the first trajectory; num_trajectories;
+      diagnostics (with `diagnose`): {"task", "summary": `summarize_diagnostics`,
+        "trajectories": one `RolloutDiagnostics.result()` per trajectory}, or None
+        for a task without diagnostics.
+
+    Raises:
+      ValueError: if `trajectories` is empty.
+    """
+    scores = [
+        score_rollout(
+            sim, state, t, steps=steps, budget=budget, writer=writer, diagnose=diagnose, meta=meta
+        )
+        for t in trajectories
+    ]
+    if not scores:
+        raise ValueError("trajectories: expected at least one, got none")
+    result: dict[str, Any] = {"rollout_rmse": {}, "rollout_rmse_per_step": {}}
+    for name in ("model", "persistence"):
+        mse = [getattr(s, f"{name}_mse") for s in scores]
+        result["rollout_rmse"][name] = M.aggregate_rollout_metrics(
+            M.rmse_at_horizons(m) for m in mse
+        )
+        result["rollout_rmse_per_step"][name] = rmse_per_step(mse)
+    result["steps"] = scores[0].steps
+    result["num_trajectories"] = len(scores)
+    if diagnose:
+        task = sim.task.name
+        per_trajectory = [s.diagnostics for s in scores]
+        diagnosed = [d for d in per_trajectory if d is not None and "error" not in d]
+        result["diagnostics"] = (
+            None
+            if task not in DIAGNOSED_TASKS
+            else {
+                "task": task,
+                "summary": summarize_diagnostics(task, diagnosed),
+                "trajectories": per_trajectory,
+            }
+        )
+    return result
+
+
+def format_summary(metrics: Mapping[str, Any]) -> str:
+    """A few lines for the terminal from an `evaluate_trajectories` dict: the RMSE
+    table, then the diagnostics' summary (metrics.json holds the rest)."""
+    rmse = metrics["rollout_rmse"]
+    keys = list(rmse["model"])
+    lines = [
+        f"{metrics.get('num_trajectories', '?')} trajectories, {metrics.get('steps', '?')} "
+        "steps from the first frame",
+        f"{'rollout RMSE':<16}" + "".join(f"{'h=' + k if k != 'all' else 'all':>11}" for k in keys),
+    ]
+    for name in ("model", "persistence"):
+        values = [rmse[name].get(k) for k in keys]
+        lines.append(f"  {name:<14}" + "".join(f"{_number(v):>11}" for v in values))
+    diagnostics = metrics.get("diagnostics")
+    summary = (diagnostics or {}).get("summary") or {}
+    if "strouhal_model" in summary:
+        s = summary
+        lines += [
+            f"Strouhal number   model {_number(s['strouhal_model'])}  truth "
+            f"{_number(s['strouhal_truth'])}  ({s['strouhal_trajectories']} trajectories "
+            "with shedding in both)",
+            f"mean |div u|      model {_number(s['mean_abs_divergence_model'])}  truth "
+            f"{_number(s['mean_abs_divergence_truth'])}",
+            "kinetic energy, model / truth at the last frame with truth: "
+            f"{_number(s['kinetic_energy_ratio_final'])}",
+        ]
+    elif "strain_error" in summary:
+        s = summary
+        lines += [
+            f"edge strain error {_number(s['strain_error'])}  (mean |strain| model "
+            f"{_number(s['mean_abs_strain_model'])}, truth {_number(s['mean_abs_strain_truth'])})"
+        ]
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    """4 significant digits; "n/a" for None (not measurable, or a blow-up)."""
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def iter_rollouts_h5(path: str | os.PathLike) -> Iterator[dict]:

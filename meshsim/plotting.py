@@ -189,11 +189,15 @@ def plot_field(
 
 
 def _comparison_panels(fig, mesh_pos, cells, pred, truth, cmap, error_cmap):
-    """Draws frame 0 of `pred`, `truth` `[T, N]` and their error, scaled over all frames."""
+    """Draws frame 0 of `pred`, `truth` `[T, N]` and their error, scaled over all frames.
+
+    Prediction and truth both use the truth's colour limits: a blown-up prediction
+    saturates its own panel instead of washing out the truth's. The error gets its
+    own range, symmetric about 0."""
     err = pred - truth
     finite_err = np.abs(err[np.isfinite(err)])
     erange = float(finite_err.max()) if finite_err.size and finite_err.max() > 0 else 1.0
-    vmin, vmax = _finite_range(pred, truth)
+    vmin, vmax = _finite_range(truth)
     axes = fig.subplots(1, 3)
     kw = dict(cmap=cmap, vmin=vmin, vmax=vmax)
     p = plot_field(axes[0], mesh_pos, cells, pred[0], title="prediction", **kw)
@@ -229,8 +233,9 @@ def plot_comparison(
 ) -> Figure:
     """Three panels: prediction | truth | error, for `pred [N]`, `truth [N]`.
 
-    Prediction and truth share one colour scale (the range of both); the error
-    `pred - truth` has its own diverging scale, symmetric about 0.
+    Prediction and truth share the truth's colour limits (min/max of `truth`), so a
+    prediction far off the truth saturates rather than washing out the truth panel;
+    the error `pred - truth` has its own diverging scale, symmetric about 0.
 
     Returns:
         A `matplotlib.figure.Figure` (not registered with pyplot; `fig.savefig(...)`).
@@ -266,7 +271,9 @@ def animate_rollout(
 ) -> list[Path]:
     """Animates a rollout as prediction | truth | error panels.
 
-    Colour scales are fixed over the whole rollout so frames are comparable.
+    Colour scales are fixed over the whole rollout so frames are comparable: the
+    truth's range (over all frames) for prediction and truth, a symmetric range of
+    the error for the error (as `plot_comparison`).
     Frames `0, every, 2*every, ...` are drawn, i.e. `ceil(T / every)` of them.
     Cost: one render per frame, ~0.15 s for 2,000 nodes at dpi 80 on one CPU core.
 

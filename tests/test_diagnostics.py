@@ -292,6 +292,92 @@ def test_cloth_diagnostics_are_json():
     assert out["strain_error"][0] == pytest.approx(0.01, rel=1e-4)
 
 
+# ----------------------------------------------------------------------------- chunk by chunk
+
+
+@pytest.mark.parametrize("chunks", [(200,), (1, 49, 50, 100), (7,) * 28 + (4,)])
+def test_streamed_diagnostics_equal_the_whole_trajectory(chunks):
+    truth = shedding_flow(cylinder_channel(), frequency=2.5)
+    pred = truth["velocity"] * 1.1
+    whole = diag.rollout_diagnostics("cfd", pred, truth, meta={"dt": 0.01})
+    streamed = diag.RolloutDiagnostics("cfd", truth, meta={"dt": 0.01})
+    start = 0
+    for n in chunks:
+        streamed.add(pred[start : start + n])
+        start += n
+    assert streamed.frames == 200
+    out = streamed.result()
+    assert out.keys() == whole.keys()
+    for key, value in whole.items():  # equal up to the summation order of a matmul
+        np.testing.assert_allclose(np.asarray(out[key], float), np.asarray(value, float), 1e-12)
+
+
+def test_a_rollout_past_the_truth_keeps_the_model_series_and_scores_the_common_frames():
+    truth = shedding_flow(cylinder_channel(), frequency=2.5, steps=150)
+    longer = shedding_flow(cylinder_channel(), frequency=2.5, steps=220)["velocity"]
+    d = diag.RolloutDiagnostics("cfd", truth, meta={"dt": 0.01})
+    d.add(longer[:100])
+    d.add(longer[100:])
+    out = d.result()
+    assert len(out["kinetic_energy_model"]) == 220 and len(out["kinetic_energy_truth"]) == 150
+    # The prediction is the truth on the common frames: same frequency, measured on them.
+    assert out["shedding_frequency_model"] == out["shedding_frequency_truth"]
+    short = diag.RolloutDiagnostics("cfd", truth, meta={"dt": 0.01})
+    short.add(longer[:60])  # a rollout shorter than the data: the truth is cut to it
+    assert len(short.result()["kinetic_energy_truth"]) == 60
+
+
+def test_cloth_strain_error_covers_the_frames_with_truth():
+    truth = synthetic_cloth_trajectory(steps=10)
+    pred = np.concatenate([truth["world_pos"], truth["world_pos"][-1:].repeat(5, 0)]) * 1.01
+    d = diag.RolloutDiagnostics("cloth", truth)
+    d.add(pred[:8])
+    d.add(pred[8:])
+    out = d.result()
+    assert len(out["strain_error"]) == 10 and len(out["mean_abs_strain_model"]) == 15
+    # Scaling by 1.01 turns strain s into 1.01 (1 + s) - 1: an error of 0.01 (1 + s).
+    strain = diag.edge_strain(truth["world_pos"], truth["mesh_pos"], truth["cells"])
+    np.testing.assert_allclose(out["strain_error"], 0.01 * (1 + strain.mean(1)), rtol=1e-6)
+
+
+def test_the_mesh_is_checked_before_any_frame_and_results_need_one():
+    traj = synthetic_cfd_trajectory()
+    flat = dict(traj, mesh_pos=traj["mesh_pos"] * np.array([1.0, 0.0], np.float32))
+    with pytest.raises(ValueError, match="degenerate"):
+        diag.RolloutDiagnostics("cfd", flat)
+    with pytest.raises(ValueError, match="add"):
+        diag.RolloutDiagnostics("cfd", traj).result()
+    d = diag.RolloutDiagnostics("cfd", traj)
+    with pytest.raises(ValueError, match="frames"):
+        d.add(traj["velocity"][:, :-1])
+
+
+def test_summary_of_flow_diagnostics():
+    truth = shedding_flow(cylinder_channel(), frequency=2.5)
+    runs = [
+        diag.rollout_diagnostics("cfd", truth["velocity"] * scale, truth, meta={"dt": 0.01})
+        for scale in (1.0, 2.0)
+    ]
+    runs.append(dict(runs[1], strouhal_model=None))  # a model that lost its shedding
+    s = diag.summarize_diagnostics("cfd", runs)
+    assert s["strouhal_trajectories"] == 2
+    assert s["strouhal_model"] == pytest.approx(s["strouhal_truth"], rel=1e-9)
+    assert s["strouhal_truth"] == pytest.approx(0.3125, rel=0.01)  # 2.5 * 0.1 / 0.8
+    # KE scales with the square of the velocity: ratios 1, 4 and 4.
+    assert s["kinetic_energy_ratio_final"] == pytest.approx(3.0, rel=1e-9)
+    truth_div = np.mean(runs[0]["mean_abs_divergence_truth"])
+    assert s["mean_abs_divergence_truth"] == pytest.approx(truth_div, rel=1e-9)
+    assert s["mean_abs_divergence_model"] == pytest.approx(truth_div * 5 / 3, rel=1e-9)
+    empty = diag.summarize_diagnostics("cfd", [])
+    assert empty["strouhal_model"] is None and empty["strouhal_trajectories"] == 0
+    cloth = diag.summarize_diagnostics(
+        "cloth", [{"strain_error": [0.0, 0.2], "mean_abs_strain_model": [0.1, 0.3, 9.0]}]
+    )
+    assert cloth["strain_error"] == pytest.approx(0.1)
+    assert cloth["mean_abs_strain_model"] == pytest.approx(0.2)  # frames with truth only
+    assert cloth["mean_abs_strain_truth"] is None
+
+
 # ----------------------------------------------------------------------------- validation
 
 

@@ -43,6 +43,81 @@ def test_plot_comparison_writes_png(tmp_path):
     assert fig.axes[0].collections[0].get_clim() == fig.axes[1].collections[0].get_clim()
 
 
+def test_a_blown_up_prediction_keeps_the_truths_colour_limits():
+    pos, cells = _grid()
+    truth = np.sin(3 * pos[:, 0]) + pos[:, 1]
+    fig = plotting.plot_comparison(pos, cells, 100 * truth, truth)
+    pred_image, truth_image, error_image = (ax.collections[0] for ax in fig.axes[:3])
+    limits = (truth.min(), truth.max())
+    assert truth_image.get_clim() == pytest.approx(limits, rel=1e-6)
+    assert pred_image.get_clim() == pytest.approx(limits, rel=1e-6)  # saturates instead
+    spread = np.abs(99 * truth).max()
+    assert error_image.get_clim() == pytest.approx((-spread, spread), rel=1e-6)
+
+
+def test_the_animation_uses_the_truths_range_over_all_frames(tmp_path, monkeypatch):
+    pos, cells = _grid()
+    t = np.arange(4, dtype=np.float64)[:, None]
+    truth = np.cos(pos[None, :, 0] + t)
+    seen = {}
+
+    def record(fig, draw, frames, path, fps, dpi, mp4):
+        seen["clims"] = [ax.collections[0].get_clim() for ax in fig.axes[:3]]
+        return [path]
+
+    monkeypatch.setattr(plotting, "_write_animation", record)
+    plotting.animate_rollout(pos, cells, 100 * truth, truth, tmp_path / "r.gif", mp4=False)
+    limits = (truth.min(), truth.max())
+    assert seen["clims"][0] == pytest.approx(limits) and seen["clims"][1] == pytest.approx(limits)
+    spread = np.abs(99 * truth).max()
+    assert seen["clims"][2] == pytest.approx((-spread, spread))
+
+
+def test_rollout_rmse_plot_is_log_scale_and_leaves_gaps_for_none(tmp_path):
+    from meshsim.plotting_rollout import plot_rollout_rmse
+
+    per_step = {"model": [0.01, 0.02, None, 0.5], "persistence": [0.1, 0.2, 0.2, 0.3]}
+    seen = {}
+    original = Figure.savefig
+
+    def spy(self, fname, **kwargs):
+        ax = self.axes[0]
+        seen["scale"] = ax.get_yscale()
+        seen["model"] = ax.lines[0].get_ydata()
+        seen["labels"] = [line.get_label() for line in ax.lines[:2]]
+        return original(self, fname, **kwargs)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(Figure, "savefig", spy)
+        out = plot_rollout_rmse(per_step, tmp_path / "rmse.png", horizons=(1, 10))
+    assert out.stat().st_size > 1000 and seen["scale"] == "log"
+    assert seen["labels"] == ["model", "persistence"]
+    np.testing.assert_array_equal(np.isnan(seen["model"]), [False, False, True, False])
+    with pytest.raises(ValueError, match="positive"):
+        plot_rollout_rmse({"model": [None, 0.0]}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="per_step"):
+        plot_rollout_rmse({}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="1-D"):
+        plot_rollout_rmse({"model": []}, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_kinetic_energy_plot(tmp_path):
+    from meshsim.plotting_rollout import plot_kinetic_energy
+
+    runs = [
+        {"kinetic_energy_model": [1.0, 1.1, 1.3, None], "kinetic_energy_truth": [1.0, 1.0, 1.0]},
+        {"error": "cells: degenerate"},  # a trajectory the diagnostics refused: skipped
+        {"kinetic_energy_model": [2.0, 2.0], "kinetic_energy_truth": [2.0, 2.1]},
+    ]
+    out = plot_kinetic_energy(runs, tmp_path / "ke.png", dt=0.01)
+    assert out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="kinetic_energy"):
+        plot_kinetic_energy([{"error": "x"}], tmp_path / "none.png")
+    with pytest.raises(ValueError, match="dt"):
+        plot_kinetic_energy(runs, tmp_path / "none.png", dt=0.0)
+
+
 def test_plot_field_options():
     pos, cells = _grid()
     ax = Figure().subplots()
