@@ -13,6 +13,12 @@ Boundary enforcement: after every step the nodes the task does not simulate
 of the next frame (constant in the built-in datasets). Past the end of the
 data they keep the last frame's values, which `iter_rollout` allows only when
 those values are constant in time.
+
+Temporal bundling (`Simulator.bundle_steps` K > 1): each network call advances K
+frames (`bundle_step`), prescribed nodes taking the truth of every frame, and
+every frame is returned; a rollout whose length is not a multiple of K
+truncates its last call. Chunks of `iter_rollout` are rounded up to a multiple
+of K, so calls never straddle two chunks.
 """
 
 from __future__ import annotations
@@ -46,6 +52,25 @@ def rollout_step(
     return new_fields, new_fields[sim.task.state_field]
 
 
+def bundle_step(
+    sim: Simulator,
+    params: Any,
+    normalizers: Normalizers,
+    *,
+    fields: dict,
+    structure: MultiGraph,
+    prescribed: jax.Array,
+    active: jax.Array | None = None,
+) -> tuple[dict, jax.Array]:
+    """One network call of a bundled simulator (any K, 1 included): (fields_t,
+    prescribed [K, N, P] of frames t+1..t+K) -> (fields_{t+K}, states [K, N, d]).
+
+    `active` [K] bool (optional) stops the fields at the last active frame (a
+    truncated last call). Jit-safe.
+    """
+    return sim.predict_bundle(params, normalizers, fields, structure, prescribed, active)
+
+
 def rollout(
     sim: Simulator,
     params: Any,
@@ -63,16 +88,42 @@ def rollout(
       prescribed: [T, N, d] the states of frames t+1..t+T (used on prescribed nodes).
 
     Returns:
-      (fields after T steps, predicted states [T, N, d]).
+      (fields after T steps, predicted states [T, N, d]). A bundled simulator makes
+      ⌈T / K⌉ network calls; the last one's frames past T are dropped.
     """
+    carry = {k: v for k, v in fields.items() if not k.startswith("target|")}
+    k = sim.bundle_steps
+    if k == 1:
 
-    def body(carry, prescribed_t):
-        return rollout_step(
-            sim, params, normalizers, fields=carry, structure=structure, prescribed=prescribed_t
+        def body(carry, prescribed_t):
+            return rollout_step(
+                sim, params, normalizers, fields=carry, structure=structure, prescribed=prescribed_t
+            )
+
+        return jax.lax.scan(body, carry, prescribed)
+
+    steps = prescribed.shape[0]
+    calls = -(-steps // k)
+    extra = calls * k - steps  # frames of the last call past T: computed, never kept
+    if extra:
+        prescribed = jnp.concatenate([prescribed, jnp.repeat(prescribed[-1:], extra, axis=0)])
+    bundles = prescribed.reshape(calls, k, *prescribed.shape[1:])  # [C, K, N, P]
+    active = jnp.asarray((np.arange(calls * k) < steps).reshape(calls, k))  # [C, K]
+
+    def bundle_body(carry, xs):
+        prescribed_c, active_c = xs
+        return bundle_step(
+            sim,
+            params,
+            normalizers,
+            fields=carry,
+            structure=structure,
+            prescribed=prescribed_c,
+            active=active_c,
         )
 
-    carry = {k: v for k, v in fields.items() if not k.startswith("target|")}
-    return jax.lax.scan(body, carry, prescribed)
+    carry, states = jax.lax.scan(bundle_body, carry, (bundles, active))  # [C, K, N, d]
+    return carry, states.reshape(calls * k, *states.shape[2:])[:steps]
 
 
 @functools.lru_cache(maxsize=16)
@@ -143,7 +194,8 @@ def iter_rollout(
         the trajectory has are allowed when its prescribed nodes' values are
         constant in time: they keep the last frame's values.
       start: initial frame (default: the first frame with enough history, `task.history`).
-      chunk: steps per compiled scan; memory on device is O(chunk · N).
+      chunk: steps per compiled scan; memory on device is O(chunk · N). Rounded up to
+        a multiple of `sim.bundle_steps`.
       budget: padding for the graph (default: its own bucket); pass the training
         budget to reuse one compiled function across meshes.
 
@@ -156,6 +208,7 @@ def iter_rollout(
     steps = state.shape[0] - 1 - start if steps is None else steps
     if chunk < 1:
         raise ValueError(f"chunk: expected ≥ 1, got {chunk}")
+    chunk = -(-chunk // sim.bundle_steps) * sim.bundle_steps  # whole network calls
     graph = task.structure(trajectory)
     num_nodes = graph.num_nodes(task.node_set)
     window = task.window(trajectory, start, graph)

@@ -15,10 +15,17 @@ k = 1 is the one-step loss.
   the last step's loss trains, so the model learns to correct the inputs its
   own rollouts produce at the cost of one backward step.
 
+Temporal bundling (`Simulator.bundle_steps` K > 1): each of the k steps is one
+network call that advances K frames (`meshsim.rollout.bundle_step`), so the loss
+needs k·K future frames (windows cut with `horizon=k·K`) and scores every one of
+the k·K predicted states. The error of frame j of a call then carries the errors
+of the slices before it (they are integrated in turn), so for K > 1 the k = 1
+loss is not the one-step loss on the slices, which the trainer uses for k = 1.
+
 Window fields: the task's inputs at t, `target|<state>` (the truth at t+1, moved
-by the training noise), `future|<state> [N, k, d]` and `future|prescribed [N, k,
-P]` (`Task.window(..., horizon=k)`). Jit-safe; works on one example (the trainer
-`vmap`s it).
+by the training noise), `future|<state> [N, k·K, d]` and `future|prescribed
+[N, k·K, P]` (`Task.window(..., horizon=k·K)`). Jit-safe; works on one example
+(the trainer `vmap`s it).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import jax.numpy as jnp
 from meshsim import normalization as norm
 from meshsim.graph import MultiGraph
 from meshsim.metrics import masked_mse
-from meshsim.rollout import rollout_step
+from meshsim.rollout import bundle_step, rollout_step
 from meshsim.simulator import Simulator
 
 MODES = ("unrolled", "pushforward")
@@ -71,31 +78,42 @@ def unrolled_loss(
     """The k-step loss of one window (see the module doc).
 
     Args:
-      fields: one window's fields with `future|…` entries of at least `horizon` steps.
+      fields: one window's fields with `future|…` entries of at least `horizon` ·
+        `sim.bundle_steps` frames.
       structure: its graph structure (zero-width features where the task has them).
       weights: [N] loss weight per node (`Task.loss_weights`), constant over the rollout.
-      horizon: k ≥ 1, static.
+      horizon: k ≥ 1 network calls, static.
       mode: "unrolled" or "pushforward".
       remat: recompute each step on the backward pass (memory O(1) in k).
 
     Returns:
-      [] float32 loss: the mean over steps (unrolled) or the last step's (pushforward).
+      [] float32 loss: the mean over steps (unrolled) or the last step's (pushforward);
+      a bundled step's loss is the mean over its K frames.
+
+    Raises:
+      ValueError: a bad `mode` or `horizon`, or windows with too few future frames.
     """
     if mode not in MODES:
         raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
     if horizon < 1:
         raise ValueError(f"horizon: expected ≥ 1, got {horizon}")
     state_field = sim.task.state_field
-    future = jnp.swapaxes(fields[f"future|{state_field}"][:, :horizon], 0, 1)  # [k, N, d]
-    prescribed = jnp.swapaxes(fields["future|prescribed"][:, :horizon], 0, 1)  # [k, N, P]
+    bundle = sim.bundle_steps
+    frames = horizon * bundle
+    future = sim.future_frames(fields, state_field, frames)  # [k·K, N, d]
+    prescribed = sim.future_frames(fields, "prescribed", frames)  # [k·K, N, P]
     future = future.at[0].set(fields[f"target|{state_field}"])  # the noise-corrected target
+    if bundle > 1:  # one row of K frames per network call
+        future = future.reshape(horizon, bundle, *future.shape[1:])  # [k, K, N, d]
+        prescribed = prescribed.reshape(horizon, bundle, *prescribed.shape[1:])  # [k, K, N, P]
+    step = rollout_step if bundle == 1 else bundle_step
     scale = output_scale(sim, normalizers)
     carry = {k: v for k, v in fields.items() if not k.startswith(("target|", "future|"))}
     last = horizon - 1
 
     def body(carry, xs):
         index, truth, prescribed_t = xs
-        new, state = rollout_step(
+        new, state = step(
             sim, params, normalizers, fields=carry, structure=structure, prescribed=prescribed_t
         )
         error = (state - truth) * scale

@@ -10,6 +10,10 @@ remat). Decoder: one MLP (no LayerNorm) on the output node set. Pure functions:
     params = model.init(rng, graph)
     out = model.apply(params, graph)   # [num_nodes of output set, output_size] float32
 
+With `bundle_steps` K > 1 (temporal bundling) the decoder is K times wider and
+`out` is `[num_nodes, K · output_size]`, frame-major: columns j·d..(j+1)·d are
+frame j's (`meshsim.simulator.Simulator` reads them as slices `[N, K, d]`).
+
 MeshGraphNet is one stage of 15 unshared steps over every edge set; GraphCast
 is grid2mesh ×1 → mesh ×16 → mesh2grid ×1, decoded on "grid". Padded nodes
 produce finite garbage; mask them in losses.
@@ -61,7 +65,7 @@ class EncodeProcessDecode(nn.Module):
     """Generic staged encode-process-decode network; MeshGraphNet and GraphCast configure it.
 
     Attributes:
-      output_size: width of the per-node output.
+      output_size: width of the per-node output of one frame (d).
       output_node_set: the node set the decoder runs on.
       latent_size: width of every latent (128 in MeshGraphNets, 512 in GraphCast).
       num_message_passing_steps: depth of the default processor (see `stages`).
@@ -83,6 +87,8 @@ class EncodeProcessDecode(nn.Module):
       halo_exchange: None (default), or a `meshsim.nn.HaloExchange` handed to every
         processor block (which must have a `halo_exchange` field, as InteractionBlock
         does) to refresh halo latents after each step; set by `meshsim.graph_parallel`.
+      bundle_steps: frames predicted per call (K, temporal bundling); the output is
+        `[N, K·d]`, frame-major. 1: the unbundled network, parameters unchanged.
     """
 
     output_size: int
@@ -100,6 +106,7 @@ class EncodeProcessDecode(nn.Module):
     dtype: Any = jnp.float32
     block: Any = InteractionBlock
     halo_exchange: Any = None
+    bundle_steps: int = 1
 
     def __post_init__(self):
         get_activation(self.activation)  # raises ValueError for unknown names
@@ -107,7 +114,8 @@ class EncodeProcessDecode(nn.Module):
             raise ValueError(
                 f"aggregation: expected one of {ops.AGGREGATIONS}, got {self.aggregation!r}"
             )
-        for field in ("output_size", "latent_size", "num_message_passing_steps", "scan_unroll"):
+        positive = ("output_size", "bundle_steps", "latent_size", "num_message_passing_steps")
+        for field in (*positive, "scan_unroll"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{field}: expected a positive int, got {value!r}")
@@ -198,7 +206,8 @@ class EncodeProcessDecode(nn.Module):
 
     @nn.compact
     def __call__(self, graph: MultiGraph) -> jax.Array:
-        """Returns outputs [num_nodes of `output_node_set`, output_size] float32."""
+        """Returns outputs [num_nodes of `output_node_set`, output_size · bundle_steps]
+        float32."""
         if self.output_node_set not in graph.node_sets:
             raise ValueError(
                 f"output_node_set: expected one of {sorted(graph.node_sets)}, "
@@ -221,7 +230,8 @@ class EncodeProcessDecode(nn.Module):
         }
         for stage in stages:
             latents, _ = self._stage(stage, graph)(latents, structure)
-        decoder = self._mlp(self.output_size, False, f"decoder_{self.output_node_set}")
+        width = self.output_size * self.bundle_steps
+        decoder = self._mlp(width, False, f"decoder_{self.output_node_set}")
         return decoder(latents.nodes[self.output_node_set])
 
 
