@@ -92,6 +92,15 @@ def verify_manifest(step_dir: str) -> bool:
     return True
 
 
+def _with_sharding(x) -> jax.ShapeDtypeStruct:
+    """The restore target of one leaf: its own sharding, else the default device (so a
+    checkpoint written by any device or process count is read onto one device)."""
+    sharding = getattr(x, "sharding", None)
+    if sharding is None:
+        sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+
 class Checkpointer:
     """Saves/restores pytrees under `directory/<step>`, keeping the newest `max_to_keep`.
 
@@ -126,7 +135,8 @@ class Checkpointer:
         """Writes `state` as checkpoint `step` (atomically), its manifest, and prunes old ones."""
         self._manager.save(int(step), args=self._ocp.args.StandardSave(state), force=True)
         self._manager.wait_until_finished()
-        write_manifest(self.step_dir(step))
+        if jax.process_index() == 0:  # every process saves its shards; one lists the files
+            write_manifest(self.step_dir(step))
         logger.info("saved checkpoint %d to %s", step, self.directory)
 
     def _restore_step(self, abstract: Any, step: int) -> Any:
@@ -154,7 +164,7 @@ class Checkpointer:
           CheckpointError: when `step`, or every checkpoint, cannot be read; the
             message names the directory and the reason for each step.
         """
-        abstract = jax.tree_util.tree_map(self._ocp.utils.to_shape_dtype_struct, like)
+        abstract = jax.tree_util.tree_map(_with_sharding, like)
         if step is not None:
             return self._restore_step(abstract, step)
         steps = self.all_steps()

@@ -257,7 +257,14 @@ class DataConfig(_Validated):
 class ModelConfig(_Validated):
     """Network settings: `name` picks a model of `meshsim.models.MODELS`, the other fields
     are that model's (see `meshsim.models.EncodeProcessDecode`); MeshGraphNets defaults.
-    The output width and output node set come from the task."""
+    The output width and output node set come from the task.
+
+    `bundle_steps` K (temporal bundling, Brandstetter et al., ICLR 2022): the network
+    predicts K future frames per call (output width K·d, one slice per frame, each the
+    task's one-step target relative to the frame before it) and a rollout advances K
+    frames per call (`meshsim.simulator.Simulator`). Training windows then hold
+    `train.unroll_steps`·K future frames. 1: one frame per call, as MeshGraphNets.
+    """
 
     _section = "model"
 
@@ -272,6 +279,7 @@ class ModelConfig(_Validated):
     remat: bool | None = None  # None: on for CPU (see EncodeProcessDecode.remat)
     scan_unroll: int = _field(1, ge=1)
     dtype: str = _field("float32", choices=MODEL_DTYPES, what="a dtype name")
+    bundle_steps: int = _field(1, ge=1)  # frames predicted per network call (K)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -310,7 +318,8 @@ class ParallelConfig(_Validated):
     `data`: devices on the data axis (None: every device not used by `graph`);
     `backend`: "jit" (jit + NamedSharding) or "pmap"; `graph`: partitions of each
     graph (graph/domain parallel, halo exchange); `shard_optimizer`: shard the
-    optimizer state over the data axis.
+    optimizer state over the data axis; `halo_exchange`: how graph parts refresh
+    their halo latents ("all_gather" or "ppermute", `meshsim.graph_parallel`).
     """
 
     _section = "parallel"
@@ -319,6 +328,7 @@ class ParallelConfig(_Validated):
     data: int | None = _field(None, ge=1)
     graph: int = _field(1, ge=1)
     shard_optimizer: bool = False
+    halo_exchange: str = _field("all_gather", choices=("all_gather", "ppermute"))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

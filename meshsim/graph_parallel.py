@@ -29,16 +29,27 @@ them with the owned mask and `psum` over GRAPH_AXIS (`owned_masked_mse`,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, PartitionSpec
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from meshsim.graph import MultiGraph, NodeSet
-from meshsim.graph.partition import HaloTables, PartitionedGraph, Round, validate_parts
+from meshsim.graph import GraphFeatures, MultiGraph, NodeSet
+from meshsim.graph.partition import (
+    HaloTables,
+    PartitionedGraph,
+    Round,
+    gather_outputs,
+    partition_graph,
+    partition_nodes,
+    scatter_edge_fields,
+    scatter_fields,
+    validate_parts,
+)
 from meshsim.nn import HaloExchange
 from meshsim.sharding import GRAPH_AXIS
 
@@ -238,6 +249,88 @@ def partitioned_loss(
         out_specs=PartitionSpec(),
     )
     return run(params, pgraph.graph, dict(pgraph.halo), pgraph.owned[out_set], targets, weights)
+
+
+# --------------------------------------------------------------------------- in a simulator
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GraphPartition:
+    """A simulator's network run graph-parallel (`Simulator.partition`).
+
+    Inputs, targets and losses stay in the global node order (a few floats per node,
+    replicated over GRAPH_AXIS); only the network, whose latents dominate memory and
+    time, runs on the parts. `apply` scatters one example's normalized features to the
+    parts, runs the network under `shard_map` over GRAPH_AXIS (manual over that axis
+    only, so a DATA_AXIS of the mesh still splits the batch), and gathers the owners'
+    output rows back. Its gradient is the unpartitioned one, so training, multi-step
+    losses, normalizers and rollouts use it unchanged. Hashed by identity (a static
+    part of the simulator).
+
+    Attributes:
+      pgraph: the partition of the shared, unpadded structure, replicated on `mesh`.
+      mesh: a mesh with a GRAPH_AXIS of `pgraph.num_parts` devices.
+      method: halo exchange, "all_gather" or "ppermute".
+    """
+
+    pgraph: PartitionedGraph
+    mesh: Mesh
+    method: str = "all_gather"
+
+    def apply(self, model: Any, params: Any, graph: MultiGraph) -> jax.Array:
+        """The network on one example `graph` (global layout, normalized features, padded
+        or not); returns [N_out, output_size] like `model.apply(params, graph)` on the
+        real nodes (padding rows 0). Jit-safe; vmappable over examples."""
+        pg, out_set = self.pgraph, model.output_node_set
+        features = graph.features()
+        nodes = {
+            s: scatter_fields(pg, x[: pg.parts[s].shape[0]], s) for s, x in features.nodes.items()
+        }
+        edges = {e: scatter_edge_fields(pg, x, e) for e, x in features.edges.items()}
+        local = pg.graph.with_features(GraphFeatures(nodes=nodes, edges=edges))
+        spec, rounds, method = PartitionSpec(GRAPH_AXIS), dict(pg.rounds), self.method
+
+        def body(params, graph, tables):
+            out = local_apply(model, params, _first(graph), _first(tables), rounds, method=method)
+            return out[None]
+
+        run = jax.shard_map(
+            body,
+            mesh=self.mesh,
+            in_specs=(PartitionSpec(), spec, spec),
+            out_specs=spec,
+            axis_names=frozenset({GRAPH_AXIS}),
+        )
+        out = gather_outputs(pg, run(params, local, dict(pg.halo)), out_set)  # [N, F]
+        rows = graph.node_sets[out_set].features.shape[0]
+        return jnp.pad(out, ((0, rows - out.shape[0]), (0, 0)))
+
+
+def make_graph_partition(
+    structure: MultiGraph,
+    positions: Mapping[str, Any],
+    mesh: Mesh,
+    *,
+    method: str = "all_gather",
+) -> GraphPartition:
+    """Cuts `structure` into the mesh's GRAPH_AXIS size of parts by recursive coordinate
+    bisection of `positions` and places the tables on the mesh. Host side.
+
+    Args:
+      structure: one unpadded graph (the structure every example shares).
+      positions: {node set: [N_s, D] float} positions of every node set.
+      mesh: the run's device mesh.
+      method: "all_gather" or "ppermute".
+    """
+    _check_method(method)
+    k = int(mesh.shape[GRAPH_AXIS])
+    missing = sorted(set(structure.node_sets) - set(positions))
+    if missing:
+        raise ValueError(f"positions: expected every node set of the graph, missing {missing}")
+    parts = partition_nodes({s: positions[s] for s in structure.node_sets}, k)
+    pgraph = partition_graph(structure, parts, k)
+    pgraph = jax.device_put(pgraph, NamedSharding(mesh, PartitionSpec()))
+    return GraphPartition(pgraph=pgraph, mesh=mesh, method=method)
 
 
 # --------------------------------------------------------------------------- GSPMD layout

@@ -46,16 +46,17 @@ def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def prepare_workdir(config: ExperimentConfig, workdir: str, *, resuming: bool) -> None:
     """Writes config.json; a resumed run's config must match the stored one (train.steps
-    aside). Without a checkpoint there is nothing to resume, so any config.json there
-    (left by a run that failed early) is simply replaced."""
+    and the `parallel` placement aside: a run may resume on other devices). Without a
+    checkpoint there is nothing to resume, so any config.json there (left by a run that
+    failed early) is simply replaced."""
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "config.json")
     new = config_to_dict(config)
     if resuming and os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
-        a = {**old, "train": {**old.get("train", {}), "steps": None}}
-        b = {**new, "train": {**new["train"], "steps": None}}
+        a = {**old, "train": {**old.get("train", {}), "steps": None}, "parallel": None}
+        b = {**new, "train": {**new["train"], "steps": None}, "parallel": None}
         diff = _config_diff(a, b)
         if diff:
             raise ValueError(

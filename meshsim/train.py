@@ -104,10 +104,22 @@ def abstract_train_state(
     )
 
 
-def _prepare(sim: Simulator, batch: Batch, rng: jax.Array | None):
-    """Per-example features, raw targets [B, N, F] and loss weights [B, N]."""
+def _example_keys(rng: jax.Array, size: int, axis_name: str | None) -> jax.Array:
+    """[size] keys, one per example: `split(rng, B)` of the whole batch, so the examples
+    of device i under `pmap` over `axis_name` (B = size · devices) get the keys that a
+    single device gives the same examples."""
+    if axis_name is None:
+        return jax.random.split(rng, size)
+    devices = jax.lax.psum(1, axis_name)
+    every = jax.random.split(rng, size * devices)
+    return jax.lax.dynamic_slice_in_dim(every, jax.lax.axis_index(axis_name) * size, size)
+
+
+def _prepare(sim: Simulator, batch: Batch, rng: jax.Array | None, axis_name: str | None = None):
+    """Per-example features, raw targets [B, N, F] ([B, N, K, F] bundled) and loss
+    weights [B, N]."""
     size = batch.fields[sim.task.state_field].shape[0]
-    keys = None if rng is None else jax.random.split(rng, size)
+    keys = None if rng is None else _example_keys(rng, size, axis_name)
     return jax.vmap(
         sim.prepare, in_axes=(0, graph_batch_axis(batch), 0 if keys is not None else None)
     )(batch.fields, batch.graph, keys)
@@ -125,6 +137,8 @@ def _loss(sim: Simulator, params, normalizers, batch: Batch, features, targets, 
     if sim.task.output_weights is not None:
         scale = jnp.sqrt(jnp.asarray(sim.task.output_weights, jnp.float32))
         pred, targets = pred * scale, targets * scale
+    if sim.bundle_steps > 1:  # slices [B, N, K, d] -> [K, B, N, d]: the mean over slices
+        pred, targets = jnp.moveaxis(pred, -2, 0), jnp.moveaxis(targets, -2, 0)
     return masked_mse(pred, targets, weights, feature_reduction="sum")
 
 
@@ -140,14 +154,31 @@ def _unrolled_loss(sim, params, normalizers, batch: Batch, fields, weights, hori
     return jnp.mean(per_example)
 
 
-def _noisy_fields(sim: Simulator, batch: Batch, rng: jax.Array) -> dict:
+def _noisy_fields(sim: Simulator, batch: Batch, rng: jax.Array, axis_name: str | None) -> dict:
     """The batch's fields with the task's training noise, one key per example."""
-    keys = jax.random.split(rng, batch.fields[sim.task.state_field].shape[0])
+    keys = _example_keys(rng, batch.fields[sim.task.state_field].shape[0], axis_name)
 
     def noisy(fields, structure, key):
         return sim.task.add_noise(fields, key, structure.node_sets[sim.task.node_set].mask)
 
     return jax.vmap(noisy, in_axes=(0, graph_batch_axis(batch), 0))(batch.fields, batch.graph, keys)
+
+
+def _global_loss(loss: jax.Array, weights: jax.Array, axis_name: str | None, *, weighted: bool):
+    """This device's share of the whole batch's loss (identity without `axis_name`).
+
+    Under `pmap`, `psum` of the shares (and of their gradients) is the loss one device
+    computes on the whole batch: a weighted mean over nodes (`weighted`: the share is
+    local mean × local weight / total weight, the total a constant) or a mean over
+    examples (an equal share per device: local mean / devices).
+    """
+    if axis_name is None:
+        return loss
+    if not weighted:
+        return loss / jax.lax.psum(1, axis_name)
+    local = jnp.sum(weights.astype(jnp.float32))
+    total = jax.lax.stop_gradient(jax.lax.psum(local, axis_name))
+    return loss * local / jnp.where(total > 0, total, 1.0)
 
 
 def _maybe_jit(fn, jit: bool, **kwargs):
@@ -161,34 +192,48 @@ def make_train_step(
     jit: bool = True,
     horizon: int = 1,
     mode: str = "unrolled",
+    axis_name: str | None = None,
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
     """The training step; jitted with the state's buffers donated unless `jit=False`.
 
     `horizon` k > 1 trains on k-step rollouts (`meshsim.unroll`, `mode` "unrolled" or
     "pushforward"); the batch must hold windows of at least k future frames
-    (`iter_batches(..., horizon=k)`). Noise goes on the initial state only.
+    (`iter_batches(..., horizon=k)`). Noise goes on the initial state only. A bundled
+    simulator (`sim.bundle_steps` K > 1) needs k·K future frames (k network calls of
+    K frames each; k = 1 scores the K output slices against their targets).
 
     Returns `train_step(state, batch, rng) -> (state, metrics)` with metrics
     {"loss", "grad_norm"} as float32 scalars and "skipped" as an int32 0/1: 1 when
     the loss or the gradient norm was non-finite and no update was applied (see the
     module docstring). `rng` should differ per step (e.g. `jax.random.fold_in(key,
     step)`), which makes a resumed run identical to an uninterrupted one.
+
+    `axis_name`: under `pmap` (with `jit=False`), the axis the batch is split over;
+    each device holds B / devices examples, and the loss, gradients and normalizer
+    statistics are reduced over the axis so that every device takes the step one
+    device would take on the whole batch (see `_global_loss`).
     """
 
     def train_step(state: TrainState, batch: Batch, rng: jax.Array):
         if horizon == 1:
-            features, targets, weights = _prepare(sim, batch, rng)
+            features, targets, weights = _prepare(sim, batch, rng, axis_name)
         else:
-            fields = _noisy_fields(sim, batch, rng)
+            fields = _noisy_fields(sim, batch, rng, axis_name)
             features, targets, weights = _prepare(sim, batch._replace(fields=fields), None)
-        normalizers = sim.update_normalizers(state.normalizers, features, batch.graph, targets)
+        normalizers = sim.update_normalizers(
+            state.normalizers, features, batch.graph, targets, axis_name=axis_name
+        )
 
         def loss_fn(p):
             if horizon == 1:
-                return _loss(sim, p, normalizers, batch, features, targets, weights)
-            return _unrolled_loss(sim, p, normalizers, batch, fields, weights, horizon, mode)
+                loss = _loss(sim, p, normalizers, batch, features, targets, weights)
+                return _global_loss(loss, weights, axis_name, weighted=True)
+            loss = _unrolled_loss(sim, p, normalizers, batch, fields, weights, horizon, mode)
+            return _global_loss(loss, weights, axis_name, weighted=False)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        if axis_name is not None:
+            loss, grads = jax.lax.psum((loss, grads), axis_name)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         updated = TrainState(
@@ -207,13 +252,16 @@ def make_train_step(
 
 
 def make_accumulate_step(
-    sim: Simulator, *, jit: bool = True
+    sim: Simulator, *, jit: bool = True, axis_name: str | None = None
 ) -> Callable[[TrainState, Batch, jax.Array], TrainState]:
-    """A step that only accumulates normalizer statistics (MeshGraphNets' warm-up)."""
+    """A step that only accumulates normalizer statistics (MeshGraphNets' warm-up);
+    `axis_name` as in `make_train_step`."""
 
     def accumulate_step(state: TrainState, batch: Batch, rng: jax.Array) -> TrainState:
-        features, targets, _ = _prepare(sim, batch, rng)
-        normalizers = sim.update_normalizers(state.normalizers, features, batch.graph, targets)
+        features, targets, _ = _prepare(sim, batch, rng, axis_name)
+        normalizers = sim.update_normalizers(
+            state.normalizers, features, batch.graph, targets, axis_name=axis_name
+        )
         return state.replace(step=state.step + 1, normalizers=normalizers)
 
     return _maybe_jit(accumulate_step, jit, donate_argnums=0)

@@ -44,9 +44,17 @@ MESH_EDGES = "mesh"  # MeshGraphNets' mesh-space edge set (cells → edges)
 
 
 def relative_edge_features(positions: jax.Array, senders, receivers) -> jax.Array:
-    """[E, d + 1]: x_sender − x_receiver and its Euclidean norm (MeshGraphNets)."""
-    rel = positions[senders] - positions[receivers]
-    return jnp.concatenate([rel, jnp.linalg.norm(rel, axis=-1, keepdims=True)], axis=-1)
+    """[E, d + 1]: x_sender − x_receiver and its Euclidean norm (MeshGraphNets).
+
+    The norm of a zero vector (a padding edge from a node to itself) has gradient 0,
+    not NaN: training through a rollout differentiates these features when the
+    positions are predicted (cloth), and a NaN there would poison every gradient.
+    The values are those of `jnp.linalg.norm`.
+    """
+    rel = positions[senders] - positions[receivers]  # [E, d]
+    zero = jnp.all(rel == 0, axis=-1, keepdims=True)  # [E, 1]
+    norm = jnp.linalg.norm(jnp.where(zero, 1.0, rel), axis=-1, keepdims=True)
+    return jnp.concatenate([rel, jnp.where(zero, 0.0, norm)], axis=-1)
 
 
 def one_hot_node_type(node_type: jax.Array) -> jax.Array:
@@ -119,6 +127,20 @@ class Task:
         sized without loading the dynamic fields."""
         return None
 
+    def partition_positions(
+        self, trajectory: Mapping[str, np.ndarray], structure: MultiGraph
+    ) -> dict[str, np.ndarray]:
+        """{node set: [N_s, D] float64} where the nodes are, for cutting a graph into parts
+        (graph parallelism, `meshsim.graph.partition_nodes`); default: `mesh_pos` of
+        frame 0 for the task's node set. Host side."""
+        if "mesh_pos" not in trajectory or len(structure.node_sets) != 1:
+            raise ValueError(
+                f"task {self.name!r}: graph parallelism needs node positions (`mesh_pos`) "
+                "for every node set"
+            )
+        pos = np.asarray(trajectory["mesh_pos"], np.float64)
+        return {self.node_set: pos[0] if pos.ndim == 3 else pos}
+
     def build_graph(self, fields: Fields, structure: MultiGraph) -> MultiGraph:
         """`structure` with node and edge features computed from `fields`. Jit-safe."""
         raise NotImplementedError
@@ -146,7 +168,8 @@ class Task:
 
         With `horizon` k > 1 the window also holds what a k-step unrolled loss needs:
         `future|<state> [N, k, d]` (the truth at t+1..t+k) and `future|prescribed
-        [N, k, P]` (`prescribed_frames`).
+        [N, k, P]` (`prescribed_frames`). A simulator bundling K frames per call reads
+        its targets from these too (k ≥ K; k·K for k unrolled calls).
         """
         state = trajectory[self.state_field]
         if state.ndim != 3 or state.shape[-1] != self.output_size:

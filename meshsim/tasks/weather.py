@@ -115,6 +115,18 @@ class WeatherTask(Task):
             lat.tobytes(), lon.tobytes(), self.mesh_splits, float(self.radius_fraction)
         )
 
+    def partition_positions(
+        self, trajectory: Mapping[str, np.ndarray], structure: MultiGraph
+    ) -> dict[str, np.ndarray]:
+        """{grid, mesh: [N_s, 3] float64} unit vectors, from the structure's position
+        features (sin latitude, cos longitude, sin longitude)."""
+        out = {}
+        for name, ns in structure.node_sets.items():
+            sin_lat, cos_lon, sin_lon = np.asarray(ns.features, np.float64)[:, :3].T
+            cos_lat = np.sqrt(np.clip(1.0 - sin_lat**2, 0.0, 1.0))
+            out[name] = np.stack([cos_lat * cos_lon, cos_lat * sin_lon, sin_lat], axis=1)
+        return out
+
     def build_graph(self, fields: Fields, structure: MultiGraph) -> MultiGraph:
         grid = structure.node_sets[GRID]
         position = grid.features[..., -POSITION_FEATURES:]
