@@ -158,8 +158,7 @@ class Placement:
         step = make_train_step(
             sim, tx, jit=False, horizon=horizon, mode=mode, axis_name=sharding.DATA_AXIS
         )
-        run = _pmapped(step, self.mesh, with_metrics=True)
-        return lambda state, batch, rng: run(state, batch, rng)
+        return _pmapped(step, self.mesh, with_metrics=True)
 
     def accumulate_step(self, sim: Simulator):
         """`step(state, batch, rng) -> state`: normalizer statistics only."""

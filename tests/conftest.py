@@ -14,16 +14,22 @@ import meshsim  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_on_cpu_devices(script: str, devices: int, *args: str, timeout: int = 600) -> str:
-    """Runs `python -c script *args` with `devices` simulated CPU devices (the count must
-    be set before jax is imported, hence a subprocess); asserts it exits 0, returns its
-    stdout."""
-    env = dict(
+def cpu_devices_env(devices: int) -> dict:
+    """The environment of a subprocess that sees `devices` simulated CPU devices (the
+    count must be set before jax is imported) and imports this checkout."""
+    return dict(
         os.environ,
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
         JAX_PLATFORMS="cpu",
         PYTHONPATH=REPO,
     )
+
+
+def run_on_cpu_devices(script: str, devices: int, *args: str, timeout: int = 600) -> str:
+    """Runs `python -c script *args` with `devices` simulated CPU devices (the count must
+    be set before jax is imported, hence a subprocess); asserts it exits 0, returns its
+    stdout."""
+    env = cpu_devices_env(devices)
     out = subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=REPO,
@@ -134,3 +140,39 @@ def synthetic_cloth_trajectory(nx=5, ny=4, steps=10, seed=0) -> dict:
         "node_type": node_type[None, :, None],
         "world_pos": world,
     }
+
+
+TINY_CFD_CONFIG = """
+from meshsim.config import (DataConfig, ExperimentConfig, ModelConfig, OptimizerConfig,
+                            TrainConfig)
+
+
+def get_config():
+    return ExperimentConfig(
+        name="tiny", task="cfd",
+        data=DataConfig(path={data!r}, batch_size={batch_size}, pool_size=4, prefetch=1),
+        model=ModelConfig(latent_size=16, num_message_passing_steps=2, mlp_hidden_layers=1),
+        train=TrainConfig(steps={steps}, accumulate_steps=2, log_every=1, eval_every=0,
+                          checkpoint_every={checkpoint_every},
+                          optimizer=OptimizerConfig(learning_rate=1e-3)),
+    )
+"""
+
+
+def tiny_cfd_run(root, *, batch_size: int, steps: int, checkpoint_every: int) -> str:
+    """Writes a 4-trajectory cylinder-flow-layout train split on one 9×7 grid mesh (8
+    frames each) under `root/data` and a config file `root/tiny.py` training a tiny
+    MeshGraphNet on it; returns the config's path (for `meshsim train --config`)."""
+    from meshsim.data import infer_meta, write_hdf5_split
+
+    data = os.path.join(str(root), "data")
+    train = [synthetic_cfd_trajectory(nx=9, ny=7, seed=i, steps=8) for i in range(4)]
+    write_hdf5_split(data, "train", train, infer_meta(train[0], dt=0.01))
+    config = os.path.join(str(root), "tiny.py")
+    with open(config, "w") as f:
+        f.write(
+            TINY_CFD_CONFIG.format(
+                data=data, batch_size=batch_size, steps=steps, checkpoint_every=checkpoint_every
+            )
+        )
+    return config

@@ -10,13 +10,12 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
 
 from meshsim.distributed import resolve
-from tests.conftest import REPO, synthetic_cfd_trajectory
+from tests.conftest import REPO, cpu_devices_env, tiny_cfd_run
 
 
 def test_resolve_takes_arguments_then_variables_and_checks_them():
@@ -43,41 +42,12 @@ def _free_port() -> int:
 
 
 def test_two_process_training_on_localhost(tmp_path):
-    from meshsim.data import infer_meta, write_hdf5_split
-
-    train = [synthetic_cfd_trajectory(nx=9, ny=7, seed=i, steps=8) for i in range(4)]
-    write_hdf5_split(str(tmp_path / "data"), "train", train, infer_meta(train[0], dt=0.01))
-    config = tmp_path / "tiny.py"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            from meshsim.config import (DataConfig, ExperimentConfig, ModelConfig,
-                                        OptimizerConfig, TrainConfig)
-
-            def get_config():
-                return ExperimentConfig(
-                    name="two", task="cfd",
-                    data=DataConfig(path={str(tmp_path / "data")!r}, batch_size=4,
-                                    pool_size=4, prefetch=1),
-                    model=ModelConfig(latent_size=16, num_message_passing_steps=2,
-                                      mlp_hidden_layers=1),
-                    train=TrainConfig(steps=6, accumulate_steps=2, log_every=1, eval_every=0,
-                                      checkpoint_every=3,
-                                      optimizer=OptimizerConfig(learning_rate=1e-3)),
-                )
-            """
-        )
-    )
-    env = dict(
-        os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=2",
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=REPO,
-    )
+    config = tiny_cfd_run(tmp_path, batch_size=4, steps=6, checkpoint_every=3)
+    env = cpu_devices_env(2)
     port, workdir = _free_port(), tmp_path / "run"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "meshsim.cli", "train", "--config", str(config)]
+            [sys.executable, "-m", "meshsim.cli", "train", "--config", config]
             + ["--workdir", str(workdir), "--distributed", "--coordinator", f"localhost:{port}"]
             + ["--num-processes", "2", "--process-id", str(i)],
             cwd=REPO,

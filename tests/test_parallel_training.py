@@ -11,14 +11,13 @@ one layout resumes under another. The CLI takes the same settings.
 """
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from tests.conftest import REPO, run_on_cpu_devices
+from tests.conftest import REPO, cpu_devices_env, run_on_cpu_devices, tiny_cfd_run
 
 SETUP = textwrap.dedent(
     """
@@ -147,39 +146,12 @@ def test_bad_parallel_settings_are_refused_before_anything_is_written(tmp_path):
 @pytest.mark.parametrize("mode", ["graph2_data4"])
 def test_cli_takes_parallel_settings(tmp_path, mode):
     """`meshsim train --set parallel.…` logs the same losses as one device."""
-    make_data = SETUP + "\nprint('ok')\n"
-    run_on_cpu_devices(make_data, 1, str(tmp_path))
-    config = tmp_path / "tiny.py"
-    config.write_text(
-        textwrap.dedent(
-            f"""
-            from meshsim.config import (DataConfig, ExperimentConfig, ModelConfig,
-                                        OptimizerConfig, TrainConfig)
-
-            def get_config():
-                return ExperimentConfig(
-                    name="parallel", task="cfd",
-                    data=DataConfig(path={str(tmp_path / "data")!r}, batch_size=8,
-                                    pool_size=4, prefetch=1),
-                    model=ModelConfig(latent_size=16, num_message_passing_steps=2,
-                                      mlp_hidden_layers=1),
-                    train=TrainConfig(steps=5, accumulate_steps=2, log_every=1,
-                                      eval_every=0, checkpoint_every=5,
-                                      optimizer=OptimizerConfig(learning_rate=1e-3)),
-                )
-            """
-        )
-    )
-    env = dict(
-        os.environ,
-        XLA_FLAGS="--xla_force_host_platform_device_count=8",
-        JAX_PLATFORMS="cpu",
-        PYTHONPATH=REPO,
-    )
+    config = tiny_cfd_run(tmp_path, batch_size=8, steps=5, checkpoint_every=5)
+    env = cpu_devices_env(8)
     logged = {}
     for name, sets in (("one", ["parallel.data=1"]), (mode, MODES[mode])):
         workdir = tmp_path / name
-        cmd = [sys.executable, "-m", "meshsim.cli", "train", "--config", str(config)]
+        cmd = [sys.executable, "-m", "meshsim.cli", "train", "--config", config]
         cmd += ["--workdir", str(workdir)]
         for s in sets:
             cmd += ["--set", s]
