@@ -43,13 +43,11 @@ from meshsim.graph.partition import (
     HaloTables,
     PartitionedGraph,
     Round,
-    gather_outputs,
     partition_graph,
     partition_nodes,
-    scatter_edge_fields,
-    scatter_fields,
     validate_parts,
 )
+from meshsim.graph.partition_fields import gather_outputs, scatter_edge_fields, scatter_fields
 from meshsim.nn import HaloExchange
 from meshsim.sharding import GRAPH_AXIS
 
@@ -170,7 +168,7 @@ def partitioned_apply(
 
     Returns:
       [K, N_local, output_size] float32, split over GRAPH_AXIS;
-      `partition.gather_outputs` gives the global [N, output_size]. Jit-safe.
+      `partition_fields.gather_outputs` gives the global [N, output_size]. Jit-safe.
     """
     _check_method(method)
     _check_mesh(pgraph, mesh)

@@ -253,3 +253,12 @@ def test_forecast_dataset_is_wb2_layout_and_writes_atomically(tmp_path):
     with pytest.raises(FileExistsError, match="exists"):
         write_zarr(ds, out)
     assert [p.name for p in tmp_path.iterdir()] == ["f.zarr"]
+
+
+def test_latitude_weights_follow_the_rows_whichever_way_latitude_runs():
+    from meshsim.data.weather import latitude_weights
+
+    lat = np.linspace(-90.0, 90.0, 13)
+    up, down = latitude_weights(lat), latitude_weights(lat[::-1])
+    np.testing.assert_allclose(down, up[::-1])
+    assert up.mean() == pytest.approx(1.0) and up[0] > 0 and up[6] == up.max()

@@ -1,4 +1,4 @@
-"""Weather data in WeatherBench2 layout: lazy xarray reading, channels, forcings, statistics.
+"""Weather data in WeatherBench2 layout: lazy xarray reading, channels, statistics.
 
 A WeatherBench2 dataset (zarr store or netCDF file) has dims `time`, `level`,
 `latitude`, `longitude`; 3-D variables are `[time, level, latitude, longitude]`,
@@ -12,9 +12,8 @@ Trajectories are the runs of equally spaced times (a gap in `time` starts a new
 one), so one continuous reanalysis is one trajectory and a generated dataset of
 separate simulations holds several.
 
-Forcings are computed from the time, not read (GraphCast, Lam et al. 2023,
-Sec. 3.1): top-of-atmosphere incident solar radiation and the sine/cosine of the
-year progress and of the local day progress.
+Forcings are computed from the time, not read: `meshsim.data.forcing` (its names
+are re-exported here).
 """
 
 from __future__ import annotations
@@ -28,18 +27,17 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 
 from meshsim import atomic
+from meshsim.data.forcing import (  # noqa: F401 (re-exported)
+    FORCING_NAMES,
+    SOLAR_CONSTANT,
+    forcing_frames,
+    toa_incident_solar_radiation,
+)
+from meshsim.meshes.sphere import cell_area_weights
 
 logger = logging.getLogger(__name__)
 
 LEVEL_SEPARATOR = "/"  # channel names: "<variable>/<level>" for 3-D variables
-SOLAR_CONSTANT = 1361.0  # W m⁻², total solar irradiance (Kopp & Lean 2011)
-FORCING_NAMES = (
-    "toa_incident_solar_radiation",
-    "year_progress_sin",
-    "year_progress_cos",
-    "day_progress_sin",
-    "day_progress_cos",
-)
 _DIMS = ("time", "latitude", "longitude")
 
 
@@ -198,78 +196,6 @@ def time_segments(times: np.ndarray) -> list[tuple[int, int]]:
 def time_step(times: np.ndarray) -> np.timedelta64:
     """The dataset's time step (the smallest spacing of `times`)."""
     return np.diff(np.asarray(times, "datetime64[ns]")).min()
-
-
-# ---------------------------------------------------------------------------- forcings
-
-
-def _day_of_year_and_hour(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    times = np.asarray(times, "datetime64[s]")
-    year_start = times.astype("datetime64[Y]").astype("datetime64[s]")
-    seconds = (times - year_start).astype(np.float64)
-    return seconds / 86400.0, (seconds % 86400.0) / 3600.0  # fractional day-of-year, UTC hour
-
-
-def toa_incident_solar_radiation(times, latitudes, longitudes) -> np.ndarray:
-    """[T, H, W] float32 instantaneous top-of-atmosphere solar flux (W m⁻²).
-
-    S₀·E₀·max(cos z, 0) with Spencer's (1971) Fourier series for the declination,
-    the equation of time and the eccentricity factor E₀. ERA5's variable is this
-    flux integrated over the preceding hour (J m⁻²); the shape in time and space is
-    what the network uses, and inputs are z-scored anyway.
-    """
-    day, hour = _day_of_year_and_hour(times)
-    g = 2 * np.pi * day / 365.0  # fractional year angle
-    decl = (
-        0.006918
-        - 0.399912 * np.cos(g)
-        + 0.070257 * np.sin(g)
-        - 0.006758 * np.cos(2 * g)
-        + 0.000907 * np.sin(2 * g)
-        - 0.002697 * np.cos(3 * g)
-        + 0.00148 * np.sin(3 * g)
-    )
-    eot_min = 229.18 * (
-        0.000075
-        + 0.001868 * np.cos(g)
-        - 0.032077 * np.sin(g)
-        - 0.014615 * np.cos(2 * g)
-        - 0.040849 * np.sin(2 * g)
-    )
-    e0 = (
-        1.000110
-        + 0.034221 * np.cos(g)
-        + 0.001280 * np.sin(g)
-        + 0.000719 * np.cos(2 * g)
-        + 0.000077 * np.sin(2 * g)
-    )
-    lat = np.deg2rad(np.asarray(latitudes, np.float64))[None, :, None]
-    lon = np.asarray(longitudes, np.float64)[None, None, :]
-    solar_time = hour[:, None, None] + lon / 15.0 + eot_min[:, None, None] / 60.0
-    hour_angle = np.deg2rad(15.0 * (solar_time - 12.0))
-    d = decl[:, None, None]
-    cos_z = np.sin(lat) * np.sin(d) + np.cos(lat) * np.cos(d) * np.cos(hour_angle)
-    return (SOLAR_CONSTANT * e0[:, None, None] * np.maximum(cos_z, 0.0)).astype(np.float32)
-
-
-def forcing_frames(times, latitudes, longitudes) -> np.ndarray:
-    """[T, H·W, 5] float32 forcings (`FORCING_NAMES`), latitude-major like the channels.
-
-    Solar radiation is divided by the solar constant so every forcing is O(1).
-    """
-    times = np.asarray(times)
-    h, w = len(latitudes), len(longitudes)
-    tisr = toa_incident_solar_radiation(times, latitudes, longitudes) / SOLAR_CONSTANT
-    day, hour = _day_of_year_and_hour(times)
-    year = 2 * np.pi * day / 365.25
-    local = 2 * np.pi * ((hour[:, None] + np.asarray(longitudes)[None, :] / 15.0) % 24.0) / 24.0
-    out = np.empty((times.size, h, w, len(FORCING_NAMES)), np.float32)
-    out[..., 0] = tisr
-    out[..., 1] = np.sin(year)[:, None, None]
-    out[..., 2] = np.cos(year)[:, None, None]
-    out[..., 3] = np.sin(local)[:, None, :]
-    out[..., 4] = np.cos(local)[:, None, :]
-    return out.reshape(times.size, h * w, len(FORCING_NAMES))
 
 
 # ---------------------------------------------------------------------------- lazy trajectories
@@ -523,15 +449,14 @@ def compute_statistics(dataset: WeatherDataset, *, block: int = 64) -> WeatherSt
 
 
 def latitude_weights(latitudes) -> np.ndarray:
-    """[H] float64 area weights ∝ cos(latitude), mean 1 (WeatherBench2-style scores).
-
-    Pole rows of an equiangular grid get the area of their half cell, so they are
-    not weighted zero (their cell is a cap of half the spacing).
-    """
-    lat = np.deg2rad(np.asarray(latitudes, np.float64))
-    edges = np.concatenate([[-np.pi / 2], (lat[:-1] + lat[1:]) / 2, [np.pi / 2]])
-    weights = np.sin(edges[1:]) - np.sin(edges[:-1])  # cell area per longitude band
-    return weights / weights.mean()
+    """[H] float64 area weights ∝ cos(latitude), mean 1 (WeatherBench2-style scores), in
+    the order given: `meshsim.meshes.sphere.cell_area_weights` of the sorted rows (pole
+    rows of an equiangular grid get their half cell, not zero)."""
+    lat = np.asarray(latitudes, np.float64)
+    order = np.argsort(lat)
+    weights = np.empty_like(lat)
+    weights[order] = cell_area_weights(lat[order])
+    return weights
 
 
 def node_weights(latitudes, longitudes) -> np.ndarray:

@@ -3,7 +3,8 @@
 `typed` holds the pytrees (`NodeSet`, `EdgeSet`, `MultiGraph`) and validation;
 `padding` the static-shape machinery (`PaddingBudget`, `pad`, `batch`,
 `unbatch`); `convert` mesh cells → edges, jraph interop and shape templates;
-`partition` spatial parts with halos for graph parallelism (`PartitionedGraph`).
+`partition` spatial parts with halos for graph parallelism (`PartitionedGraph`) and
+`partition_fields` arrays between the global and the partitioned layout.
 """
 
 from meshsim.graph.convert import (
@@ -18,13 +19,11 @@ from meshsim.graph.partition import (
     HaloTables,
     PartitionedGraph,
     PartitionStats,
-    gather_outputs,
     partition_graph,
     partition_nodes,
-    scatter_edge_fields,
-    scatter_fields,
     validate_parts,
 )
+from meshsim.graph.partition_fields import gather_outputs, scatter_edge_fields, scatter_fields
 from meshsim.graph.typed import (
     DEFAULT_NODE_SET,
     EdgeSet,

@@ -7,10 +7,15 @@ meshsim.graph when it is called).
 
 from meshsim.meshes.channel import channel_mesh
 from meshsim.meshes.cloth import cloth_mesh, cloth_world_pos
+from meshsim.meshes.icosahedral_mesh import (
+    IcosahedralMesh,
+    icosahedral_hierarchy,
+    icosahedron,
+    multimesh_edges,
+)
 from meshsim.meshes.quality import MeshQuality, cell_angles, check_mesh, mesh_quality, signed_areas
 from meshsim.meshes.regional import Refinement
 from meshsim.meshes.sphere import (
-    IcosahedralMesh,
     WeatherMesh,
     build_weather_mesh,
     cell_area_weights,
@@ -18,12 +23,9 @@ from meshsim.meshes.sphere import (
     gaussian_grid,
     grid2mesh_edges,
     grid_points,
-    icosahedral_hierarchy,
-    icosahedron,
     latlon_grid,
     latlon_to_xyz,
     mesh2grid_edges,
-    multimesh_edges,
     weather_graph,
     xyz_to_latlon,
 )

@@ -13,9 +13,9 @@ a side of s radians (~0.005° at 60° with 6 splits).
 Where refined faces meet unrefined ones, the midpoints of the shared sides are
 hanging vertices: they lie on the great circle of the neighbour's side, so the
 cones of the faces still tile the sphere: a point off the sides lies in exactly
-one face (`sphere.containing_faces`). The refined levels, each a full
-tiling, extend the hierarchy, so the multimesh (`sphere.multimesh_edges`) is the
-union of every level's edges, refined ones included.
+one face (`sphere.containing_faces`). The refined levels, each a full tiling, extend
+the hierarchy, so the multimesh (`icosahedral_mesh.multimesh_edges`) is the union of
+every level's edges, refined ones included.
 """
 
 from __future__ import annotations
@@ -25,14 +25,9 @@ import math
 
 import numpy as np
 
-from meshsim.meshes.sphere import (
-    IcosahedralMesh,
-    check_int,
-    check_positive,
-    latlon_to_xyz,
-    split_faces,
-    xyz_to_latlon,
-)
+from meshsim.meshes.checks import check_int, check_positive
+from meshsim.meshes.icosahedral_mesh import IcosahedralMesh, split_faces
+from meshsim.meshes.sphere import latlon_to_xyz, xyz_to_latlon
 
 MAX_EXTRA_SPLITS = 6  # each extra split quadruples the region's faces; 6 = 4096×
 

@@ -1,21 +1,32 @@
-"""Weather on the sphere: lat-lon grids, the icosahedral multimesh and grid↔mesh edges.
+"""Weather on the sphere: lat-lon grids, grid↔mesh edges and GraphCast's `WeatherMesh`.
 
 Points live on the unit sphere as `(x, y, z) = (cos lat cos lon, cos lat sin lon,
 sin lat)`: z through the north pole, x through (0°N, 0°E). Distances are chord
 lengths in R³, as in GraphCast (Lam et al., Science 2023). numpy/scipy only:
 `WeatherMesh.graph` imports `meshsim.graph` (and so jax) only when called.
-Regional refinement (a stretched mesh) lives in `meshsim.meshes.regional`.
+The icosahedral multimesh lives in `meshsim.meshes.icosahedral_mesh` (its names are
+re-exported here), regional refinement (a stretched mesh) in `meshsim.meshes.regional`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.spatial import ConvexHull, cKDTree
+from scipy.spatial import cKDTree
+
+from meshsim.meshes.checks import check_int, check_positive
+from meshsim.meshes.icosahedral_mesh import (  # noqa: F401 (re-exported)
+    MAX_SPLITS,
+    IcosahedralMesh,
+    icosahedral_hierarchy,
+    icosahedron,
+    max_edge_length,
+    multimesh_edges,
+    split_faces,
+)
 
 if TYPE_CHECKING:
     from meshsim.graph import MultiGraph
@@ -23,26 +34,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MAX_SPLITS = 10  # 10.5M vertices: more would exhaust host memory, and no model needs it
 _CHUNK = 1 << 17  # points per block in containing_faces: bounds its temporaries (~20 MB)
 _TOLERANCE = 1e-12  # slack of the in-face test, so points on shared edges/vertices pass
-
-
-def check_int(name: str, value, low: int, high: int | None = None) -> int:
-    """`value` as an int in [low, high]; raises ValueError naming `name` otherwise."""
-    ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name}: expected an int {bound}, got {value!r}")
-    return int(value)
-
-
-def check_positive(name: str, value) -> float:
-    """`value` as a finite float > 0; raises ValueError naming `name` otherwise."""
-    ok = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
-    return float(value)
 
 
 # ----------------------------------------------------------------------------- grids
@@ -154,128 +147,6 @@ def cell_area_weights(latitudes) -> np.ndarray:
     bounds = np.concatenate([[-np.pi / 2], (lat[:-1] + lat[1:]) / 2, [np.pi / 2]])
     area = np.sin(bounds[1:]) - np.sin(bounds[:-1])
     return area / area.mean()
-
-
-# ----------------------------------------------------------------------------- icosahedra
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class IcosahedralMesh:
-    """A triangulation of the unit sphere (one level of an icosahedral hierarchy).
-
-    Attributes:
-      vertices: [V, 3] float64 unit vectors; a level's vertices are a prefix of the
-        next level's, so an index names the same point at every level.
-      faces: [F, 3] int32 vertex indices, counter-clockwise seen from outside.
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray
-
-    @property
-    def num_vertices(self) -> int:
-        return int(self.vertices.shape[0])
-
-    @property
-    def num_faces(self) -> int:
-        return int(self.faces.shape[0])
-
-    def edge_lengths(self) -> np.ndarray:
-        """`[F, 3] float64` chord lengths of sides ab, bc, ca of every face."""
-        corners = self.vertices[self.faces]
-        return np.linalg.norm(corners - np.roll(corners, -1, axis=1), axis=-1)
-
-
-def icosahedron() -> IcosahedralMesh:
-    """The regular icosahedron on the unit sphere, oriented as GraphCast's.
-
-    Vertices: the cyclic permutations of (0, ±1, ±φ), normalised, which put an
-    edge parallel to y on top. As GraphCast does, we turn them about the y axis
-    by -(π - θ)/2, θ = 2 arcsin(φ/√3) ≈ 138.19° the dihedral angle, so that a face
-    lies flat on top: the poles are face centres and no vertex sits on them. The
-    orientation matters: it gives 1,618,824 grid2mesh edges for 0.25° and 6 splits
-    (the paper: 1,618,746); the unturned icosahedron gives 1,629,780.
-    """
-    phi = (1 + math.sqrt(5)) / 2
-    raw = np.array(
-        [np.roll([0.0, a, b * phi], k) for k in range(3) for a in (1, -1) for b in (1, -1)]
-    )
-    angle = -(math.pi - 2 * math.asin(phi / math.sqrt(3))) / 2
-    c, s = math.cos(angle), math.sin(angle)
-    vertices = raw @ np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]]).T
-    vertices /= np.linalg.norm(vertices, axis=1, keepdims=True)
-    faces = ConvexHull(vertices).simplices  # the 20 faces, in either orientation
-    corners = vertices[faces]
-    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-    inward = np.einsum("fx,fx->f", normals, corners.sum(axis=1)) < 0
-    faces = np.where(inward[:, None], faces[:, ::-1], faces)
-    return IcosahedralMesh(vertices=vertices, faces=faces.astype(np.int32))
-
-
-def split_faces(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Splits every face into 4 through its side midpoints, projected onto the sphere.
-
-    Args:
-      vertices: [V, 3] float64 unit vectors.
-      faces: [F, 3] int, counter-clockwise from outside (may be a subset of a mesh).
-
-    Returns:
-      (vertices [V + M, 3] float64: the input, then the midpoints of the M distinct
-      sides of `faces` in sorted order; faces [4F, 3] int32: face f becomes rows
-      4f..4f+3 = its corners a, b, c and its centre, all counter-clockwise). A side
-      shared by two faces gets one midpoint (a vectorised midpoint cache).
-    """
-    num = vertices.shape[0]
-    a, b, c = faces.astype(np.int64).T
-    sides = np.stack(
-        [np.minimum(u, v) * num + np.maximum(u, v) for u, v in ((a, b), (b, c), (c, a))]
-    )
-    keys, inverse = np.unique(sides, return_inverse=True)
-    mid = vertices[keys // num] + vertices[keys % num]
-    mid /= np.linalg.norm(mid, axis=1, keepdims=True)
-    ab, bc, ca = num + inverse.reshape(3, -1)
-    children = np.stack([[a, ab, ca], [ab, b, bc], [ca, bc, c], [ab, bc, ca]])  # [4, 3, F]
-    children = children.transpose(2, 0, 1).reshape(-1, 3).astype(np.int32)
-    return np.concatenate([vertices, mid]), children
-
-
-def icosahedral_hierarchy(splits: int) -> list[IcosahedralMesh]:
-    """Levels 0..splits of the split icosahedron: 10·4^r + 2 vertices, 20·4^r faces.
-
-    Level r + 1 splits every face of level r into 4 (`split_faces`); vertices are
-    nested (prefixes). 6 splits take ~0.1 s.
-    """
-    levels = [icosahedron()]
-    for _ in range(check_int("splits", splits, 0, MAX_SPLITS)):
-        levels.append(IcosahedralMesh(*split_faces(levels[-1].vertices, levels[-1].faces)))
-    return levels
-
-
-def multimesh_edges(hierarchy) -> tuple[np.ndarray, np.ndarray]:
-    """The multimesh: the union of every level's edges, on the finest level's vertices.
-
-    Args:
-      hierarchy: `IcosahedralMesh`es with nested vertices, coarse to fine.
-
-    Returns:
-      (senders [E] int32, receivers [E] int32): both directions, no duplicates,
-      sorted by sender then receiver. Levels 0..6 give 60, 300, 1,260, 5,100,
-      20,460, 81,900, 327,660 edges.
-    """
-    hierarchy = list(hierarchy)
-    if not hierarchy or not all(isinstance(m, IcosahedralMesh) for m in hierarchy):
-        raise TypeError(
-            f"hierarchy: expected a non-empty list of IcosahedralMesh, got {hierarchy!r:.60}"
-        )
-    faces = np.concatenate([m.faces for m in hierarchy]).astype(np.int64)
-    num = hierarchy[-1].num_vertices
-    keys = np.unique(faces[:, [0, 1, 2, 1, 2, 0]] * num + faces[:, [1, 2, 0, 0, 1, 2]])
-    return (keys // num).astype(np.int32), (keys % num).astype(np.int32)
-
-
-def max_edge_length(mesh: IcosahedralMesh) -> float:
-    """The longest side (chord length) of `mesh.faces`."""
-    return float(mesh.edge_lengths().max())
 
 
 # ----------------------------------------------------------------------------- grid ↔ mesh

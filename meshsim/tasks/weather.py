@@ -37,7 +37,7 @@ from meshsim.tasks.base import Fields, Task
 
 GRID, MESH = "grid", "mesh"
 GRID2MESH, MESH2GRID = "grid2mesh", "mesh2grid"
-NUM_FORCINGS = 5  # meshsim.data.weather.FORCING_NAMES
+NUM_FORCINGS = 5  # meshsim.data.forcing.FORCING_NAMES
 POSITION_FEATURES = 3  # sin latitude, cos longitude, sin longitude (meshes.sphere)
 EDGE_FEATURES = 4  # displacement in the receiver's frame (3) + length
 
