@@ -109,20 +109,43 @@ def unrolled_loss(
     step = rollout_step if bundle == 1 else bundle_step
     scale = output_scale(sim, normalizers)
     carry = {k: v for k, v in fields.items() if not k.startswith(("target|", "future|"))}
-    last = horizon - 1
+    if mode == "pushforward":
+        return _pushforward_loss(
+            sim, params, normalizers, carry, structure, weights, scale, step, future, prescribed
+        )
 
     def body(carry, xs):
-        index, truth, prescribed_t = xs
+        truth, prescribed_t = xs
         new, state = step(
             sim, params, normalizers, fields=carry, structure=structure, prescribed=prescribed_t
         )
         error = (state - truth) * scale
-        loss = masked_mse(error, jnp.zeros_like(error), weights, feature_reduction="sum")
-        if mode == "pushforward":
-            new = jax.lax.stop_gradient(new)
-            loss = jnp.where(index == last, loss, 0.0)
-        return new, loss
+        return new, masked_mse(error, jnp.zeros_like(error), weights, feature_reduction="sum")
 
     body = jax.checkpoint(body) if remat else body
-    _, losses = jax.lax.scan(body, carry, (jnp.arange(horizon), future, prescribed))
-    return losses[last] if mode == "pushforward" else jnp.mean(losses)
+    _, losses = jax.lax.scan(body, carry, (future, prescribed))
+    return jnp.mean(losses)
+
+
+def _pushforward_loss(
+    sim, params, normalizers, carry, structure, weights, scale, step, future, prescribed
+):
+    """The last step's loss after k − 1 steps run with frozen parameters: the warm-up
+    scan is outside differentiation altogether (no residuals, no backward pass), so a
+    k-step pushforward costs k − 1 forward passes more than a one-step loss."""
+    last = future.shape[0] - 1
+    frozen = jax.lax.stop_gradient(params)
+
+    def warm(carry, prescribed_t):
+        new, _ = step(
+            sim, frozen, normalizers, fields=carry, structure=structure, prescribed=prescribed_t
+        )
+        return new, None
+
+    carry, _ = jax.lax.scan(warm, carry, prescribed[:last])
+    carry = jax.lax.stop_gradient(carry)
+    _, state = step(
+        sim, params, normalizers, fields=carry, structure=structure, prescribed=prescribed[last]
+    )
+    error = (state - future[last]) * scale
+    return masked_mse(error, jnp.zeros_like(error), weights, feature_reduction="sum")

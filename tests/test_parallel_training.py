@@ -162,3 +162,29 @@ def test_cli_takes_parallel_settings(tmp_path, mode):
     assert len(logged[mode]) == len(logged["one"]) == 3
     for a, b in zip(logged[mode], logged["one"]):
         assert abs(a - b) <= 1e-4 * abs(b)
+
+
+MULTI_STEP = ["train.unroll_steps=2", "train.unroll_mode=pushforward", "model.bundle_steps=2"]
+
+
+def test_multi_step_training_matches_one_device_under_pmap_and_graph_parallel(tmp_path):
+    """Pushforward over bundled steps goes through the same loss under every layout."""
+    script = SETUP + textwrap.dedent(
+        f"""
+        extra = {MULTI_STEP!r}
+        layouts = {{"one": ["parallel.data=1"], "pmap_data4": {MODES["pmap_data4"]!r},
+                    "graph2_data4": {MODES["graph2_data4"]!r}}}
+        logged = {{}}
+        for name, sets in layouts.items():
+            run_training(apply_overrides(config(5), extra + sets), os.path.join(root, name),
+                         progress=False)
+            logged[name] = losses(os.path.join(root, name))
+        print(json.dumps(logged))
+        """
+    )
+    out = json.loads(run_on_cpu_devices(script, 8, str(tmp_path)).strip().splitlines()[-1])
+    ref = out.pop("one")
+    assert len(ref) == 3 and all(x > 0 for x in ref)
+    for name, loss in out.items():
+        assert len(loss) == len(ref), name
+        assert max(abs(a - b) / abs(b) for a, b in zip(loss, ref)) < 1e-4, (name, loss, ref)
