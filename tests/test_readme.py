@@ -30,6 +30,20 @@ NOT_RUN_HERE = {
     "make test": "the suite itself",
     "make demo-weather": "the full-size weather demo; tests/test_weather_cli.py runs "
     "`meshsim demo --config experiments/weather_shallow_water.py --quick`",
+    # Install.
+    "python3.11 -m venv .venv": "`make env` creates the venv this way; `make test` (the CI "
+    "entry point, .ci/run) depends on it",
+    ".venv/bin/pip install -c constraints.txt -e '.[dev]'": "`make env` runs this install "
+    "on every fresh clone and CI run",
+    ".venv/bin/pip install -c constraints.txt 'jax[cuda12]==0.10.2'": "needs an NVIDIA GPU "
+    "and a CUDA 12 driver; the suite runs on CPU",
+    # Notebooks.
+    "MESHSIM_NOTEBOOK_SIZE=tiny .venv/bin/jupyter execute notebooks/01_quickstart.ipynb": (
+        "tests/test_notebooks.py executes every notebook at this size with nbclient, the "
+        "library behind `jupyter execute`"
+    ),
+    ".venv/bin/pip install jupyterlab '&&' .venv/bin/jupyter lab notebooks/": "an "
+    "interactive UI, in no extra: a download and a server, nothing to check",
 }
 _DEVICES8 = "XLA_FLAGS=--xla_force_host_platform_device_count=8 meshsim train --config "
 _DEVICES8 += "experiments/cylinder_flow_lite.py --workdir "
@@ -128,7 +142,9 @@ TINY_TRAIN = [
 ]
 # sub-command -> {flag: cap}: a larger value is lowered, a missing flag added.
 CAPS = {
-    "generate": {"--trajectories": 2, "--steps": 6},
+    # 8 frames: the README's long-rollout line trains on windows of 1 + 3 x 2 frames
+    # (train.unroll_steps=3, model.bundle_steps=2).
+    "generate": {"--trajectories": 2, "--steps": 8},
     "evaluate": {"--num": 1, "--steps": 4},
     "rollout": {"--num": 1, "--steps": 4},
     "forecast": {"--steps": 3},
