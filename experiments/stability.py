@@ -159,7 +159,32 @@ def variants(task: str) -> list[Variant]:
             (_noise(task, 1), "model.bundle_steps=2"),
             needs="bundle_steps",
         ),
+        Variant(
+            "bundle8",
+            "temporal bundling K=8, one-step loss, paper noise",
+            (_noise(task, 1), "model.bundle_steps=8"),
+            smoke=("model.bundle_steps=2",),  # windows fit the smoke trajectories
+            needs="bundle_steps",
+        ),
+        Variant(
+            "bundle4_pushforward2",
+            "bundling K=4 + pushforward k=2 (8 frames ahead), paper noise",
+            (_noise(task, 1), "model.bundle_steps=4", *_pushforward(2)),
+            smoke=("model.bundle_steps=2",),  # windows fit the smoke trajectories
+            needs="bundle_steps",
+        ),
+        Variant(
+            "bundle8_pushforward2",
+            "bundling K=8 + pushforward k=2 (16 frames ahead), paper noise",
+            (_noise(task, 1), "model.bundle_steps=8", *_pushforward(2)),
+            smoke=("model.bundle_steps=2",),  # windows fit the smoke trajectories
+            needs="bundle_steps",
+        ),
     ]
+
+
+def _pushforward(k: int) -> tuple[str, str]:
+    return (f"train.unroll_steps={k}", "train.unroll_mode=pushforward")
 
 
 def _available(variant: Variant) -> bool:

@@ -36,9 +36,8 @@ import jax.numpy as jnp
 import optax
 
 from meshsim import normalization as norm
-from meshsim.metrics import masked_mse
 from meshsim.simulator import Simulator
-from meshsim.unroll import unrolled_loss
+from meshsim.unroll import output_loss, unrolled_loss
 from meshsim.window import Batch, graph_batch_axis
 
 if TYPE_CHECKING:
@@ -133,13 +132,7 @@ def _loss(sim: Simulator, params, normalizers, batch: Batch, features, targets, 
         return sim.apply(params, normalizers, structure.with_features(f))
 
     pred = jax.vmap(predict, in_axes=(0, graph_batch_axis(batch)))(features, batch.graph)
-    targets = norm.normalize(normalizers.output, targets)
-    if sim.task.output_weights is not None:
-        scale = jnp.sqrt(jnp.asarray(sim.task.output_weights, jnp.float32))
-        pred, targets = pred * scale, targets * scale
-    if sim.bundle_steps > 1:  # slices [B, N, K, d] -> [K, B, N, d]: the mean over slices
-        pred, targets = jnp.moveaxis(pred, -2, 0), jnp.moveaxis(targets, -2, 0)
-    return masked_mse(pred, targets, weights, feature_reduction="sum")
+    return output_loss(sim, normalizers, pred, targets, weights)
 
 
 def _unrolled_loss(sim, params, normalizers, batch: Batch, fields, weights, horizon, mode):

@@ -11,16 +11,18 @@ k = 1 is the one-step loss.
   3.3): the mean of the k step losses, gradients through the whole rollout
   (`lax.scan`, each step rematerialized on the backward pass).
 * **pushforward** (Brandstetter et al., ICLR 2022, Sec. 2.3): the first k − 1
-  steps run without gradient (`stop_gradient` on the carried state), and only
-  the last step's loss trains, so the model learns to correct the inputs its
-  own rollouts produce at the cost of one backward step.
+  calls run with frozen parameters and no gradient, and the k-th is scored with the
+  one-step loss from the state they reached (its targets: the true frames after
+  it), so the model learns to correct the inputs its own rollouts produce at the
+  cost of k − 1 extra forward passes.
 
 Temporal bundling (`Simulator.bundle_steps` K > 1): each of the k steps is one
 network call that advances K frames (`meshsim.rollout.bundle_step`), so the loss
 needs k·K future frames (windows cut with `horizon=k·K`) and scores every one of
-the k·K predicted states. The error of frame j of a call then carries the errors
-of the slices before it (they are integrated in turn), so for K > 1 the k = 1
-loss is not the one-step loss on the slices, which the trainer uses for k = 1.
+the k·K predicted states (unrolled). The error of frame j of a call then carries
+the errors of the slices before it (they are integrated in turn), so for K > 1 the
+unrolled k = 1 loss is not the one-step loss on the slices, which the trainer uses
+for k = 1 and pushforward uses for its last call.
 
 Window fields: the task's inputs at t, `target|<state>` (the truth at t+1, moved
 by the training noise), `future|<state> [N, k·K, d]` and `future|prescribed
@@ -111,7 +113,7 @@ def unrolled_loss(
     carry = {k: v for k, v in fields.items() if not k.startswith(("target|", "future|"))}
     if mode == "pushforward":
         return _pushforward_loss(
-            sim, params, normalizers, carry, structure, weights, scale, step, future, prescribed
+            sim, params, normalizers, fields, carry, structure, weights, step, prescribed
         )
 
     def body(carry, xs):
@@ -127,13 +129,41 @@ def unrolled_loss(
     return jnp.mean(losses)
 
 
+def output_loss(
+    sim: Simulator, normalizers: norm.Normalizers, pred: jax.Array, targets: jax.Array, weights
+) -> jax.Array:
+    """[] the MeshGraphNets loss: masked mean over nodes of the squared error of the
+    normalized output, summed over output features (each weighted by the task's
+    `output_weights`); for a bundle, also the mean over its K slices.
+
+    Args:
+      pred: [..., N, d] normalized network output ([..., N, K, d] bundled).
+      targets: raw targets of the same shape (`Simulator.prepare`).
+      weights: [..., N] loss weight per node.
+    """
+    targets = norm.normalize(normalizers.output, targets)
+    if sim.task.output_weights is not None:
+        scale = jnp.sqrt(jnp.asarray(sim.task.output_weights, jnp.float32))
+        pred, targets = pred * scale, targets * scale
+    if sim.bundle_steps > 1:  # slices [..., N, K, d] -> [K, ..., N, d]: the mean over slices
+        pred, targets = jnp.moveaxis(pred, -2, 0), jnp.moveaxis(targets, -2, 0)
+    return masked_mse(pred, targets, weights, feature_reduction="sum")
+
+
 def _pushforward_loss(
-    sim, params, normalizers, carry, structure, weights, scale, step, future, prescribed
+    sim, params, normalizers, fields, carry, structure, weights, step, prescribed
 ):
-    """The last step's loss after k − 1 steps run with frozen parameters: the warm-up
-    scan is outside differentiation altogether (no residuals, no backward pass), so a
-    k-step pushforward costs k − 1 forward passes more than a one-step loss."""
-    last = future.shape[0] - 1
+    """The one-step loss of the k-th network call, made from the state the first k − 1
+    calls reached with frozen parameters.
+
+    The warm-up scan is outside differentiation altogether (no residuals, no backward
+    pass), so a k-step pushforward costs k − 1 forward passes more than a one-step
+    loss. The last call is scored exactly as a one-step example whose input is the
+    pushed state and whose targets are the true frames after it (for a bundle, the K
+    slice targets of `Simulator.bundle_targets`): the model learns to bring its own
+    drifted state back to the truth, with the one-step loss's conditioning.
+    """
+    last = prescribed.shape[0] - 1
     frozen = jax.lax.stop_gradient(params)
 
     def warm(carry, prescribed_t):
@@ -143,9 +173,11 @@ def _pushforward_loss(
         return new, None
 
     carry, _ = jax.lax.scan(warm, carry, prescribed[:last])
-    carry = jax.lax.stop_gradient(carry)
-    _, state = step(
-        sim, params, normalizers, fields=carry, structure=structure, prescribed=prescribed[last]
-    )
-    error = (state - future[last]) * scale
-    return masked_mse(error, jnp.zeros_like(error), weights, feature_reduction="sum")
+    offset = last * sim.bundle_steps  # frames the warm-up advanced
+    pushed = dict(jax.lax.stop_gradient(carry))
+    pushed.update({k: v[:, offset:] for k, v in fields.items() if k.startswith("future|")})
+    state = sim.task.state_field
+    pushed[f"target|{state}"] = fields[f"future|{state}"][:, offset]
+    features, targets, _ = sim.prepare(pushed, structure, None)
+    pred = sim.apply(params, normalizers, structure.with_features(features))
+    return output_loss(sim, normalizers, pred, targets, weights)

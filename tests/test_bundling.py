@@ -181,6 +181,29 @@ def test_slices_are_scored_against_their_own_frames():
         unrolled_loss(*args, horizon=3)  # 3 calls × 2 frames > the window's 4
 
 
+def test_pushforward_scores_its_last_bundle_with_the_one_step_slice_loss():
+    """After the frozen first call, the last call is a one-step example from the pushed
+    state: slice j against the increment to the true frame t+j+1 of that call."""
+    traj = _halving_trajectory()
+    sim, reverse = _halving_sim(), _halving_sim(reverse=True)
+    budget = dataset_budget([traj], sim.task)
+    batch = next(iter_batches([traj], sim.task, batch_size=1, budget=budget, horizon=4))
+    fields = jax.tree_util.tree_map(lambda x: jnp.asarray(x[0]), batch.fields)
+    structure = jax.tree_util.tree_map(lambda x: x[0], batch.graph)
+    weights = sim.task.loss_weights(fields, structure.node_sets["mesh"].mask)
+    normalizers = _identity_normalizers(sim.task)
+    args = ({}, normalizers, fields, structure, weights)
+    assert float(unrolled_loss(sim, *args, horizon=2, mode="pushforward")) == 0.0
+    # Reversed slices still sum to the right frame t+2 (u_t / 4), so the pushed state is
+    # the truth; from it each slice of the last call misses by u_{t+2} / 4 = u_t / 16.
+    # (A loss on the integrated states would see u_t / 16 on one frame and 0 on the other.)
+    got = unrolled_loss(reverse, *args, horizon=2, mode="pushforward")
+    u = fields["velocity"]
+    expected = masked_mse(u / 16, 0 * u, weights, feature_reduction="sum")
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert float(expected) > 0
+
+
 def test_unrolled_bundles_are_a_loop_of_bundle_steps_over_k_times_k_frames():
     task, traj = cloth_task(), synthetic_cloth_trajectory()
     sim = meshsim.Simulator(meshsim.MeshGraphNet(output_size=3, bundle_steps=2, **TINY), task)
