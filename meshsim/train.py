@@ -135,15 +135,20 @@ def _loss(sim: Simulator, params, normalizers, batch: Batch, features, targets, 
     return output_loss(sim, normalizers, pred, targets, weights)
 
 
-def _unrolled_loss(sim, params, normalizers, batch: Batch, fields, weights, horizon, mode):
-    """Mean over the batch of `meshsim.unroll.unrolled_loss` (k-step rollouts)."""
+def _unrolled_loss(
+    sim, params, normalizers, batch: Batch, fields, weights, horizon, mode, keys=None
+):
+    """Mean over the batch of `meshsim.unroll.unrolled_loss` (k-step rollouts); `keys`
+    [B]: one per example, for pushforward's sampled depth."""
 
-    def one(f, structure, w):
-        return unrolled_loss(sim, params, normalizers, f, structure, w, horizon=horizon, mode=mode)
+    def one(f, structure, w, key):
+        return unrolled_loss(
+            sim, params, normalizers, f, structure, w, horizon=horizon, mode=mode, rng=key
+        )
 
-    per_example = jax.vmap(one, in_axes=(0, graph_batch_axis(batch), 0))(
-        fields, batch.graph, weights
-    )
+    per_example = jax.vmap(
+        one, in_axes=(0, graph_batch_axis(batch), 0, 0 if keys is not None else None)
+    )(fields, batch.graph, weights, keys)
     return jnp.mean(per_example)
 
 
@@ -191,7 +196,8 @@ def make_train_step(
 
     `horizon` k > 1 trains on k-step rollouts (`meshsim.unroll`, `mode` "unrolled" or
     "pushforward"); the batch must hold windows of at least k future frames
-    (`iter_batches(..., horizon=k)`). Noise goes on the initial state only. A bundled
+    (`iter_batches(..., horizon=k)`). Noise goes on the initial state only; pushforward
+    draws each example's number of frozen calls from 0..k − 1. A bundled
     simulator (`sim.bundle_steps` K > 1) needs k·K future frames (k network calls of
     K frames each; k = 1 scores the K output slices against their targets).
 
@@ -212,6 +218,12 @@ def make_train_step(
             features, targets, weights = _prepare(sim, batch, rng, axis_name)
         else:
             fields = _noisy_fields(sim, batch, rng, axis_name)
+            size = fields[sim.task.state_field].shape[0]
+            depth_keys = (
+                _example_keys(jax.random.fold_in(rng, 1), size, axis_name)
+                if mode == "pushforward"
+                else None
+            )
             features, targets, weights = _prepare(sim, batch._replace(fields=fields), None)
         normalizers = sim.update_normalizers(
             state.normalizers, features, batch.graph, targets, axis_name=axis_name
@@ -221,7 +233,9 @@ def make_train_step(
             if horizon == 1:
                 loss = _loss(sim, p, normalizers, batch, features, targets, weights)
                 return _global_loss(loss, weights, axis_name, weighted=True)
-            loss = _unrolled_loss(sim, p, normalizers, batch, fields, weights, horizon, mode)
+            loss = _unrolled_loss(
+                sim, p, normalizers, batch, fields, weights, horizon, mode, depth_keys
+            )
             return _global_loss(loss, weights, axis_name, weighted=False)
 
         loss, grads = jax.value_and_grad(loss_fn)(state.params)

@@ -10,11 +10,12 @@ k = 1 is the one-step loss.
 * **unrolled** (GraphCast's autoregressive fine-tuning, Lam et al. 2023, Sec.
   3.3): the mean of the k step losses, gradients through the whole rollout
   (`lax.scan`, each step rematerialized on the backward pass).
-* **pushforward** (Brandstetter et al., ICLR 2022, Sec. 2.3): the first k − 1
-  calls run with frozen parameters and no gradient, and the k-th is scored with the
-  one-step loss from the state they reached (its targets: the true frames after
-  it), so the model learns to correct the inputs its own rollouts produce at the
-  cost of k − 1 extra forward passes.
+* **pushforward** (Brandstetter et al., ICLR 2022, Sec. 2.3): a number of calls
+  drawn per example from 0..k − 1 run with frozen parameters and no gradient, and
+  the next one is scored with the one-step loss from the state they reached (its
+  targets: the true frames after it), so the model learns to correct the inputs
+  its own rollouts produce, and still learns from true inputs, at the cost of
+  k − 1 extra forward passes.
 
 Temporal bundling (`Simulator.bundle_steps` K > 1): each of the k steps is one
 network call that advances K frames (`meshsim.rollout.bundle_step`), so the loss
@@ -76,6 +77,7 @@ def unrolled_loss(
     horizon: int,
     mode: str = "unrolled",
     remat: bool = True,
+    rng: jax.Array | None = None,
 ) -> jax.Array:
     """The k-step loss of one window (see the module doc).
 
@@ -87,6 +89,9 @@ def unrolled_loss(
       horizon: k ≥ 1 network calls, static.
       mode: "unrolled" or "pushforward".
       remat: recompute each step on the backward pass (memory O(1) in k).
+      rng: pushforward only: draw the number of frozen calls uniformly from 0..k − 1
+        (Brandstetter et al.'s sampling, so the model also keeps training from true
+        inputs); without it, always k − 1.
 
     Returns:
       [] float32 loss: the mean over steps (unrolled) or the last step's (pushforward);
@@ -112,8 +117,9 @@ def unrolled_loss(
     scale = output_scale(sim, normalizers)
     carry = {k: v for k, v in fields.items() if not k.startswith(("target|", "future|"))}
     if mode == "pushforward":
+        depth = horizon - 1 if rng is None else jax.random.randint(rng, (), 0, horizon)
         return _pushforward_loss(
-            sim, params, normalizers, fields, carry, structure, weights, step, prescribed
+            sim, params, normalizers, fields, carry, structure, weights, step, prescribed, depth
         )
 
     def body(carry, xs):
@@ -151,33 +157,41 @@ def output_loss(
 
 
 def _pushforward_loss(
-    sim, params, normalizers, fields, carry, structure, weights, step, prescribed
+    sim, params, normalizers, fields, carry, structure, weights, step, prescribed, depth
 ):
-    """The one-step loss of the k-th network call, made from the state the first k − 1
+    """The one-step loss of call `depth` + 1, made from the state the first `depth`
     calls reached with frozen parameters.
 
-    The warm-up scan is outside differentiation altogether (no residuals, no backward
-    pass), so a k-step pushforward costs k − 1 forward passes more than a one-step
-    loss. The last call is scored exactly as a one-step example whose input is the
-    pushed state and whose targets are the true frames after it (for a bundle, the K
-    slice targets of `Simulator.bundle_targets`): the model learns to bring its own
-    drifted state back to the truth, with the one-step loss's conditioning.
+    The warm-up scan (always k − 1 calls, `depth` picks among their states) is outside
+    differentiation altogether (no residuals, no backward pass), so a k-step
+    pushforward costs k − 1 forward passes more than a one-step loss. The scored call
+    is exactly a one-step example whose input is the pushed state and whose targets
+    are the true frames after it (for a bundle, the K slice targets of
+    `Simulator.bundle_targets`): the model learns to bring its own drifted state back
+    to the truth, with the one-step loss's conditioning. `depth` 0 is the one-step
+    example itself (the noisy input and its noise-corrected target).
     """
-    last = prescribed.shape[0] - 1
+    calls, bundle = prescribed.shape[0], sim.bundle_steps
     frozen = jax.lax.stop_gradient(params)
 
     def warm(carry, prescribed_t):
         new, _ = step(
             sim, frozen, normalizers, fields=carry, structure=structure, prescribed=prescribed_t
         )
-        return new, None
+        return new, new
 
-    carry, _ = jax.lax.scan(warm, carry, prescribed[:last])
-    offset = last * sim.bundle_steps  # frames the warm-up advanced
-    pushed = dict(jax.lax.stop_gradient(carry))
-    pushed.update({k: v[:, offset:] for k, v in fields.items() if k.startswith("future|")})
+    _, pushed = jax.lax.scan(warm, carry, prescribed[: calls - 1])  # [k − 1, ...] each
+    starts = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), carry, pushed)
+    inputs = jax.lax.stop_gradient(jax.tree_util.tree_map(lambda x: x[depth], starts))
+    offset = depth * bundle  # frames the warm-up advanced
+    window = dict(inputs)
+    for name, value in fields.items():
+        if name.startswith("future|"):
+            window[name] = jax.lax.dynamic_slice_in_dim(value, offset, bundle, axis=1)
     state = sim.task.state_field
-    pushed[f"target|{state}"] = fields[f"future|{state}"][:, offset]
-    features, targets, _ = sim.prepare(pushed, structure, None)
+    frames = jnp.swapaxes(fields[f"future|{state}"], 0, 1)  # [k·K, N, d]
+    frames = frames.at[0].set(fields[f"target|{state}"])  # depth 0: the noise-corrected one
+    window[f"target|{state}"] = frames[offset]
+    features, targets, _ = sim.prepare(window, structure, None)
     pred = sim.apply(params, normalizers, structure.with_features(features))
     return output_loss(sim, normalizers, pred, targets, weights)

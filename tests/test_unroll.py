@@ -207,14 +207,46 @@ def test_train_step_with_a_horizon_uses_the_unrolled_loss(mode):
     step = make_train_step(sim, tx, horizon=3, mode=mode, jit=False)
     new, metrics = step(state, batch, jax.random.key(1))
     expected = []
+    # Pushforward draws each example's depth from its own key: split(fold_in(rng, 1), B).
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(1), 1), 2)
     for b in range(2):
         fields = {k: jnp.asarray(v[b]) for k, v in batch.fields.items()}
         structure = jax.tree_util.tree_map(lambda x, b=b: x[b], batch.graph)
         w = task.loss_weights(fields, structure.node_sets["mesh"].mask)
         expected.append(
             unrolled_loss(
-                sim, state.params, state.normalizers, fields, structure, w, horizon=3, mode=mode
+                sim,
+                state.params,
+                state.normalizers,
+                fields,
+                structure,
+                w,
+                horizon=3,
+                mode=mode,
+                rng=keys[b] if mode == "pushforward" else None,
             )
         )
     np.testing.assert_allclose(metrics["loss"], np.mean(expected), rtol=1e-5)
     assert int(metrics["skipped"]) == 0 and int(new.step) == 1
+
+
+@pytest.mark.parametrize("name", ["cfd", "cloth"])
+def test_pushforward_depth_is_drawn_from_0_to_k_minus_1(name):
+    """With a key, the scored call follows 0..k−1 frozen calls; depth 0 is the one-step
+    loss (noisy input, noise-corrected target), depth k−1 the keyless pushforward."""
+    sim, params, normalizers, fields, structure, weights, _ = _setup(name)
+    args = (sim, params, normalizers, fields, structure, weights)
+    one_step = unrolled_loss(*args, horizon=1)
+    deepest = unrolled_loss(*args, horizon=3, mode="pushforward")
+    drawn = [
+        float(unrolled_loss(*args, horizon=3, mode="pushforward", rng=jax.random.key(i)))
+        for i in range(24)
+    ]
+    depth = [jax.random.randint(jax.random.key(i), (), 0, 3) for i in range(24)]
+    assert {int(d) for d in depth} == {0, 1, 2}
+    for value, d in zip(drawn, depth):
+        if int(d) == 0:
+            np.testing.assert_allclose(value, one_step, rtol=2e-4)
+        if int(d) == 2:
+            np.testing.assert_allclose(value, deepest, rtol=2e-4)
+    assert len({round(v, 4) for v in drawn}) == 3  # three distinct depths were scored
