@@ -156,6 +156,22 @@ DEFAULTS = {
 }
 
 
+MAX_BUNDLE = 2  # frames per network call in tiny runs (the config's or the README's, capped)
+
+
+def _bundle_steps(argv: list[str]) -> int:
+    """The `model.bundle_steps` a `train` argv asks for: its last override, else the
+    config file's."""
+    sets = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--set"]
+    given = [s.split("=", 1)[1] for s in sets if s.startswith("model.bundle_steps=")]
+    if given:
+        return int(given[-1])
+    from meshsim.config import load_config
+
+    _, config = _find(argv, "--config")
+    return load_config(config).model.bundle_steps if config else 1
+
+
 def _find(argv: list[str], flag: str) -> tuple[int | None, str | None]:
     for i, arg in enumerate(argv):
         if arg == flag:
@@ -202,6 +218,9 @@ def tiny(argv: list[str]) -> list[str]:
     if command == "train":
         for override in TINY_TRAIN:
             argv += ["--set", override]
+        bundle = _bundle_steps(argv)
+        if bundle > MAX_BUNDLE:  # the tiny trajectories hold too few frames per window
+            argv += ["--set", f"model.bundle_steps={MAX_BUNDLE}"]
     if command == "demo" and "--quick" not in argv:
         argv.append("--quick")
     return argv

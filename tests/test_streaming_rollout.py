@@ -116,7 +116,8 @@ def test_host_memory_is_flat_with_rollout_length(tmp_path):
     config = load_config(
         os.path.join(REPO, "experiments", "cylinder_flow_lite.py"),
         [f"data.path={root}", "model.latent_size=8", "model.num_message_passing_steps=1"]
-        + ["train.steps=2", "train.accumulate_steps=1", "train.checkpoint_every=2"],
+        + ["train.steps=2", "train.accumulate_steps=1", "train.checkpoint_every=2"]
+        + ["model.bundle_steps=1"],  # one frame per call: 12-frame trajectories
     )
     run_training(config, workdir, progress=False)
     env = {**os.environ, "PYTHONPATH": REPO, "MESHSIM_COMPILATION_CACHE": ""}
