@@ -26,7 +26,7 @@ README = os.path.join(REPO, "README.md")
 
 # Shell lines of the README that this module does not run, each with the reason.
 NOT_RUN_HERE = {
-    "make demo": "the full-size demo (10 min); tests/test_cli.py runs `meshsim demo --quick`",
+    "make demo": "the full-size demo (~7 min); tests/test_cli.py runs `meshsim demo --quick`",
     "make test": "the suite itself",
     "make demo-weather": "the full-size weather demo; tests/test_weather_cli.py runs "
     "`meshsim demo --config experiments/weather_shallow_water.py --quick`",
