@@ -112,16 +112,14 @@ SMOKE_TRAIN = [
 class Variant:
     """One training recipe: `overrides` on the pinned baseline (`apply_overrides` syntax).
 
-    `smoke` replaces overrides whose sizes (a curriculum's schedule) only make sense
-    at real scale; `needs` names a config field that must exist (bundling arrives
-    with `model.bundle_steps`), else the variant is skipped.
+    `smoke` replaces overrides whose sizes (a curriculum's schedule, a bundle longer
+    than the smoke trajectories allow) only make sense at real scale.
     """
 
     name: str
     about: str
     overrides: tuple[str, ...] = ()
     smoke: tuple[str, ...] = ()
-    needs: str | None = None
 
 
 def _noise(task: str, factor: float) -> str:
@@ -170,13 +168,7 @@ def _bundled(task: str, k: int, pushforward: int = 1) -> Variant:
     else:
         about += ", one-step loss"
     smoke = () if k == 2 and pushforward == 1 else ("model.bundle_steps=2",)
-    return Variant(name, about + ", paper noise", tuple(overrides), smoke, needs="bundle_steps")
-
-
-def _available(variant: Variant) -> bool:
-    if variant.needs is None:
-        return True
-    return variant.needs in {f.name for f in dataclasses.fields(ModelConfig)}
+    return Variant(name, about + ", paper noise", tuple(overrides), smoke)
 
 
 def base_config(task: str, data_path: str, *, smoke: bool) -> ExperimentConfig:
@@ -446,9 +438,6 @@ def run_task(task: str, args, names: set[str] | None) -> dict:
     out["dataset"]["settings"] = dataclasses.asdict(base.data)
     for variant in variants(task):
         if names is not None and variant.name not in names:
-            continue
-        if not _available(variant):
-            logger.warning("%s/%s: skipped (no model.%s yet)", task, variant.name, variant.needs)
             continue
         overrides = variant_overrides(variant, smoke=smoke)
         config = apply_overrides(base, overrides)

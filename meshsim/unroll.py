@@ -111,16 +111,27 @@ def unrolled_loss(
     prescribed = sim.future_frames(fields, "prescribed", frames)  # [k·K, N, P]
     future = future.at[0].set(fields[f"target|{state_field}"])  # the noise-corrected target
     if bundle > 1:  # one row of K frames per network call
-        future = future.reshape(horizon, bundle, *future.shape[1:])  # [k, K, N, d]
         prescribed = prescribed.reshape(horizon, bundle, *prescribed.shape[1:])  # [k, K, N, P]
     step = rollout_step if bundle == 1 else bundle_step
-    scale = output_scale(sim, normalizers)
     carry = {k: v for k, v in fields.items() if not k.startswith(("target|", "future|"))}
     if mode == "pushforward":
         depth = horizon - 1 if rng is None else jax.random.randint(rng, (), 0, horizon)
         return _pushforward_loss(
-            sim, params, normalizers, fields, carry, structure, weights, step, prescribed, depth
+            sim,
+            params,
+            normalizers,
+            fields,
+            carry,
+            structure,
+            weights,
+            step,
+            prescribed,
+            future[depth * bundle],
+            depth,
         )
+    if bundle > 1:
+        future = future.reshape(horizon, bundle, *future.shape[1:])  # [k, K, N, d]
+    scale = output_scale(sim, normalizers)
 
     def body(carry, xs):
         truth, prescribed_t = xs
@@ -157,7 +168,7 @@ def output_loss(
 
 
 def _pushforward_loss(
-    sim, params, normalizers, fields, carry, structure, weights, step, prescribed, depth
+    sim, params, normalizers, fields, carry, structure, weights, step, prescribed, first, depth
 ):
     """The one-step loss of call `depth` + 1, made from the state the first `depth`
     calls reached with frozen parameters.
@@ -169,7 +180,8 @@ def _pushforward_loss(
     are the true frames after it (for a bundle, the K slice targets of
     `Simulator.bundle_targets`): the model learns to bring its own drifted state back
     to the truth, with the one-step loss's conditioning. `depth` 0 is the one-step
-    example itself (the noisy input and its noise-corrected target).
+    example itself (the noisy input and its noise-corrected target); `first` [N, d] is
+    the true frame the scored call must reach first (that target at depth 0).
     """
     calls, bundle = prescribed.shape[0], sim.bundle_steps
     frozen = jax.lax.stop_gradient(params)
@@ -188,10 +200,7 @@ def _pushforward_loss(
     for name, value in fields.items():
         if name.startswith("future|"):
             window[name] = jax.lax.dynamic_slice_in_dim(value, offset, bundle, axis=1)
-    state = sim.task.state_field
-    frames = jnp.swapaxes(fields[f"future|{state}"], 0, 1)  # [k·K, N, d]
-    frames = frames.at[0].set(fields[f"target|{state}"])  # depth 0: the noise-corrected one
-    window[f"target|{state}"] = frames[offset]
+    window[f"target|{sim.task.state_field}"] = first
     features, targets, _ = sim.prepare(window, structure, None)
     pred = sim.apply(params, normalizers, structure.with_features(features))
     return output_loss(sim, normalizers, pred, targets, weights)
