@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Parallel test workers; the suite is sized for 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: env test lint format demo demo-weather bench bench-smoke clean
+.PHONY: env test lint format docs demo demo-weather bench bench-smoke clean
 
 env: $(STAMP)
 
@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 lint: env
 	$(VENV)/bin/ruff check meshsim tests experiments
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff format --check meshsim tests experiments
 
 format: env
@@ -26,7 +27,13 @@ format: env
 
 test: env
 	$(VENV)/bin/ruff check meshsim tests experiments
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --durations=15
+
+# The documentation site (mkdocs.yml) into site/; --strict: any warning is an error,
+# as in tests/test_docs.py.
+docs: env
+	$(PY) -m mkdocs build --strict --site-dir site
 
 demo: env
 	$(VENV)/bin/meshsim demo --workdir runs/demo
@@ -44,4 +51,4 @@ bench-smoke: env
 	$(PY) experiments/benchmarks/run.py --smoke --out /tmp/meshsim-bench-smoke
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) runs site .pytest_cache .ruff_cache

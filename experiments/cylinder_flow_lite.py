@@ -19,6 +19,21 @@ study's shorter run did not have it.
 
 from meshsim.config import DataConfig, ExperimentConfig, ModelConfig, lite_train_config
 
+# `meshsim demo --quick` (the test suite's smoke run): a coarse mesh, short
+# trajectories, a tiny network and schedule.
+QUICK_OVERRIDES = [
+    "data.generate_train_trajectories=3",
+    "data.generate_valid_trajectories=1",
+    "data.generate_steps=40",
+    "model.latent_size=16",
+    "model.num_message_passing_steps=2",
+    "train.steps=60",
+    "train.accumulate_steps=10",
+    "train.checkpoint_every=30",
+    "train.log_every=10",
+    "data.generate_mesh_resolution=0.4",
+]
+
 
 def get_config() -> ExperimentConfig:
     return ExperimentConfig(

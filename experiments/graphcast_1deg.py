@@ -10,7 +10,7 @@ surface geopotential; forcings computed from the time. Multimesh of 6 splits
 swish, LayerNorm.
 
 Parameters: 35,051,747 (`meshsim.GraphCast` with these widths; counted by
-tests/test_experiments.py — the paper reports 36.7M, the difference is that its mesh
+tests/test_weather_experiments.py — the paper reports 36.7M, the difference is that its mesh
 nodes also update their own latents in the grid→mesh and mesh→grid blocks).
 
 Schedule: the paper trains 300k one-step steps, then 11k autoregressive steps growing
@@ -26,8 +26,8 @@ from meshsim.config import (
     ExperimentConfig,
     ModelConfig,
     OptimizerConfig,
+    TaskConfig,
     TrainConfig,
-    WeatherConfig,
 )
 
 ATMOSPHERIC = (
@@ -55,19 +55,15 @@ NUM_STATIC = 2  # land_sea_mask, geopotential_at_surface
 def get_config() -> ExperimentConfig:
     return ExperimentConfig(
         name="graphcast_1deg",
-        task="weather",
-        data=DataConfig(path="data/era5_1deg", batch_size=1, generate_domain="shallow_water"),
-        model=ModelConfig(
-            name="graphcast",
-            latent_size=512,
-            num_message_passing_steps=16,
-            mlp_hidden_layers=1,
-            activation="swish",
-            remat=True,
+        task=TaskConfig(name="weather", options={"mesh_splits": 6, "variable_weights": WEIGHTS}),
+        data=DataConfig(
+            path="data/era5_1deg",
+            batch_size=1,
+            generate_domain="shallow_water",
+            variables=ATMOSPHERIC + SURFACE,
         ),
-        weather=WeatherConfig(
-            variables=ATMOSPHERIC + SURFACE, mesh_splits=6, variable_weights=WEIGHTS
-        ),
+        # GraphCast's own structure (latent 512, 16 mesh steps, one hidden layer, swish)
+        model=ModelConfig(name="graphcast", remat=True),
         train=TrainConfig(
             steps=311_000,
             accumulate_steps=0,
@@ -93,12 +89,8 @@ def paper_model():
     from meshsim.tasks.weather import WeatherTask
 
     task = WeatherTask(output_size=NUM_CHANNELS, num_static=NUM_STATIC, mesh_splits=6)
-    c = get_config().model
-    model = meshsim.GraphCast(
-        output_size=NUM_CHANNELS,
-        latent_size=c.latent_size,
-        num_message_passing_steps=c.num_message_passing_steps,
-        remat=c.remat,
+    model = meshsim.get_model(
+        "graphcast", output_size=NUM_CHANNELS, **get_config().model.model_kwargs()
     )
     return meshsim.Simulator(model, task)
 

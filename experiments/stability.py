@@ -4,7 +4,7 @@ training time.
 For cylinder flow (`experiments/cylinder_flow_lite.py`'s data and model) and cloth
 (`experiments/flag_simple_lite.py`), each configuration of `variants(task)` is trained for the
 same wall-clock budget and scored by the package's own evaluation
-(`meshsim.experiment.run_evaluation`: rollouts of every validation trajectory from its
+(`meshsim.runs.run_evaluation`: rollouts of every validation trajectory from its
 first frame, RMSE at horizons 1/10/50/all against persistence). From the stored
 rollouts (`rollouts.h5`) the study adds the first step at which the model's per-step
 RMSE (over the validation trajectories) exceeds persistence's, and the same for the
@@ -55,7 +55,6 @@ import time
 import numpy as np
 
 from meshsim import atomic
-from meshsim import metrics as M
 from meshsim.config import (
     ExperimentConfig,
     ModelConfig,
@@ -63,7 +62,8 @@ from meshsim.config import (
     lite_train_config,
     load_config,
 )
-from meshsim.unroll import horizon_at
+from meshsim.evaluation import metrics as M
+from meshsim.training.multistep import horizon_at
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -124,7 +124,7 @@ class Variant:
 
 def _noise(task: str, factor: float) -> str:
     base = {"cylinder": 0.02, "cloth": 0.003}[task]  # the tasks' paper values
-    return f"noise_std={base * factor:g}"
+    return f"task.noise_std={base * factor:g}"
 
 
 def variants(task: str) -> list[Variant]:
@@ -183,7 +183,8 @@ def base_config(task: str, data_path: str, *, smoke: bool) -> ExperimentConfig:
         keep_checkpoints=1,
     )
     model = ModelConfig(latent_size=64, num_message_passing_steps=8)  # the lite network
-    config = dataclasses.replace(config, model=model, train=train, noise_std=None, noise_gamma=None)
+    task = dataclasses.replace(config.task, noise_std=None, noise_gamma=None)
+    config = dataclasses.replace(config, model=model, train=train, task=task)
     overrides = spec["smoke"] + SMOKE_TRAIN if smoke else []
     return apply_overrides(config, [*overrides, f"data.path={data_path}"])
 
@@ -327,7 +328,7 @@ def train_for_budget(
     Returns the bookkeeping: steps trained, steps/s per horizon, the estimated training
     seconds and the wall seconds of the `run_training` calls.
     """
-    from meshsim.experiment import run_training
+    from meshsim.runs import run_training
 
     tc = config.train
     start = tc.accumulate_steps
@@ -396,7 +397,7 @@ def per_step_rmse(rollouts_path: str) -> tuple[np.ndarray, np.ndarray]:
 
 def score(workdir: str, split: str) -> dict:
     """The package's evaluation of a run plus first-exceed steps and per-step curves."""
-    from meshsim.experiment import run_evaluation
+    from meshsim.runs import run_evaluation
 
     t0 = time.perf_counter()
     result = run_evaluation(workdir, split=split)
@@ -502,8 +503,7 @@ def markdown(results: dict) -> str:
         + ". Each configuration trains for the same steady-state training time (the",
         "budget; steps = budget × the steps/s measured in a warm-up chunk and again for each",
         "new curriculum horizon); compilation, checkpoints and the statistics-only steps are",
-        "outside it (`wall s` is the whole training). Evaluation is `meshsim.experiment."
-        "run_evaluation`",
+        "outside it (`wall s` is the whole training). Evaluation is `meshsim.runs.run_evaluation`",
         "on every validation trajectory, rolled out from its first frame to its end. RMSE at",
         "h is the RMSE over steps 1..h (the package's metric); *first exceed* is the first",
         "step at which the model's per-step RMSE (averaged over trajectories) exceeds",
@@ -699,7 +699,10 @@ def demo_check(workdir: str) -> dict:
     defaults = {"steps": None, "unroll_steps": 1, "unroll_mode": "unrolled", "unroll_schedule": 0}
     return {
         "config": metrics.get("config"),
-        "noise_std": config.get("noise_std"),
+        # config.json of either layout: the task section, or top-level noise (older runs)
+        "noise_std": (config["task"] if isinstance(config.get("task"), dict) else config).get(
+            "noise_std"
+        ),
         "model": {k: config["model"].get(k) for k in ("latent_size", "bundle_steps")},
         "train": {k: config["train"].get(k, v) for k, v in defaults.items()},  # older runs
         "rmse": metrics["rollout_rmse"],

@@ -4,7 +4,7 @@
         --config experiments/cylinder_flow_lite.py --config experiments/cylinder_flow.py
 
 For each config: median training steps/s over `--steps` steps after a warm-up
-(the compiled step of `meshsim.train`, batches from the real pipeline) and
+(the compiled step of `meshsim.training.step`, batches from the real pipeline) and
 rollout steps/s of a chunked `rollout_trajectory` (compilation excluded: the
 same rollout is run once before timing). Prints a markdown table and JSON.
 """
@@ -21,10 +21,10 @@ import jax
 
 from meshsim.config import apply_overrides, load_config
 from meshsim.data import open_dataset
-from meshsim.data.pipeline import dataset_budget, iter_batches
-from meshsim.experiment import build_simulator
 from meshsim.rollout import rollout_trajectory
-from meshsim.train import init_train_state, make_optimizer, make_train_step
+from meshsim.runs import build_simulator
+from meshsim.training.batches import dataset_budget, iter_batches
+from meshsim.training.step import init_train_state, make_optimizer, make_train_step
 
 
 def measure(config_path: str, data: str, steps: int, rollout_steps: int) -> dict:

@@ -9,8 +9,10 @@ directory listing for `*.h5` or `*.json` never matches it.
     with atomic_path("run/metrics.json") as tmp:
         write_something(tmp)            # renamed onto run/metrics.json on success
 
-`AtomicFile` is the same for writers that stay open across calls (an HDF5 or
-TFRecord writer): `commit()` renames, `discard()` removes. `staged_directory` does
+`AtomicFile` is the same for writers that stay open across calls: `commit()` renames,
+`discard()` removes. `AtomicWriter` builds on it for writers that stream into one
+handle (the HDF5, TFRecord and rollouts writers): a subclass says how to open and
+finish the handle, the base publishes or discards the file. `staged_directory` does
 it for a command that writes several files (a converted or generated dataset, a
 ParaView export): they are written into a temporary sibling directory and
 published together, or not at all.
@@ -29,7 +31,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Self
 
 
 class AtomicFile:
@@ -79,6 +81,91 @@ class AtomicFile:
         try:
             close()
         finally:
+            self.discard()
+
+
+class AtomicWriter:
+    """Base of writers that stream into one file and publish it whole or not at all.
+
+    The constructor opens the subclass's handle on a temporary sibling of `path`
+    (`AtomicFile`) through `_open`; `commit()` finishes and closes it (`_finish`) and
+    renames it onto `path`; `discard()` closes and removes it. As a context manager it
+    commits on a clean exit and discards on an exception. After either the writer is
+    `closed`; repeating the same one is a no-op, committing a discarded writer raises.
+
+    Subclasses implement `_open(tmp)` (called from `__init__`: set whatever it reads
+    before calling `super().__init__`) and may override `_finish(handle)` for last
+    writes; the handle needs a `close()` that may be called twice.
+
+    Attributes:
+      path: the final path.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self._atomic = AtomicFile(self.path)
+        self._discarded = False
+        try:
+            self._file: Any = self._open(self._atomic.tmp)
+        except BaseException:
+            self._atomic.discard()
+            raise
+
+    def _open(self, tmp: str) -> Any:
+        """Opens and returns the handle that writes the temporary file `tmp`."""
+        raise NotImplementedError
+
+    def _finish(self, handle: Any) -> None:
+        """Last writes (a trailer, a flush) before publishing; then closes `handle`."""
+        handle.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the writer was committed or discarded."""
+        return self._file is None
+
+    def _handle(self) -> Any:
+        """The open handle; ValueError naming the writer once it is closed."""
+        if self._file is None:
+            raise ValueError(f"{type(self).__name__} for {self.path} is closed")
+        return self._file
+
+    def commit(self) -> str:
+        """Finishes the file and renames it onto `path`; returns `path`.
+
+        If finishing or renaming fails, the temporary is removed and the error
+        re-raised (nothing is published). A no-op once committed.
+
+        Raises:
+          ValueError: the writer was discarded.
+        """
+        if self._discarded:
+            raise ValueError(f"{type(self).__name__} for {self.path} was discarded")
+        if self._file is None:
+            return self.path
+        handle, self._file = self._file, None
+        try:
+            return self._atomic.finish(lambda: self._finish(handle), on_error=handle.close)
+        except BaseException:
+            self._discarded = True  # the temporary is gone: nothing left to publish
+            raise
+
+    def discard(self) -> None:
+        """Closes and removes the temporary file; `path` is left as it was. A no-op once
+        closed."""
+        if self._file is None:
+            return
+        handle, self._file = self._file, None
+        self._discarded = True
+        self._atomic.abandon(handle.close)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
             self.discard()
 
 

@@ -85,11 +85,11 @@ def _cmd_generate(args) -> int:
 
 def _cmd_train(args) -> int:
     from meshsim.config import load_config
-    from meshsim.experiment import run_training
+    from meshsim.runs import run_training
 
     config = load_config(args.config, args.set)
     if args.distributed:
-        from meshsim.distributed import initialize
+        from meshsim.parallel.distributed import initialize
 
         initialize(args.coordinator, args.num_processes, args.process_id)
     elif any(x is not None for x in (args.coordinator, args.num_processes, args.process_id)):
@@ -99,7 +99,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_rollout(args) -> int:
-    from meshsim.experiment import run_rollouts
+    from meshsim.runs import run_rollouts
 
     path = run_rollouts(
         args.workdir, split=args.split, num=args.num, steps=args.steps, export=args.export
@@ -109,21 +109,15 @@ def _cmd_rollout(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from meshsim.experiment import run_evaluation
+    from meshsim.runs.evaluate import evaluate_and_summarize
 
-    metrics = run_evaluation(args.workdir, split=args.split, num=args.num, steps=args.steps)
-    if "rollout_rmse" in metrics:  # mesh tasks: a summary; per-step series in metrics.json
-        from meshsim.evaluation import format_summary
-
-        print(format_summary(metrics))
-        print(f"wrote {os.path.join(args.workdir, 'metrics.json')}")
-    else:
-        print(dumps_json(metrics, indent=2))  # a diverging rollout's RMSE prints as null
+    _, text = evaluate_and_summarize(args.workdir, split=args.split, num=args.num, steps=args.steps)
+    print(text)
     return 0
 
 
 def _cmd_forecast(args) -> int:
-    from meshsim.experiment import run_forecast
+    from meshsim.runs import run_forecast
 
     path = run_forecast(
         args.workdir, init_time=args.init_time, steps=args.steps, out=args.out, split=args.split
@@ -133,7 +127,7 @@ def _cmd_forecast(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from meshsim.experiment import run_plots
+    from meshsim.runs import run_plots
 
     for path in run_plots(args.workdir):
         print(f"wrote {path}")
@@ -141,9 +135,11 @@ def _cmd_plot(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from meshsim.demo import run_demo
+    from meshsim.runs import run_demo
 
     code = run_demo(args.workdir, config_path=args.config, quick=args.quick)
+    with open(os.path.join(args.workdir, "report.md"), encoding="utf-8") as f:
+        print(f.read())
     if code:
         _error(
             "demo",

@@ -105,7 +105,7 @@ EdgeType = tuple[str, str, str]
 
 # Graph parallelism: (node latents {set: [N_s, L]}, names of the node sets this step
 # updated) -> node latents with the halo rows of those sets refreshed from their owners
-# (see meshsim.graph_parallel). Runs inside shard_map.
+# (see meshsim.parallel.graph_parallel). Runs inside shard_map.
 HaloExchange = Callable[[dict[str, jax.Array], tuple[str, ...]], dict[str, jax.Array]]
 
 

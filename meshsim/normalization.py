@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from meshsim import atomic
+from meshsim.validation import is_int
 
 __all__ = [
     "FixedNormalizer",
@@ -124,7 +125,7 @@ def init_normalizer(
     Raises:
         ValueError: if `size < 1`, `max_accumulations < 0` or `std_epsilon <= 0`.
     """
-    if not isinstance(size, int | np.integer) or size < 1:
+    if not is_int(size, minimum=1):
         raise ValueError(f"size must be a positive int, got {size!r}")
     if max_accumulations < 0:
         raise ValueError(f"max_accumulations must be >= 0, got {max_accumulations}")

@@ -32,9 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from meshsim.graph import MultiGraph, PaddingBudget
+from meshsim.graph.window import pad_window
 from meshsim.normalization import Normalizers
 from meshsim.simulator import Simulator
-from meshsim.window import pad_window
+from meshsim.validation import check_int
 
 
 def rollout_step(
@@ -206,8 +207,7 @@ def iter_rollout(
     state = np.asarray(trajectory[task.state_field])
     start = task.history if start is None else start
     steps = state.shape[0] - 1 - start if steps is None else steps
-    if chunk < 1:
-        raise ValueError(f"chunk: expected ≥ 1, got {chunk}")
+    chunk = check_int("chunk", chunk, minimum=1, expected="≥ 1")
     chunk = -(-chunk // sim.bundle_steps) * sim.bundle_steps  # whole network calls
     graph = task.structure(trajectory)
     num_nodes = graph.num_nodes(task.node_set)

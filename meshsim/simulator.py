@@ -45,7 +45,7 @@ class Simulator:
 
     model: nn.Module
     task: Task
-    # Graph parallelism: a `meshsim.graph_parallel.GraphPartition` that runs `model` on
+    # Graph parallelism: a `meshsim.parallel.graph_parallel.GraphPartition` that runs `model` on
     # the parts of the shared structure (None: the whole graph on one device).
     partition: Any = None
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from meshsim.atomic import AtomicFile, atomic_path, write_json, write_text
+from meshsim.atomic import AtomicFile, AtomicWriter, atomic_path, write_json, write_text
 
 
 def test_atomic_path_renames_on_success(tmp_path):
@@ -104,3 +104,81 @@ def test_write_text(tmp_path):
     assert write_text(tmp_path / "a.txt", "hello\n") == str(tmp_path / "a.txt")
     assert (tmp_path / "a.txt").read_text() == "hello\n"
     assert os.listdir(tmp_path) == ["a.txt"]
+
+
+class LinesWriter(AtomicWriter):
+    """A minimal subclass: a text file whose last line, written by `_finish`, counts the
+    lines before it; `fail_finish` makes that last write fail."""
+
+    def __init__(self, path, *, fail_open=False, fail_finish=False):
+        self.lines, self.fail_open, self.fail_finish = 0, fail_open, fail_finish
+        super().__init__(path)
+
+    def _open(self, tmp):
+        handle = open(tmp, "w")
+        if self.fail_open:
+            handle.close()
+            raise OSError("disk full")
+        return handle
+
+    def _finish(self, handle):
+        if self.fail_finish:
+            raise OSError("disk full")
+        handle.write(f"{self.lines} lines\n")
+        handle.close()
+
+    def write(self, line):
+        self._handle().write(line + "\n")
+        self.lines += 1
+
+
+def test_atomic_writer_publishes_on_commit_only(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old\n")
+    w = LinesWriter(path)
+    w.write("a")
+    (tmp_name,) = set(os.listdir(tmp_path)) - {"out.txt"}
+    assert re.fullmatch(r"\.out\.txt\.[0-9a-f]{8}\.tmp\.txt", tmp_name)
+    assert path.read_text() == "old\n" and not w.closed
+    assert w.commit() == str(path) and w.closed
+    assert path.read_text() == "a\n1 lines\n" and os.listdir(tmp_path) == ["out.txt"]
+    assert w.commit() == str(path)  # idempotent
+    w.discard()  # a no-op once committed: the published file stays
+    assert path.read_text() == "a\n1 lines\n"
+    with pytest.raises(ValueError, match=r"^LinesWriter for .*out\.txt is closed$"):
+        w.write("b")
+
+
+def test_atomic_writer_discard_leaves_the_old_file(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old\n")
+    w = LinesWriter(path)
+    w.write("a")
+    w.discard()
+    w.discard()  # idempotent
+    assert w.closed and os.listdir(tmp_path) == ["out.txt"] and path.read_text() == "old\n"
+    with pytest.raises(ValueError, match="was discarded"):
+        w.commit()  # nothing left to publish
+
+
+def test_atomic_writer_context_commits_or_discards(tmp_path):
+    with LinesWriter(tmp_path / "a.txt") as w:
+        w.write("x")
+    assert (tmp_path / "a.txt").read_text() == "x\n1 lines\n"
+    with pytest.raises(RuntimeError, match="diverged"), LinesWriter(tmp_path / "b.txt") as w:
+        w.write("x")
+        raise RuntimeError("diverged")
+    assert os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_atomic_writer_failures_leave_nothing_behind(tmp_path):
+    with pytest.raises(OSError, match="disk full"):
+        LinesWriter(tmp_path / "a.txt", fail_open=True)
+    assert os.listdir(tmp_path) == []
+    w = LinesWriter(tmp_path / "a.txt", fail_finish=True)
+    w.write("x")
+    with pytest.raises(OSError, match="disk full"):
+        w.commit()
+    assert os.listdir(tmp_path) == [] and w.closed
+    with pytest.raises(ValueError, match="was discarded"):
+        w.commit()

@@ -26,7 +26,7 @@ import pytest
 
 from meshsim import config as C
 from meshsim import data
-from meshsim.data import pipeline, tfrecord
+from meshsim.data import tfrecord
 from meshsim.data.example_proto import encode_example
 from meshsim.graph import (
     PaddingBudget,
@@ -43,6 +43,7 @@ from meshsim.graph import (
 )
 from meshsim.meshes import Ellipse, cell_angles, mesh_quality, signed_areas
 from meshsim.tasks import cfd_task, cloth_task
+from meshsim.training import batches as pipeline
 from tests.conftest import mesh_graph, synthetic_cfd_trajectory
 
 T = 4  # frames per trajectory of the tiny datasets below
@@ -51,22 +52,59 @@ T = 4  # frames per trajectory of the tiny datasets below
 
 OVERRIDES = [
     # (override, exception, message)
-    ("model.latent_size=-3", ValueError, r"model\.latent_size: expected an int ≥ 1, got -3$"),
-    ("model.latent_size=abc", TypeError, r"model\.latent_size: expected an int ≥ 1, got 'abc'"),
-    ("model.latent_size=3.5", TypeError, r"model\.latent_size: expected an int ≥ 1, got 3\.5"),
-    ("model.num_message_passing_steps=0", ValueError, r"passing_steps: expected an int ≥ 1, got 0"),
-    ("model.mlp_hidden_layers=-1", ValueError, r"hidden_layers: expected an int ≥ 0, got -1"),
-    ("model.scan_unroll=0", ValueError, r"model\.scan_unroll: expected an int ≥ 1, got 0"),
+    (
+        "model.latent_size=-3",
+        ValueError,
+        r"model\.latent_size: expected an int ≥ 1 or None, got -3$",
+    ),
+    (
+        "model.latent_size=abc",
+        TypeError,
+        r"model\.latent_size: expected an int ≥ 1 or None, got 'abc'",
+    ),
+    (
+        "model.latent_size=3.5",
+        TypeError,
+        r"model\.latent_size: expected an int ≥ 1 or None, got 3\.5",
+    ),
+    (
+        "model.num_message_passing_steps=0",
+        ValueError,
+        r"passing_steps: expected an int ≥ 1 or None, got 0",
+    ),
+    (
+        "model.mlp_hidden_layers=-1",
+        ValueError,
+        r"hidden_layers: expected an int ≥ 0 or None, got -1",
+    ),
+    ("model.scan_unroll=0", ValueError, r"model\.scan_unroll: expected an int ≥ 1 or None, got 0"),
     ("model.remat=maybe", TypeError, r"model\.remat: expected a bool or None, got 'maybe'"),
-    ("model.layer_norm=none", TypeError, r"model\.layer_norm: expected a bool, got 'none'"),
+    (
+        "model.layer_norm=maybe",
+        TypeError,
+        r"model\.layer_norm: expected a bool or None, got 'maybe'",
+    ),
     ("model.activation=sigmoid", ValueError, r"activation: expected one of \[.*'relu'.*sigmoid"),
     ("model.aggregation=median", ValueError, r"aggregation: expected one of \['max', 'mean', 's"),
     ("model.dtype=float7", ValueError, r"model\.dtype: expected a dtype name, .*got 'float7'"),
     ("model.name=unet", ValueError, r"model\.name: expected one of \['graphcast', 'meshgra"),
-    ("task=fluid", ValueError, r"^task: expected one of \[.cfd., .cloth., .weather.\], got .fl"),
-    ("noise_std=abc", TypeError, r"^noise_std: expected a float ≥ 0 or None, got 'abc' \(str\)"),
-    ("noise_std=-0.1", ValueError, r"^noise_std: expected a float ≥ 0 or None, got -0\.1"),
-    ("noise_gamma=1e999", ValueError, r"^noise_gamma: expected a float ≥ 0 or None \(finite\)"),
+    (
+        "task.name=fluid",
+        ValueError,
+        r"^task\.name: expected one of \[.cfd., .cloth., .weath.*got .fl",
+    ),
+    ("task.noise_std=abc", TypeError, r"^task\.noise_std: expected a float ≥ 0 or None, got 'abc'"),
+    (
+        "task.noise_std=-0.1",
+        ValueError,
+        r"^task\.noise_std: expected a float ≥ 0 or None, got -0\.1",
+    ),
+    (
+        "task.noise_gamma=1e999",
+        ValueError,
+        r"^task\.noise_gamma: expected a float ≥ 0 or None \(fin",
+    ),
+    ("task.options.mesh_splits=1", ValueError, r"^task\.options: task 'cfd' takes no options"),
     (
         "train.optimizer.learning_rate=-1",
         ValueError,
@@ -94,19 +132,28 @@ OVERRIDES = [
     ("parallel.data=0", ValueError, r"^parallel\.data: expected an int ≥ 1 or None, got 0"),
     ("parallel.graph=0", ValueError, r"^parallel\.graph: expected an int ≥ 1, got 0"),
     ("parallel.shard_optimizer=2", TypeError, r"shard_optimizer: expected a bool, got '2' \(str\)"),
-    ("weather.mesh_splits=-1", ValueError, r"^weather\.mesh_splits: expected an int ≥ 0"),
-    ("weather.radius_fraction=0", ValueError, r"radius_fraction: expected a float > 0, got 0"),
+    (
+        "task.name=weather;task.options.mesh_splits=-1",
+        ValueError,
+        r"^task\.options\.mesh_splits: exp",
+    ),
+    (
+        "task.name=weather;task.options.radius_fraction=0",
+        ValueError,
+        r"radius_fraction: .* > 0, got 0",
+    ),
+    ("task.name=weather;task.options.mesh_split=3", ValueError, r"^task\.options: unknown keys"),
     ("train.unroll_steps=0", ValueError, r"train.unroll_steps: expected an int ≥ 1"),
     ("train.unroll_schedule=-1", ValueError, r"unroll_schedule: expected an int ≥ 0"),
     ("train.unroll_mode=teacher", ValueError, r"train.unroll_mode: expected one of"),
-    ("weather.variables=[1, 2]", TypeError, r"weather\.variables\[0\]: expected a str, got 1"),
+    ("data.variables=[1, 2]", TypeError, r"data\.variables\[0\]: expected a str, got 1"),
 ]
 
 
 @pytest.mark.parametrize("override, error, message", OVERRIDES, ids=[o[0] for o in OVERRIDES])
 def test_override_names_field_expected_and_actual(override, error, message):
     with pytest.raises(error, match=message):
-        C.apply_overrides(C.ExperimentConfig(), [override])
+        C.apply_overrides(C.ExperimentConfig(), override.split(";"))
 
 
 def test_good_overrides_are_parsed_by_the_field_type():
@@ -114,7 +161,7 @@ def test_good_overrides_are_parsed_by_the_field_type():
         C.ExperimentConfig(),
         [
             "train.optimizer.learning_rate=1",  # int for a float field: widened
-            "weather.variables=t2m, z500",
+            "data.variables=t2m, z500",
             "parallel.data=none",
             "model.remat=yes",
             "name=123",  # a str field keeps the text
@@ -122,7 +169,7 @@ def test_good_overrides_are_parsed_by_the_field_type():
     )
     assert c.train.optimizer.learning_rate == 1.0
     assert type(c.train.optimizer.learning_rate) is float
-    assert c.weather.variables == ("t2m", "z500") and c.parallel.data is None
+    assert c.data.variables == ("t2m", "z500") and c.parallel.data is None
     assert c.model.remat is True and c.name == "123"
     assert issubclass(C.ConfigTypeError, TypeError) and issubclass(C.ConfigTypeError, ValueError)
 
@@ -146,7 +193,7 @@ JSON_CONFIGS = [
     ({"model": 3}, TypeError, r"^model: expected a ModelConfig section, got 3 \(int\)"),
     ({"model": {"latnt": 3}}, ValueError, r"^model: unknown keys \['latnt'\]; valid: \["),
     ({"weather": {"variables": "t2m"}}, TypeError, r"variables: expected a tuple of str, got 't2m"),
-    ({"noise_std": "abc"}, TypeError, r"^noise_std: expected a float ≥ 0 or None, got 'abc'"),
+    ({"noise_std": "abc"}, TypeError, r"^task\.noise_std: expected a float ≥ 0 or None, got 'abc'"),
 ]
 
 

@@ -33,14 +33,14 @@ from meshsim.config import (
     apply_overrides,
 )
 from meshsim.data import infer_meta, write_hdf5_split
-from meshsim.data.pipeline import dataset_budget, iter_batches
 from meshsim.evaluation import load_rollouts_h5
-from meshsim.experiment import build_simulator, load_run, run_evaluation, run_training
-from meshsim.metrics import masked_mse
+from meshsim.evaluation.metrics import masked_mse
 from meshsim.rollout import bundle_step, rollout, rollout_step, rollout_trajectory
+from meshsim.runs import build_simulator, load_run, run_evaluation, run_training
 from meshsim.tasks import cfd_task, cloth_task, relative_edge_features
-from meshsim.train import TrainState, make_eval_loss, make_optimizer, make_train_step
-from meshsim.unroll import unrolled_loss
+from meshsim.training.batches import dataset_budget, iter_batches
+from meshsim.training.multistep import unrolled_loss
+from meshsim.training.step import TrainState, make_eval_loss, make_optimizer, make_train_step
 from tests.conftest import synthetic_cfd_trajectory, synthetic_cloth_trajectory
 
 TINY = dict(latent_size=8, num_message_passing_steps=1, mlp_hidden_layers=1)
@@ -105,7 +105,7 @@ def test_bundle_steps_config_is_validated_and_reaches_the_model():
     with pytest.raises(ValueError, match=r"bundle_steps: expected a positive int, got 0"):
         meshsim.MeshGraphNet(output_size=2, bundle_steps=0)
     config = apply_overrides(
-        ExperimentConfig(), ["model.bundle_steps=3", "model.latent_size=8", "task=cloth"]
+        ExperimentConfig(), ["model.bundle_steps=3", "model.latent_size=8", "task.name=cloth"]
     )
     sim = build_simulator(config)
     assert sim.model.bundle_steps == 3 and sim.bundle_steps == 3

@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from meshsim.checkpoint import MANIFEST, Checkpointer, CheckpointError
-from meshsim.experiment import load_run
+from meshsim.runs import load_run
+from meshsim.runs.checkpoint import MANIFEST, Checkpointer, CheckpointError
 from tests.test_cli_failures import REPO, check_error, run, write_tiny_dataset
 
 
@@ -69,7 +69,7 @@ DAMAGE = {
 @pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
 def test_damaged_latest_checkpoint_falls_back_to_the_previous(saved, caplog, damage):
     DAMAGE[damage](saved.step_dir(6))
-    with caplog.at_level(logging.WARNING, logger="meshsim.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="meshsim.runs.checkpoint"):
         restored = saved.restore(tree(0))
     assert int(restored["n"]) == 4
     np.testing.assert_array_equal(restored["w"], tree(4)["w"])
@@ -82,7 +82,7 @@ def test_damage_is_found_without_a_manifest_too(saved, caplog):
     """Checkpoints of older versions have no manifest: orbax's own read error falls back."""
     os.remove(os.path.join(saved.step_dir(6), MANIFEST))
     truncate(os.path.join(saved.step_dir(6), "default", "_METADATA"), 0)
-    with caplog.at_level(logging.WARNING, logger="meshsim.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="meshsim.runs.checkpoint"):
         assert int(saved.restore(tree(0))["n"]) == 4
     assert f"{saved.step_dir(6)}: cannot be read" in caplog.text
 

@@ -10,7 +10,8 @@ import pytest
 
 from meshsim.cli import main
 from meshsim.data import open_dataset
-from meshsim.solvers.generate import generate_dataset, trajectory_seed
+from meshsim.solvers.generate import generate_dataset
+from meshsim.solvers.seeds import trajectory_seed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,7 +1,8 @@
 """The demo's pass check and report pieces, without training (tests/test_cli.py runs
 the quick demo end to end)."""
 
-from meshsim import demo
+from meshsim.diagnostics import ClothDiagnostics, FlowDiagnostics
+from meshsim.runs import reports as demo
 
 
 def rmse(model, persistence):
@@ -43,10 +44,10 @@ def test_diagnostics_section():
         "mean_abs_divergence_truth": 1.45,
         "kinetic_energy_ratio_final": None,
     }
-    text = demo._diagnostics_section({"summary": summary})
+    text = demo.diagnostics_section({"summary": summary}, FlowDiagnostics)
     assert "| Strouhal number | 0.07 | 0.284 |" in text
     assert "| mean \\|∇·u\\| | 4.24 | 1.45 |" in text
     assert "| n/a | 1 |" in text and "kinetic_energy.png" in text
     cloth = {"strain_error": 0.01, "mean_abs_strain_model": 0.02, "mean_abs_strain_truth": 0.015}
-    assert "| 0.01 | 0 |" in demo._diagnostics_section({"summary": cloth})
-    assert "No physical diagnostics" in demo._diagnostics_section(None)
+    assert "| 0.01 | 0 |" in demo.diagnostics_section({"summary": cloth}, ClothDiagnostics)
+    assert "No physical diagnostics" in demo.diagnostics_section(None, FlowDiagnostics)

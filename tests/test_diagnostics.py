@@ -253,7 +253,7 @@ def test_cfd_diagnostics_are_json_and_recover_the_shedding():
     truth = shedding_flow(cylinder_channel(), frequency=2.5)
     pred = dict(truth, velocity=truth["velocity"] * 1.1)
     pred["velocity"][150:] = np.nan  # the model blows up late
-    out = diag.rollout_diagnostics("cfd", pred, truth, meta={"dt": 0.01})
+    out = diag.rollout_diagnostics(diag.FlowDiagnostics, pred, truth, meta={"dt": 0.01})
     json.dumps(out, allow_nan=False)
     steps = len(truth["velocity"])
     assert len(out["kinetic_energy_truth"]) == steps and len(out["kinetic_energy_model"]) == steps
@@ -270,13 +270,19 @@ def test_cfd_diagnostics_are_json_and_recover_the_shedding():
 def test_cfd_diagnostics_without_an_obstacle_or_dt_leave_strouhal_out():
     traj = synthetic_cfd_trajectory()
     for meta in (None, {"dt": 0.01}):
-        out = diag.rollout_diagnostics("cfd", traj["velocity"], traj, meta=meta)
+        out = diag.rollout_diagnostics(diag.FlowDiagnostics, traj["velocity"], traj, meta=meta)
         json.dumps(out, allow_nan=False)
         assert out["strouhal_truth"] is None and out["strouhal_model"] is None
         assert len(out["mean_abs_divergence_model"]) == len(traj["velocity"])
     # Given parameters are enough, obstacle or not.
     out = diag.rollout_diagnostics(
-        "cfd", traj, traj, dt=0.05, diameter=0.1, velocity_scale=1.0, probe=(0.5, 0.5)
+        diag.FlowDiagnostics,
+        traj,
+        traj,
+        dt=0.05,
+        diameter=0.1,
+        velocity_scale=1.0,
+        probe=(0.5, 0.5),
     )
     assert out["probe_x"] is not None and out["dt"] == 0.05
 
@@ -285,7 +291,7 @@ def test_cloth_diagnostics_are_json():
     truth = synthetic_cloth_trajectory()
     pred = truth["world_pos"] * 1.01
     static = {k: truth[k] for k in ("mesh_pos", "cells")}
-    out = diag.rollout_diagnostics("cloth", pred, truth["world_pos"], static)
+    out = diag.rollout_diagnostics(diag.ClothDiagnostics, pred, truth["world_pos"], static)
     json.dumps(out, allow_nan=False)
     assert sorted(out) == ["mean_abs_strain_model", "mean_abs_strain_truth", "strain_error"]
     assert out["mean_abs_strain_truth"][0] == pytest.approx(0, abs=1e-6)  # starts flat at rest
@@ -299,8 +305,8 @@ def test_cloth_diagnostics_are_json():
 def test_streamed_diagnostics_equal_the_whole_trajectory(chunks):
     truth = shedding_flow(cylinder_channel(), frequency=2.5)
     pred = truth["velocity"] * 1.1
-    whole = diag.rollout_diagnostics("cfd", pred, truth, meta={"dt": 0.01})
-    streamed = diag.RolloutDiagnostics("cfd", truth, meta={"dt": 0.01})
+    whole = diag.rollout_diagnostics(diag.FlowDiagnostics, pred, truth, meta={"dt": 0.01})
+    streamed = diag.FlowDiagnostics(truth, meta={"dt": 0.01})
     start = 0
     for n in chunks:
         streamed.add(pred[start : start + n])
@@ -315,14 +321,14 @@ def test_streamed_diagnostics_equal_the_whole_trajectory(chunks):
 def test_a_rollout_past_the_truth_keeps_the_model_series_and_scores_the_common_frames():
     truth = shedding_flow(cylinder_channel(), frequency=2.5, steps=150)
     longer = shedding_flow(cylinder_channel(), frequency=2.5, steps=220)["velocity"]
-    d = diag.RolloutDiagnostics("cfd", truth, meta={"dt": 0.01})
+    d = diag.FlowDiagnostics(truth, meta={"dt": 0.01})
     d.add(longer[:100])
     d.add(longer[100:])
     out = d.result()
     assert len(out["kinetic_energy_model"]) == 220 and len(out["kinetic_energy_truth"]) == 150
     # The prediction is the truth on the common frames: same frequency, measured on them.
     assert out["shedding_frequency_model"] == out["shedding_frequency_truth"]
-    short = diag.RolloutDiagnostics("cfd", truth, meta={"dt": 0.01})
+    short = diag.FlowDiagnostics(truth, meta={"dt": 0.01})
     short.add(longer[:60])  # a rollout shorter than the data: the truth is cut to it
     assert len(short.result()["kinetic_energy_truth"]) == 60
 
@@ -330,7 +336,7 @@ def test_a_rollout_past_the_truth_keeps_the_model_series_and_scores_the_common_f
 def test_cloth_strain_error_covers_the_frames_with_truth():
     truth = synthetic_cloth_trajectory(steps=10)
     pred = np.concatenate([truth["world_pos"], truth["world_pos"][-1:].repeat(5, 0)]) * 1.01
-    d = diag.RolloutDiagnostics("cloth", truth)
+    d = diag.ClothDiagnostics(truth)
     d.add(pred[:8])
     d.add(pred[8:])
     out = d.result()
@@ -344,10 +350,10 @@ def test_the_mesh_is_checked_before_any_frame_and_results_need_one():
     traj = synthetic_cfd_trajectory()
     flat = dict(traj, mesh_pos=traj["mesh_pos"] * np.array([1.0, 0.0], np.float32))
     with pytest.raises(ValueError, match="degenerate"):
-        diag.RolloutDiagnostics("cfd", flat)
+        diag.FlowDiagnostics(flat)
     with pytest.raises(ValueError, match="add"):
-        diag.RolloutDiagnostics("cfd", traj).result()
-    d = diag.RolloutDiagnostics("cfd", traj)
+        diag.FlowDiagnostics(traj).result()
+    d = diag.FlowDiagnostics(traj)
     with pytest.raises(ValueError, match="frames"):
         d.add(traj["velocity"][:, :-1])
 
@@ -355,11 +361,13 @@ def test_the_mesh_is_checked_before_any_frame_and_results_need_one():
 def test_summary_of_flow_diagnostics():
     truth = shedding_flow(cylinder_channel(), frequency=2.5)
     runs = [
-        diag.rollout_diagnostics("cfd", truth["velocity"] * scale, truth, meta={"dt": 0.01})
+        diag.rollout_diagnostics(
+            diag.FlowDiagnostics, truth["velocity"] * scale, truth, meta={"dt": 0.01}
+        )
         for scale in (1.0, 2.0)
     ]
     runs.append(dict(runs[1], strouhal_model=None))  # a model that lost its shedding
-    s = diag.summarize_diagnostics("cfd", runs)
+    s = diag.FlowDiagnostics.summarize(runs)
     assert s["strouhal_trajectories"] == 2
     assert s["strouhal_model"] == pytest.approx(s["strouhal_truth"], rel=1e-9)
     assert s["strouhal_truth"] == pytest.approx(0.3125, rel=0.01)  # 2.5 * 0.1 / 0.8
@@ -368,10 +376,10 @@ def test_summary_of_flow_diagnostics():
     truth_div = np.mean(runs[0]["mean_abs_divergence_truth"])
     assert s["mean_abs_divergence_truth"] == pytest.approx(truth_div, rel=1e-9)
     assert s["mean_abs_divergence_model"] == pytest.approx(truth_div * 5 / 3, rel=1e-9)
-    empty = diag.summarize_diagnostics("cfd", [])
+    empty = diag.FlowDiagnostics.summarize([])
     assert empty["strouhal_model"] is None and empty["strouhal_trajectories"] == 0
-    cloth = diag.summarize_diagnostics(
-        "cloth", [{"strain_error": [0.0, 0.2], "mean_abs_strain_model": [0.1, 0.3, 9.0]}]
+    cloth = diag.ClothDiagnostics.summarize(
+        [{"strain_error": [0.0, 0.2], "mean_abs_strain_model": [0.1, 0.3, 9.0]}]
     )
     assert cloth["strain_error"] == pytest.approx(0.1)
     assert cloth["mean_abs_strain_model"] == pytest.approx(0.2)  # frames with truth only
@@ -440,38 +448,44 @@ def _flow_args():
             "equal shapes",
         ),
         (
-            lambda u, p, c: diag.rollout_diagnostics("weather", u, u, {"mesh_pos": p, "cells": c}),
-            ValueError,
-            "cfd",
+            lambda u, p, c: diag.rollout_diagnostics(str, u, u, {"mesh_pos": p, "cells": c}),
+            TypeError,
+            "kind: expected a RolloutDiagnostics subclass",
         ),
         (
             lambda u, p, c: diag.rollout_diagnostics(
-                "cloth", u, u, {"mesh_pos": p, "cells": c}, dt=1
+                diag.ClothDiagnostics, u, u, {"mesh_pos": p, "cells": c}, dt=1
             ),
             ValueError,
             "unknown",
         ),
-        (lambda u, p, c: diag.rollout_diagnostics("cfd", u, u), ValueError, "static"),
         (
-            lambda u, p, c: diag.rollout_diagnostics("cfd", u, u, {"mesh_pos": p}),
+            lambda u, p, c: diag.rollout_diagnostics(diag.FlowDiagnostics, u, u),
+            ValueError,
+            "static",
+        ),
+        (
+            lambda u, p, c: diag.rollout_diagnostics(diag.FlowDiagnostics, u, u, {"mesh_pos": p}),
             ValueError,
             "cells",
         ),
         (
             lambda u, p, c: diag.rollout_diagnostics(
-                "cfd", {"x": u}, u, {"mesh_pos": p, "cells": c}
+                diag.FlowDiagnostics, {"x": u}, u, {"mesh_pos": p, "cells": c}
             ),
             ValueError,
             "'velocity'",
         ),
         (
-            lambda u, p, c: diag.rollout_diagnostics("cfd", u[:2], u, {"mesh_pos": p, "cells": c}),
+            lambda u, p, c: diag.rollout_diagnostics(
+                diag.FlowDiagnostics, u[:2], u, {"mesh_pos": p, "cells": c}
+            ),
             ValueError,
             "equal shapes",
         ),
         (
             lambda u, p, c: diag.rollout_diagnostics(
-                "cfd", u, u, {"mesh_pos": p, "cells": c}, dt=-1.0
+                diag.FlowDiagnostics, u, u, {"mesh_pos": p, "cells": c}, dt=-1.0
             ),
             ValueError,
             "dt",

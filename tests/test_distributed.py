@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from meshsim.distributed import resolve
+from meshsim.parallel.distributed import resolve
 from tests.conftest import REPO, cpu_devices_env, tiny_cfd_run
 
 
@@ -72,7 +72,7 @@ def test_two_process_training_on_localhost(tmp_path):
     assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]
 
     # The checkpoint the two processes wrote is read by one process on one device.
-    from meshsim.experiment import load_run
+    from meshsim.runs import load_run
 
     _, _, state = load_run(str(workdir))
     assert int(state.step) == 6

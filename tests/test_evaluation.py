@@ -28,7 +28,7 @@ from tests.test_streaming_rollout import CASES, setup
 def test_per_step_rmse_matches_the_horizons_and_diagnostics_match_the_file(task, make, tmp_path):
     traj, sim, state = setup(task, make)
     path = tmp_path / "r.h5"
-    with RolloutsWriter(path, sim.task) as writer:
+    with RolloutsWriter(path, sim.task.state_field) as writer:
         result = evaluate_trajectories(
             sim, state, [traj], steps=None, writer=writer, meta={"dt": 0.05}
         )
@@ -54,14 +54,14 @@ def test_per_step_rmse_matches_the_horizons_and_diagnostics_match_the_file(task,
     assert d["task"] == task.name and len(d["trajectories"]) == 1
     [rollout] = load_rollouts_h5(path)
     expected = diag.rollout_diagnostics(
-        task.name, rollout["pred"], rollout["truth"], traj, meta={"dt": 0.05}
+        task.diagnostics, rollout["pred"], rollout["truth"], traj, meta={"dt": 0.05}
     )
     assert d["trajectories"][0].keys() == expected.keys()
     for key, value in expected.items():  # streamed chunk by chunk = computed at once
         np.testing.assert_allclose(
             np.asarray(d["trajectories"][0][key], float), np.asarray(value, float), rtol=1e-6
         )
-    assert d["summary"] == diag.summarize_diagnostics(task.name, d["trajectories"])
+    assert d["summary"] == task.diagnostics.summarize(d["trajectories"])
 
 
 def test_rollout_past_the_data_diagnoses_every_predicted_frame():
@@ -117,12 +117,15 @@ def test_format_summary_shows_rmse_and_diagnostics():
             },
         },
     }
-    text = format_summary(metrics)
+    text = format_summary(metrics, diag.FlowDiagnostics)
     assert "h=10" in text and "0.05" in text and "n/a" in text
-    assert "Strouhal number   model 0.2  truth 0.21" in text
+    assert "Strouhal number: model 0.2, truth 0.21" in text
     assert "1.1" in text and len(text.splitlines()) == 7
+    assert len(format_summary(metrics).splitlines()) == 4  # no diagnostics class: RMSE only
     cloth = dict(metrics, diagnostics={"summary": dict.fromkeys(diag_keys_cloth(), 0.01)})
-    assert "edge strain error 0.01" in format_summary(cloth)
+    assert "strain error |strain_model − strain_truth|: model 0.01" in format_summary(
+        cloth, diag.ClothDiagnostics
+    )
 
 
 def diag_keys_cloth():

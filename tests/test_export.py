@@ -8,7 +8,7 @@ import pytest
 
 meshio = pytest.importorskip("meshio")
 
-from meshsim.export import export_vtk_frames, export_xdmf  # noqa: E402
+from meshsim.plotting.paraview import export_vtk_frames, export_xdmf  # noqa: E402
 from tests.conftest import grid_cells  # noqa: E402
 
 

@@ -19,17 +19,17 @@ import pytest
 from scipy.spatial import cKDTree
 
 import meshsim
-from meshsim import graph_parallel
-from meshsim.graph import gather_outputs as gather
-from meshsim.graph import (
+from meshsim.meshes import channel_mesh
+from meshsim.models import GraphCast
+from meshsim.nn import InteractionBlock
+from meshsim.parallel import gather_outputs as gather
+from meshsim.parallel import (
+    graph_parallel,
     partition_graph,
     partition_nodes,
     scatter_edge_fields,
     scatter_fields,
 )
-from meshsim.meshes import channel_mesh
-from meshsim.models import GraphCast
-from meshsim.nn import InteractionBlock
 from tests.conftest import run_on_cpu_devices
 
 # --------------------------------------------------------------------------- test graphs
@@ -370,9 +370,11 @@ SCRIPT = textwrap.dedent(
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
     import meshsim
-    from meshsim import graph_parallel as gp, normalization as norm, sharding as sh
-    from meshsim.graph import gather_outputs, partition_graph, partition_nodes, scatter_fields
-    from meshsim.metrics import masked_mse
+    from meshsim import normalization as norm
+    from meshsim.parallel import graph_parallel as gp
+    from meshsim.parallel import sharding as sh
+    from meshsim.parallel import gather_outputs, partition_graph, partition_nodes, scatter_fields
+    from meshsim.evaluation.metrics import masked_mse
     from tests.test_graph_parallel import channel_graph, random_params, sphere_graph
 
     assert jax.device_count() == 8, jax.devices()

@@ -1,10 +1,10 @@
-"""Tests for meshsim.metrics: masked errors, rollout RMSE, persistence baseline."""
+"""Tests for meshsim.evaluation.metrics: masked errors, rollout RMSE, persistence baseline."""
 
 import jax
 import numpy as np
 import pytest
 
-from meshsim import metrics
+from meshsim.evaluation import metrics
 
 
 def _rollout(seed=0, t=12, n=5, f=2):

@@ -19,10 +19,10 @@ import pytest
 import meshsim
 from meshsim import atomic
 from meshsim.config import OptimizerConfig
-from meshsim.data.pipeline import dataset_budget, iter_batches
-from meshsim.experiment import load_run
+from meshsim.runs import load_run
 from meshsim.tasks import cfd_task
-from meshsim.train import (
+from meshsim.training.batches import dataset_budget, iter_batches
+from meshsim.training.step import (
     add_to_totals,
     count_nonfinite,
     empty_totals,
@@ -69,9 +69,10 @@ def strict_json_lines(path: str) -> list[dict]:
 
 def all_checkpoints_finite(workdir: str) -> list[int]:
     """The checkpoint steps of a run, each checked for NaN/inf in its whole state."""
-    from meshsim.checkpoint import Checkpointer
-    from meshsim.experiment import build_simulator, load_config_of
-    from meshsim.train import abstract_train_state
+    from meshsim.runs import build_simulator
+    from meshsim.runs.checkpoint import Checkpointer
+    from meshsim.runs.workdir import load_config_of
+    from meshsim.training.step import abstract_train_state
 
     config = load_config_of(workdir)
     like = abstract_train_state(
@@ -119,7 +120,7 @@ def test_skip_policy_keeps_the_state_and_counts_skipped_updates(capsys, tmp_path
 
 
 def test_evaluate_refuses_a_model_with_nonfinite_parameters(capsys, tmp_path, config):
-    from meshsim.checkpoint import Checkpointer
+    from meshsim.runs.checkpoint import Checkpointer
 
     workdir = str(tmp_path / "run")
     assert run(["train", "--config", config, "--workdir", workdir, "--steps", "2"]) == 0

@@ -26,7 +26,7 @@ SETUP = textwrap.dedent(
     from meshsim.config import (DataConfig, ExperimentConfig, ModelConfig, OptimizerConfig,
                                 TrainConfig, apply_overrides)
     from meshsim.data import infer_meta, write_hdf5_split
-    from meshsim.experiment import run_training
+    from meshsim.runs import run_training
     from tests.conftest import synthetic_cfd_trajectory
 
     root = sys.argv[1]

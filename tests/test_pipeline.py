@@ -8,10 +8,10 @@ import pytest
 
 from meshsim import MeshGraphNet, Simulator
 from meshsim.config import OptimizerConfig
-from meshsim.data.pipeline import dataset_budget, iter_batches, prefetch
+from meshsim.graph.window import graph_batch_axis
 from meshsim.tasks import cfd_task, cloth_task
-from meshsim.train import init_train_state, make_eval_loss, make_optimizer
-from meshsim.window import graph_batch_axis
+from meshsim.training.batches import dataset_budget, iter_batches, prefetch
+from meshsim.training.step import init_train_state, make_eval_loss, make_optimizer
 from tests.conftest import synthetic_cfd_trajectory, synthetic_cloth_trajectory
 
 

@@ -65,7 +65,9 @@ def test_the_animation_uses_the_truths_range_over_all_frames(tmp_path, monkeypat
         seen["clims"] = [ax.collections[0].get_clim() for ax in fig.axes[:3]]
         return [path]
 
-    monkeypatch.setattr(plotting, "_write_animation", record)
+    from meshsim.plotting import mesh
+
+    monkeypatch.setattr(mesh, "write_animation", record)
     plotting.animate_rollout(pos, cells, 100 * truth, truth, tmp_path / "r.gif", mp4=False)
     limits = (truth.min(), truth.max())
     assert seen["clims"][0] == pytest.approx(limits) and seen["clims"][1] == pytest.approx(limits)
@@ -74,7 +76,7 @@ def test_the_animation_uses_the_truths_range_over_all_frames(tmp_path, monkeypat
 
 
 def test_rollout_rmse_plot_is_log_scale_and_leaves_gaps_for_none(tmp_path):
-    from meshsim.plotting_rollout import plot_rollout_rmse
+    from meshsim.plotting.rollout import plot_rollout_rmse
 
     per_step = {"model": [0.01, 0.02, None, 0.5], "persistence": [0.1, 0.2, 0.2, 0.3]}
     seen = {}
@@ -103,7 +105,7 @@ def test_rollout_rmse_plot_is_log_scale_and_leaves_gaps_for_none(tmp_path):
 
 
 def test_kinetic_energy_plot(tmp_path):
-    from meshsim.plotting_rollout import plot_kinetic_energy
+    from meshsim.plotting.rollout import plot_kinetic_energy
 
     runs = [
         {"kinetic_energy_model": [1.0, 1.1, 1.3, None], "kinetic_energy_truth": [1.0, 1.0, 1.0]},

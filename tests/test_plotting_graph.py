@@ -1,12 +1,12 @@
-"""`meshsim.plotting_graph`: partition plots and the halo nodes they ring."""
+"""`meshsim.plotting.graph`: partition plots and the halo nodes they ring."""
 
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 import meshsim
-from meshsim.graph import partition_graph
-from meshsim.plotting_graph import halo_nodes, plot_partition
+from meshsim.parallel import partition_graph
+from meshsim.plotting.graph import halo_nodes, plot_partition
 from tests.conftest import grid_cells
 
 

@@ -6,7 +6,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from meshsim.meshes.sphere import build_weather_mesh  # noqa: E402
-from meshsim.plotting_weather import (  # noqa: E402
+from meshsim.plotting.weather import (  # noqa: E402
     animate_forecast,
     plot_forecast_maps,
     plot_multimesh,

@@ -7,11 +7,11 @@ import pytest
 
 import meshsim
 from meshsim.config import OptimizerConfig
-from meshsim.data.pipeline import dataset_budget, iter_batches
+from meshsim.graph.window import pad_window
 from meshsim.rollout import rollout, rollout_step, rollout_trajectory
 from meshsim.tasks import cfd_task, cloth_task
-from meshsim.train import init_train_state, make_accumulate_step, make_optimizer
-from meshsim.window import pad_window
+from meshsim.training.batches import dataset_budget, iter_batches
+from meshsim.training.step import init_train_state, make_accumulate_step, make_optimizer
 from tests.conftest import synthetic_cfd_trajectory, synthetic_cloth_trajectory
 
 CASES = [(cfd_task(), synthetic_cfd_trajectory), (cloth_task(), synthetic_cloth_trajectory)]

@@ -14,9 +14,9 @@ SCRIPT = textwrap.dedent(
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     import meshsim
     from meshsim.config import OptimizerConfig
-    from meshsim.data.pipeline import dataset_budget, iter_batches
+    from meshsim.training.batches import dataset_budget, iter_batches
     from meshsim.tasks import cfd_task
-    from meshsim.train import init_train_state, make_optimizer, make_train_step
+    from meshsim.training.step import init_train_state, make_optimizer, make_train_step
     from tests.conftest import synthetic_cfd_trajectory
 
     assert jax.device_count() == 4, jax.devices()

@@ -1,4 +1,4 @@
-"""Device meshes and placement helpers (meshsim.sharding), and checkpoints across device counts.
+"""Device meshes and placement helpers (meshsim.parallel.sharding); checkpoints across devices.
 
 The multi-device checks run in subprocesses with simulated CPU devices (the count
 must be set before jax is imported): mesh shapes and errors, batch and train-state
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import meshsim
-from meshsim import sharding
 from meshsim.config import OptimizerConfig
+from meshsim.parallel import sharding
 from meshsim.tasks import cfd_task
-from meshsim.train import TrainState, make_optimizer
+from meshsim.training.step import TrainState, make_optimizer
 from tests.conftest import run_on_cpu_devices
 
 
@@ -81,9 +81,9 @@ PLACEMENT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     from jax.sharding import PartitionSpec as P
     import meshsim
-    from meshsim import sharding as sh
+    from meshsim.parallel import sharding as sh
     from meshsim.graph import placeholder_graph
-    from meshsim.window import Window
+    from meshsim.graph.window import Window
     from tests.test_sharding import tiny_state
 
     devices = jax.devices()
@@ -177,9 +177,9 @@ CHECKPOINT = textwrap.dedent(
     """
     import sys
     import jax, numpy as np
-    from meshsim import sharding as sh
-    from meshsim.checkpoint import Checkpointer
-    from meshsim.train import abstract_train_state
+    from meshsim.parallel import sharding as sh
+    from meshsim.runs.checkpoint import Checkpointer
+    from meshsim.training.step import abstract_train_state
     from tests.test_sharding import tiny_state
 
     mode, directory = sys.argv[1], sys.argv[2]

@@ -17,10 +17,10 @@ import meshsim
 from meshsim.config import OptimizerConfig
 from meshsim.data import infer_meta, write_hdf5_split
 from meshsim.evaluation import RolloutsWriter, rollout_metrics
-from meshsim.experiment import run_evaluation
 from meshsim.rollout import iter_rollout, rollout_trajectory
+from meshsim.runs import run_evaluation
 from meshsim.tasks import cfd_task, cloth_task
-from meshsim.train import init_train_state, make_optimizer
+from meshsim.training.step import init_train_state, make_optimizer
 from tests.conftest import synthetic_cfd_trajectory, synthetic_cloth_trajectory
 from tests.test_cli_failures import REPO, run
 
@@ -61,7 +61,7 @@ def test_chunks_stream_in_order_and_extend_past_the_data(task, make):
 def test_metrics_cover_the_known_frames_and_the_file_holds_all(tmp_path):
     traj, sim, state = setup(*CASES[0])
     known = traj["velocity"].shape[0] - 1
-    with RolloutsWriter(tmp_path / "r.h5", sim.task) as writer:
+    with RolloutsWriter(tmp_path / "r.h5", sim.task.state_field) as writer:
         long = rollout_metrics(sim, state, traj, steps=40, writer=writer)
         short = rollout_metrics(sim, state, traj, writer=writer)
     assert (long[2], short[2]) == (40, known)
@@ -106,7 +106,7 @@ def test_host_memory_is_flat_with_rollout_length(tmp_path):
     """Peak RSS of `meshsim rollout` at 1k and 10k steps on a 1,000-node mesh: the output
     grows by ~70 MiB, the process peak by less than 20 MiB (measured: +3 MiB)."""
     from meshsim.config import load_config
-    from meshsim.experiment import run_training
+    from meshsim.runs import run_training
 
     root, workdir = str(tmp_path / "data"), str(tmp_path / "run")
     trajs = [synthetic_cfd_trajectory(nx=40, ny=25, seed=i, steps=12) for i in range(2)]

@@ -20,8 +20,7 @@ from meshsim.config import (
     config_to_dict,
 )
 from meshsim.data import infer_meta, write_hdf5_split
-from meshsim.data.pipeline import dataset_budget, iter_batches, window_indices
-from meshsim.experiment import (
+from meshsim.runs import (
     build_simulator,
     load_run,
     run_evaluation,
@@ -29,7 +28,8 @@ from meshsim.experiment import (
     run_training,
 )
 from meshsim.tasks import cfd_task, cloth_task
-from meshsim.train import init_train_state, make_optimizer, make_train_step
+from meshsim.training.batches import dataset_budget, iter_batches, window_indices
+from meshsim.training.step import init_train_state, make_optimizer, make_train_step
 from tests.conftest import synthetic_cfd_trajectory, synthetic_cloth_trajectory
 
 TINY_MODEL = ModelConfig(latent_size=16, num_message_passing_steps=2, mlp_hidden_layers=1)
@@ -156,7 +156,8 @@ def test_run_directory_evaluation(cfd_dataset, tmp_path):
 def test_changed_config_in_existing_workdir_is_refused(cfd_dataset, tmp_path):
     workdir = str(tmp_path / "run")
     run_training(_config(cfd_dataset, 2), workdir, progress=False)
-    other = dataclasses.replace(_config(cfd_dataset, 2), noise_std=0.5)
+    base = _config(cfd_dataset, 2)
+    other = dataclasses.replace(base, task=dataclasses.replace(base.task, noise_std=0.5))
     with pytest.raises(ValueError, match="another config.json"):
         run_training(other, workdir, progress=False)
 
@@ -169,18 +170,20 @@ def test_config_overrides_and_round_trip():
             "model.latent_size=64",
             "train.optimizer.learning_rate=3e-4",
             "model.remat=true",
-            "task=cloth",
-            "noise_std=0.01",
+            "task.name=cloth",
+            "task.noise_std=0.01",
         ],
     )
     assert c2.model.latent_size == 64 and c2.model.remat is True
-    assert c2.train.optimizer.learning_rate == 3e-4 and c2.task == "cloth"
-    assert c2.noise_std == 0.01
+    assert c2.train.optimizer.learning_rate == 3e-4 and c2.task.name == "cloth"
+    assert c2.task.noise_std == 0.01
     assert apply_overrides(c2, ["model.remat=none"]).model.remat is None
     assert config_from_dict(ExperimentConfig, json.loads(json.dumps(config_to_dict(c2)))) == c2
     with pytest.raises(ValueError, match=r"unknown key 'latent'; valid: \["):
         apply_overrides(c, ["model.latent=3"])
-    with pytest.raises(ValueError, match="model.latent_size: expected an int ≥ 1, got .big."):
+    with pytest.raises(
+        ValueError, match="model.latent_size: expected an int ≥ 1 or None, got .big."
+    ):
         apply_overrides(c, ["model.latent_size=big"])
     with pytest.raises(ValueError, match="expected KEY=VALUE"):
         apply_overrides(c, ["model.latent_size"])
@@ -241,3 +244,22 @@ def test_bare_train_step_is_the_jitted_one():
     np.testing.assert_array_equal(ma["loss"], mb["loss"])
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_config_json_of_the_earlier_layout_reads_as_the_same_run():
+    """A run directory written before the `task` section: `"task": "cfd"`, top-level
+    noise, a `weather` section in every config (its variables now `data.variables`)."""
+    from meshsim.config import config_from_dict
+
+    new = config_to_dict(ExperimentConfig())
+    old = {k: v for k, v in new.items() if k != "task"}
+    old["data"] = {k: v for k, v in old["data"].items() if k != "variables"}
+    weather = {"variables": [], "mesh_splits": 3, "radius_fraction": 0.6}
+    cfd = config_from_dict(
+        ExperimentConfig, {**old, "task": "cfd", "noise_std": 0.01, "weather": weather}
+    )
+    assert cfd.task.name == "cfd" and cfd.task.noise_std == 0.01 and cfd.task.options == {}
+    weather = {**weather, "variables": ["u", "v"], "variable_weights": ["u=2"]}
+    wx = config_from_dict(ExperimentConfig, {**old, "task": "weather", "weather": weather})
+    assert wx.data.variables == ("u", "v")
+    assert wx.task.options["mesh_splits"] == 3 and wx.task.options["variable_weights"] == ("u=2",)

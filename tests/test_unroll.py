@@ -8,10 +8,10 @@ import pytest
 
 import meshsim
 from meshsim import normalization as norm
-from meshsim.metrics import masked_mse
+from meshsim.evaluation.metrics import masked_mse
 from meshsim.rollout import rollout_step
 from meshsim.tasks import cfd_task, cloth_task
-from meshsim.unroll import horizon_at, unrolled_loss
+from meshsim.training.multistep import horizon_at, unrolled_loss
 from tests.conftest import synthetic_cfd_trajectory, synthetic_cloth_trajectory
 
 CASES = {
@@ -169,7 +169,7 @@ def test_curriculum_and_argument_errors():
 
 
 def test_pipeline_windows_carry_the_horizon():
-    from meshsim.data.pipeline import dataset_budget, iter_batches
+    from meshsim.training.batches import dataset_budget, iter_batches
 
     task = cfd_task()
     trajs = [synthetic_cfd_trajectory(seed=i, steps=6) for i in range(2)]
@@ -192,8 +192,8 @@ def test_pipeline_windows_carry_the_horizon():
 @pytest.mark.parametrize("mode", ["unrolled", "pushforward"])
 def test_train_step_with_a_horizon_uses_the_unrolled_loss(mode):
     from meshsim.config import OptimizerConfig
-    from meshsim.data.pipeline import dataset_budget, iter_batches
-    from meshsim.train import init_train_state, make_optimizer, make_train_step
+    from meshsim.training.batches import dataset_budget, iter_batches
+    from meshsim.training.step import init_train_state, make_optimizer, make_train_step
 
     task = cfd_task(noise_std=0.0)
     trajs = [synthetic_cfd_trajectory(seed=i, steps=8) for i in range(2)]

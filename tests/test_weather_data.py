@@ -6,7 +6,7 @@ import pytest
 xr = pytest.importorskip("xarray")
 
 from meshsim.data import weather as W  # noqa: E402
-from meshsim.forecast import (  # noqa: E402
+from meshsim.evaluation.forecast import (  # noqa: E402
     anomaly_correlation,
     average_scores,
     forecast_dataset,

@@ -19,14 +19,39 @@ def _module(name):
 def test_graphcast_1deg_parameter_count_matches_its_docstring():
     module, path = _module("graphcast_1deg")
     config = load_config(path)
-    assert config.task == "weather" and config.weather.mesh_splits == 6
+    assert config.task.name == "weather" and config.task.options["mesh_splits"] == 6
     assert module.NUM_CHANNELS == 227
     count = module.count_parameters()
     assert f"Parameters: {count:,}" in module.__doc__
-    assert 30e6 < count < 40e6  # the paper reports 36.7M
+    assert count == 35_051_747  # the figure the docstring states (the paper reports 36.7M)
 
 
 def test_shallow_water_preset_loads():
     _, path = _module("weather_shallow_water")
     config = load_config(path, ["train.steps=10"])
     assert config.model.name == "graphcast" and config.train.unroll_steps == 3
+
+
+def test_models_own_their_defaults_and_presets_state_only_what_they_change():
+    """`model.name=graphcast` alone gives GraphCast's published structure (latent 512,
+    16 mesh steps, one hidden layer, swish); MeshGraphNet keeps its own (128, 15, 2,
+    relu). The shallow-water preset states only its size and gets the rest."""
+    from meshsim.config import ExperimentConfig, ModelConfig, apply_overrides
+    from meshsim.runs import build_model
+    from meshsim.tasks import cfd_task
+    from meshsim.tasks.weather import WeatherTask
+
+    task = WeatherTask(output_size=3, mesh_splits=1)
+    gc = build_model(apply_overrides(ExperimentConfig(), ["model.name=graphcast"]), task)
+    structure = (gc.latent_size, gc.num_message_passing_steps, gc.mlp_hidden_layers)
+    assert structure + (gc.activation,) == (512, 16, 1, "swish")
+    mgn = build_model(ExperimentConfig(), cfd_task())
+    structure = (mgn.latent_size, mgn.num_message_passing_steps, mgn.mlp_hidden_layers)
+    assert structure + (mgn.activation,) == (128, 15, 2, "relu")
+    _, path = _module("weather_shallow_water")
+    config = load_config(path)
+    assert config.model == ModelConfig(
+        name="graphcast", latent_size=64, num_message_passing_steps=4
+    )
+    small = build_model(config, task)
+    assert (small.latent_size, small.mlp_hidden_layers, small.activation) == (64, 1, "swish")

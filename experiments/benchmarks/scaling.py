@@ -53,12 +53,12 @@ import numpy as np  # noqa: E402
 import meshsim  # noqa: E402
 from experiments.benchmarks.meshes import EDGE_FEATURES, NODE_FEATURES, parse_size  # noqa: E402
 from experiments.benchmarks.timing import load, round_robin  # noqa: E402
-from meshsim import graph_parallel as gp  # noqa: E402
-from meshsim import sharding as sh  # noqa: E402
-from meshsim.graph import partition_graph, partition_nodes, scatter_fields  # noqa: E402
+from meshsim.evaluation.metrics import masked_mse  # noqa: E402
 from meshsim.meshes import channel_mesh  # noqa: E402
-from meshsim.metrics import masked_mse  # noqa: E402
 from meshsim.node_types import NUM_NODE_TYPES, NodeType  # noqa: E402
+from meshsim.parallel import graph_parallel as gp  # noqa: E402
+from meshsim.parallel import partition_graph, partition_nodes, scatter_fields  # noqa: E402
+from meshsim.parallel import sharding as sh  # noqa: E402
 
 PARTS = (1, 2, 4, 8)
 HALO_LATENT = 128  # MeshGraphNets' latent width, for the bytes columns

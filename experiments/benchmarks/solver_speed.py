@@ -154,8 +154,8 @@ SOLVERS = {"cylinder_flow": _cylinder_solver, "flag": _flag_solver}
 
 def _learned(config_path: str, overrides: list[str], trajectory: dict, repeats: int) -> dict:
     """Seconds per learned rollout over the trajectory's frames, and the model's size."""
-    from meshsim.experiment import build_simulator
     from meshsim.rollout import rollout_trajectory
+    from meshsim.runs import build_simulator
 
     config = apply_overrides(load_config(str(ROOT / config_path)), overrides)
     sim = build_simulator(config)

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from meshsim.metrics import masked_mse
+from meshsim.evaluation.metrics import masked_mse
 
 LEARNING_RATE = 1e-4
 

@@ -23,6 +23,7 @@ from meshsim.data.meta import (
     validate_meta,
 )
 from meshsim.graph import unique_edges
+from meshsim.validation import check_int, is_int
 
 __all__ = [
     "FORMATS",
@@ -143,7 +144,7 @@ class Dataset:
         return count
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        if isinstance(index, bool) or not isinstance(index, int | np.integer):
+        if not is_int(index):
             raise TypeError(f"index: expected an int, got {index!r} ({type(index).__name__})")
         index = int(index)
         if self.format == "hdf5":
@@ -346,12 +347,7 @@ def inspect_dataset(
       a `shape` entry is -1 where it varies between trajectories.
     """
     directory = _require_directory(directory)
-    if max_trajectories is not None and (
-        isinstance(max_trajectories, bool)
-        or not isinstance(max_trajectories, int)
-        or max_trajectories < 0
-    ):
-        raise ValueError(f"max_trajectories: expected an int ≥ 0 or None, got {max_trajectories!r}")
+    check_int("max_trajectories", max_trajectories, minimum=0, optional=True)
     meta = load_meta(directory)
     report: dict[str, Any] = {
         "directory": directory,

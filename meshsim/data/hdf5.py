@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from meshsim.atomic import AtomicFile
+from meshsim.atomic import AtomicWriter
 from meshsim.data.meta import (
     DatasetFormatError,
     ensure_meta,
@@ -35,6 +35,7 @@ from meshsim.data.meta import (
     validate_meta,
     validate_trajectory,
 )
+from meshsim.validation import is_int
 
 __all__ = [
     "HDF5Writer",
@@ -69,7 +70,7 @@ def _group_name(index: int) -> str:
     return f"{index:05d}"
 
 
-class HDF5Writer:
+class HDF5Writer(AtomicWriter):
     """Streams trajectories into `<directory>/<split>.h5`, one at a time.
 
     Use as a context manager; on a clean exit the file is published atomically, on an
@@ -110,28 +111,28 @@ class HDF5Writer:
             )
         os.makedirs(directory, exist_ok=True)
         self.meta = ensure_meta(directory, meta)
-        self.path = hdf5_path(directory, split)
-        self._atomic = AtomicFile(self.path)
         self._compression = compression
         self._compression_opts = compression_opts
-        self._file = _h5py().File(self._atomic.tmp, "w")
-        try:
-            self._file.attrs["meta"] = json.dumps(self.meta)
-        except BaseException:
-            self.abort()
-            raise
         self.num_written = 0
+        super().__init__(hdf5_path(directory, split))
+
+    def _open(self, tmp: str):
+        return _h5py().File(tmp, "w")
+
+    def _finish(self, file) -> None:
+        file.attrs["meta"] = json.dumps(self.meta)
+        file.attrs["num_trajectories"] = self.num_written
+        file.close()
 
     def write(self, trajectory: Mapping[str, np.ndarray]) -> None:
         """Appends one trajectory, validated against the meta first; keys the meta does
         not declare are not stored."""
-        if self._file is None:
-            raise ValueError(f"HDF5Writer for {self.path} is closed")
+        file = self._handle()
         try:
             validate_trajectory(trajectory, self.meta)
         except ValueError as e:
             raise ValueError(f"{self.path}: trajectory {self.num_written}: {e}") from None
-        group = self._file.create_group(_group_name(self.num_written))
+        group = file.create_group(_group_name(self.num_written))
         for name in _stored_fields(self.meta):
             array = np.ascontiguousarray(trajectory[name])
             options: dict[str, Any] = {}
@@ -144,34 +145,24 @@ class HDF5Writer:
             group.create_dataset(name, data=array, **options)
         self.num_written += 1
 
+    def commit(self) -> str:
+        """Writes the trajectory count, closes the file and renames it onto `<split>.h5`;
+        returns that path (see `AtomicWriter.commit`)."""
+        opened = not self.closed
+        path = super().commit()
+        if opened:
+            logger.info("wrote %d trajectories to %s", self.num_written, self.path)
+        return path
+
     def close(self) -> None:
-        """Finishes the file and renames it onto `<split>.h5`."""
-        if self._file is None:
-            return
-        file, self._file = self._file, None
-
-        def finish():
-            file.attrs["num_trajectories"] = self.num_written
-            file.close()
-
-        self._atomic.finish(finish, on_error=file.close)
-        logger.info("wrote %d trajectories to %s", self.num_written, self.path)
+        """Finishes the file and renames it onto `<split>.h5` (`commit`); a no-op once
+        closed."""
+        if not self.closed:
+            self.commit()
 
     def abort(self) -> None:
-        """Discards the temporary file; `<split>.h5` is left as it was."""
-        if self._file is None:
-            return
-        file, self._file = self._file, None
-        self._atomic.abandon(file.close)
-
-    def __enter__(self) -> HDF5Writer:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        """Discards the temporary file; `<split>.h5` is left as it was (`discard`)."""
+        self.discard()
 
 
 def _stored_fields(meta: Mapping[str, Any]) -> list[str]:
@@ -294,7 +285,7 @@ def read_hdf5_trajectory(
     meta = load_meta(directory) if meta is None else validate_meta(meta)
     names = _field_names(meta, fields)
     path = hdf5_path(directory, split)
-    if isinstance(index, bool) or not isinstance(index, int | np.integer):
+    if not is_int(index):
         raise TypeError(f"index: expected an int, got {index!r} ({type(index).__name__})")
     index = int(index)
     with _open(path) as f:

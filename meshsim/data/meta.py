@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from meshsim.atomic import write_json
+from meshsim.validation import is_int
 
 __all__ = [
     "CELL_FIELDS",
@@ -108,7 +109,7 @@ def validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(dict(meta))
 
     length = out["trajectory_length"]
-    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+    if not is_int(length, minimum=1):
         raise ValueError(f"meta.json: trajectory_length must be a positive int, got {length!r}")
 
     features = out["features"]
@@ -129,7 +130,7 @@ def validate_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
         if (
             not isinstance(shape, list | tuple)
             or not shape
-            or any(isinstance(d, bool) or not isinstance(d, int) or d < -1 for d in shape)
+            or not all(is_int(d, minimum=-1) for d in shape)
         ):
             raise ValueError(
                 f"meta.json: features.{name}.shape must be a non-empty list of ints >= -1, "

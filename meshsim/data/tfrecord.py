@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from meshsim.atomic import AtomicFile
+from meshsim.atomic import AtomicWriter
 from meshsim.data import example_proto
 from meshsim.data.meta import (
     DatasetFormatError,
@@ -39,6 +39,7 @@ from meshsim.data.meta import (
     validate_meta,
     validate_trajectory,
 )
+from meshsim.validation import check_int
 
 __all__ = [
     "TFRecordWriter",
@@ -244,11 +245,6 @@ def _read_record(
     return data
 
 
-def _check_offset(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError(f"{name}: expected a byte offset (an int ≥ 0), got {value!r}")
-
-
 def iter_tfrecord_records(
     path: str | os.PathLike, *, verify_data_crc: bool = True, start: int = 0
 ) -> Iterator[bytes]:
@@ -264,7 +260,7 @@ def iter_tfrecord_records(
       DatasetFormatError: CRC mismatch or truncation, naming file, record index and offset.
     """
     path = os.fspath(path)
-    _check_offset("start", start)
+    check_int("start", start, minimum=0, expected="a byte offset (an int ≥ 0)")
     with open(path, "rb") as f:
         file_size = os.fstat(f.fileno()).st_size
         f.seek(start)
@@ -309,57 +305,43 @@ def index_tfrecord(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(offsets, dtype=np.int64)
 
 
-class TFRecordWriter:
+class TFRecordWriter(AtomicWriter):
     """Writes framed records to `path`, crash-safe: data goes to a temporary sibling
-    (`meshsim.atomic.AtomicFile`) that is renamed onto `path` only by a successful
+    (`meshsim.atomic.AtomicWriter`) that is renamed onto `path` only by a successful
     `close()` (or a clean `with` exit)."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
-        self._atomic = AtomicFile(self.path)
-        self._file: BinaryIO | None = open(self._atomic.tmp, "wb")
         self.num_records = 0
+        super().__init__(path)
+
+    def _open(self, tmp: str) -> BinaryIO:
+        return open(tmp, "wb")
+
+    def _finish(self, file: BinaryIO) -> None:
+        file.flush()
+        os.fsync(file.fileno())
+        file.close()
 
     def write(self, record: bytes | bytearray | memoryview) -> None:
         """Appends one record (its payload bytes)."""
-        if self._file is None:
-            raise ValueError(f"TFRecordWriter for {self.path} is closed")
+        file = self._handle()
         if not isinstance(record, bytes | bytearray | memoryview):
             raise TypeError(f"record: expected bytes, got {type(record).__name__}")
         length = struct.pack("<Q", len(record))
-        self._file.write(length + struct.pack("<I", masked_crc32c(length)))
-        self._file.write(record)
-        self._file.write(struct.pack("<I", masked_crc32c(record)))
+        file.write(length + struct.pack("<I", masked_crc32c(length)))
+        file.write(record)
+        file.write(struct.pack("<I", masked_crc32c(record)))
         self.num_records += 1
 
     def close(self) -> None:
-        """Flushes and atomically publishes the file under its real name."""
-        if self._file is None:
-            return
-        file, self._file = self._file, None
-
-        def finish():
-            file.flush()
-            os.fsync(file.fileno())
-            file.close()
-
-        self._atomic.finish(finish, on_error=file.close)
+        """Flushes and atomically publishes the file under its real name (`commit`); a
+        no-op once closed."""
+        if not self.closed:
+            self.commit()
 
     def abort(self) -> None:
-        """Discards everything written; the real path is left untouched."""
-        if self._file is None:
-            return
-        file, self._file = self._file, None
-        self._atomic.abandon(file.close)
-
-    def __enter__(self) -> TFRecordWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        """Discards everything written; the real path is left untouched (`discard`)."""
+        self.discard()
 
 
 # --------------------------------------------------------------------------- trajectories
@@ -477,7 +459,7 @@ def read_tfrecord_trajectory(
     """Reads the single trajectory whose record starts at byte `offset` (random access
     with the offsets from `index_tfrecord`); `index` only labels error messages."""
     path = os.fspath(path)
-    _check_offset("offset", offset)
+    check_int("offset", offset, minimum=0, expected="a byte offset (an int ≥ 0)")
     with open(path, "rb") as f:
         file_size = os.fstat(f.fileno()).st_size
         f.seek(offset)

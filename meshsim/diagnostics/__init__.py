@@ -4,10 +4,10 @@ RMSE says how far a rollout is from the truth; these say whether it is still
 physical: the kinetic energy ½∫|u|² dA and mean |∇·u| of an incompressible flow,
 the vortex-shedding Strouhal number at a probe behind the obstacle, and the edge
 strain of a cloth. All are host-side numpy functions of whole trajectories (not
-jit-safe; never needed inside jit). `rollout_diagnostics` runs the set that
-belongs to a task and returns JSON-ready values; `RolloutDiagnostics` does the
-same on a rollout that arrives chunk by chunk, and `summarize_diagnostics`
-reduces an evaluation's trajectories to a few numbers (`rollout.py`).
+jit-safe; never needed inside jit). `FlowDiagnostics` and `ClothDiagnostics`
+accumulate a rollout's set chunk by chunk and summarize an evaluation
+(`rollout.py`); a task names the one that fits it (`Task.diagnostics`), and
+`rollout_diagnostics` runs one on whole arrays, JSON-ready.
 
 Arrays: trajectories are `[T, N, F]` (any real dtype; the maths is float64);
 `mesh_pos` is `[N, 2]` float, `cells` `[C, 3]` int (either orientation, none
@@ -36,14 +36,15 @@ from meshsim.diagnostics.flow import (
     strouhal_number,
 )
 from meshsim.diagnostics.rollout import (
-    DIAGNOSED_TASKS,
+    ClothDiagnostics,
+    FlowDiagnostics,
     RolloutDiagnostics,
     rollout_diagnostics,
-    summarize_diagnostics,
 )
 
 __all__ = [
-    "DIAGNOSED_TASKS",
+    "ClothDiagnostics",
+    "FlowDiagnostics",
     "FlowParameters",
     "MissingFlowParameter",
     "Probe",
@@ -61,5 +62,4 @@ __all__ = [
     "shedding_frequency",
     "strain_error",
     "strouhal_number",
-    "summarize_diagnostics",
 ]

@@ -49,7 +49,8 @@ def kinetic_energy(
 
     Args:
       velocity: `[T, N, d]` float velocities (any d).
-      mesh_pos, cells: `[N, 2]` float node positions, `[C, 3]` int triangles.
+      mesh_pos: `[N, 2]` float node positions.
+      cells: `[C, 3]` int triangles.
       mask: `[N]` bool (or 0/1 int) selecting nodes; None selects all.
 
     Returns:
@@ -224,7 +225,8 @@ def shedding_frequency(
     parabolic interpolation (bias < 0.1% for a clean sine of >= 3 periods).
 
     Args:
-      velocity, mesh_pos: `[T, N, d]` float velocities, `[N, 2]` float positions.
+      velocity: `[T, N, d]` float velocities.
+      mesh_pos: `[N, 2]` float positions.
       probe: a node index, or an `(x, y)` position (its nearest node is used).
       dt: time between frames, > 0.
       component: 1 (v) oscillates at the shedding frequency on the wake's centre
@@ -298,7 +300,10 @@ def flow_parameters(
       trajectory: `mesh_pos [1, N, 2]` float, `velocity [T, N, 2]` float and, unless
         D, U and probe are all given, `node_type [1, N, 1]` int.
       meta: the dataset's meta.json dict, or None.
-      dt, diameter, velocity_scale, probe: see `strouhal_number`.
+      dt: see `strouhal_number`.
+      diameter: see `strouhal_number`.
+      velocity_scale: see `strouhal_number`.
+      probe: see `strouhal_number`.
 
     Raises:
       MissingFlowParameter: if dt, the obstacle or the inflow cannot be found.

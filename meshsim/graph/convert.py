@@ -16,6 +16,7 @@ from meshsim.graph.typed import (
     edge_set,
     node_set,
 )
+from meshsim.validation import check_int
 
 
 def unique_edges(cells: Array) -> np.ndarray:
@@ -107,8 +108,7 @@ def placeholder_graph(
                 )
         widths[f"edge_types[{name!r}] width"] = spec[2]
     for where, width in widths.items():
-        if isinstance(width, bool) or not isinstance(width, int | np.integer) or width < 0:
-            raise ValueError(f"{where}: expected a feature width (an int ≥ 0), got {width!r}")
+        check_int(where, width, minimum=0, expected="a feature width (an int ≥ 0)")
     one = lambda width: np.zeros((1, width), np.float32)
     first = np.zeros(1, np.int32)
     return MultiGraph(

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from meshsim.graph.typed import MultiGraph, NodeSet
+from meshsim.validation import check_int
 
 
 def bucket_size(n: int, *, multiple: int = 64, steps_per_octave: int = 4) -> int:
@@ -25,21 +26,16 @@ def bucket_size(n: int, *, multiple: int = 64, steps_per_octave: int = 4) -> int
     Ladder values are rounded up to `multiple`, so sizes are friendly to vector units;
     a dataset whose mesh sizes vary by 4x compiles at most 2*steps_per_octave+1 shapes.
     """
-    n = _positive_int("n", n, minimum=0)
-    multiple = _positive_int("multiple", multiple)
-    steps_per_octave = _positive_int("steps_per_octave", steps_per_octave)
+    n = check_int("n", n, minimum=0)
+    multiple = check_int("multiple", multiple, minimum=1, expected="a positive int")
+    steps_per_octave = check_int(
+        "steps_per_octave", steps_per_octave, minimum=1, expected="a positive int"
+    )
     if n <= multiple:
         return multiple
     exponent = math.ceil(math.log2(n) * steps_per_octave - 1e-9) / steps_per_octave
     size = math.ceil(2.0**exponent)
     return int(math.ceil(max(size, n) / multiple) * multiple)
-
-
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    expected = "a positive int" if minimum == 1 else f"an int ≥ {minimum}"
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name}: expected {expected}, got {value!r}")
-    return int(value)
 
 
 def _check_graph(name: str, graph) -> None:
@@ -69,11 +65,19 @@ class PaddingBudget:
                     f"PaddingBudget.{field}: expected a mapping {{name: size}}, "
                     f"got {type(value).__name__}"
                 )
-            sizes = {k: _positive_int(f"PaddingBudget.{field}[{k!r}]", v) for k, v in value.items()}
+            sizes = {
+                k: check_int(
+                    f"PaddingBudget.{field}[{k!r}]", v, minimum=1, expected="a positive int"
+                )
+                for k, v in value.items()
+            }
             object.__setattr__(self, field, sizes)
         if not self.n_node:
             raise ValueError("PaddingBudget.n_node: expected at least one node set, got {}")
-        object.__setattr__(self, "n_graph", _positive_int("PaddingBudget.n_graph", self.n_graph))
+        n_graph = check_int(
+            "PaddingBudget.n_graph", self.n_graph, minimum=1, expected="a positive int"
+        )
+        object.__setattr__(self, "n_graph", n_graph)
 
     @classmethod
     def fit(
@@ -118,7 +122,9 @@ class PaddingBudget:
             raise ValueError("graphs: expected at least one sample graph, got none")
         for i, g in enumerate(graphs):
             _check_graph(f"graphs[{i}]", g)
-        graphs_per_batch = _positive_int("graphs_per_batch", graphs_per_batch)
+        graphs_per_batch = check_int(
+            "graphs_per_batch", graphs_per_batch, minimum=1, expected="a positive int"
+        )
         names = (sorted(graphs[0].node_sets), sorted(graphs[0].edge_sets))
         for i, g in enumerate(graphs):
             if (sorted(g.node_sets), sorted(g.edge_sets)) != names:

@@ -21,6 +21,7 @@ from scipy.spatial import cKDTree
 from meshsim.meshes.quality import check_mesh, mesh_quality, signed_areas
 from meshsim.meshes.types import Ellipse, TriangleMesh
 from meshsim.node_types import NodeType
+from meshsim.validation import is_number
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ def channel_mesh(
         ("grading_length", grading_length),
         ("resolution", resolution),
     ]:
-        if not (math.isfinite(value) and value > 0):
+        if not is_number(value, greater_than=0):
             raise ValueError(f"{name} must be a finite positive number, got {value!r}")
     if obstacle_area > max_area:
         raise ValueError(f"obstacle_area {obstacle_area} must be <= max_area {max_area}")

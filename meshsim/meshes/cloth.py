@@ -16,6 +16,7 @@ import numpy as np
 from meshsim.meshes.quality import check_mesh
 from meshsim.meshes.types import TriangleMesh
 from meshsim.node_types import NodeType
+from meshsim.validation import is_number
 
 HANDLE_PRESETS = ("left_corners", "left_edge", "top_corners", "top_edge")
 ORIENTATIONS = ("alternate", "right", "left")
@@ -91,7 +92,7 @@ def cloth_mesh(
       `[2 (nx - 1) (ny - 1), 3]`, HANDLE at handles and NORMAL elsewhere.
     """
     for name, value in [("width", width), ("height", height)]:
-        if not (math.isfinite(value) and value > 0):
+        if not is_number(value, greater_than=0):
             raise ValueError(f"{name} must be a finite positive number, got {value!r}")
     for name, value in [("nx", nx), ("ny", ny)]:
         if int(value) != value or value < 2:

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from scipy.spatial import ConvexHull
 
-from meshsim.meshes.checks import check_int
+from meshsim.validation import check_int
 
 MAX_SPLITS = 10  # 10.5M vertices: more would exhaust host memory, and no model needs it
 
@@ -106,7 +106,7 @@ def icosahedral_hierarchy(splits: int) -> list[IcosahedralMesh]:
     nested (prefixes). 6 splits take ~0.1 s.
     """
     levels = [icosahedron()]
-    for _ in range(check_int("splits", splits, 0, MAX_SPLITS)):
+    for _ in range(check_int("splits", splits, minimum=0, maximum=MAX_SPLITS)):
         levels.append(IcosahedralMesh(*split_faces(levels[-1].vertices, levels[-1].faces)))
     return levels
 

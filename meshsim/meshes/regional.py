@@ -25,9 +25,9 @@ import math
 
 import numpy as np
 
-from meshsim.meshes.checks import check_int, check_positive
+from meshsim.meshes.coordinates import latlon_to_xyz, xyz_to_latlon
 from meshsim.meshes.icosahedral_mesh import IcosahedralMesh, split_faces
-from meshsim.meshes.sphere import latlon_to_xyz, xyz_to_latlon
+from meshsim.validation import check_int, check_number
 
 MAX_EXTRA_SPLITS = 6  # each extra split quadruples the region's faces; 6 = 4096×
 
@@ -53,7 +53,7 @@ class Refinement:
     extra_splits: int = 1
 
     def __post_init__(self):
-        check_int("Refinement.extra_splits", self.extra_splits, 1, MAX_EXTRA_SPLITS)
+        check_int("Refinement.extra_splits", self.extra_splits, minimum=1, maximum=MAX_EXTRA_SPLITS)
         if (self.bounds is None) == (self.center is None) or (self.center is None) != (
             self.radius_deg is None
         ):
@@ -78,7 +78,7 @@ class Refinement:
                     "Refinement.center: expected finite (lat in [-90, 90], lon), "
                     f"got {self.center!r}"
                 )
-            radius = check_positive("Refinement.radius_deg", self.radius_deg)
+            radius = check_number("Refinement.radius_deg", self.radius_deg, greater_than=0)
             if radius > 90:
                 raise ValueError(f"Refinement.radius_deg: expected <= 90, got {self.radius_deg!r}")
             object.__setattr__(self, "center", c)
@@ -159,4 +159,4 @@ def vertex_radii(mesh: IcosahedralMesh, fraction: float) -> np.ndarray:
     radii = np.zeros(mesh.num_vertices)
     for k in range(3):
         np.maximum.at(radii, mesh.faces[:, k], longest)
-    return check_positive("fraction", fraction) * radii
+    return check_number("fraction", fraction, greater_than=0) * radii

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.spatial import cKDTree
 
-from meshsim.meshes.checks import check_int, check_positive
+from meshsim.meshes.coordinates import latlon_to_xyz, xyz_to_latlon
 from meshsim.meshes.icosahedral_mesh import (  # noqa: F401 (re-exported)
     MAX_SPLITS,
     IcosahedralMesh,
@@ -27,10 +27,11 @@ from meshsim.meshes.icosahedral_mesh import (  # noqa: F401 (re-exported)
     multimesh_edges,
     split_faces,
 )
+from meshsim.meshes.regional import Refinement, refine, vertex_radii
+from meshsim.validation import check_int, check_number
 
 if TYPE_CHECKING:
     from meshsim.graph import MultiGraph
-    from meshsim.meshes.regional import Refinement
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +52,9 @@ def latlon_grid(resolution_deg: float) -> tuple[np.ndarray, np.ndarray]:
 
     Returns:
       (latitudes [H] float64 degrees from -90 to 90 inclusive, ascending;
-       longitudes [W = 2(H - 1)] float64 degrees from 0 inclusive to 360 exclusive).
+      longitudes [W = 2(H - 1)] float64 degrees from 0 inclusive to 360 exclusive).
     """
-    rows = 180.0 / check_positive("resolution_deg", resolution_deg)
+    rows = 180.0 / check_number("resolution_deg", resolution_deg, greater_than=0)
     if abs(rows - round(rows)) > 1e-9 * rows:
         raise ValueError(f"resolution_deg: expected a divisor of 180, got {resolution_deg!r}")
     rows = round(rows)
@@ -71,30 +72,13 @@ def gaussian_grid(
 
     Returns:
       (latitudes [H] float64 degrees ascending: arcsin of the Gauss–Legendre nodes;
-       longitudes [W] float64 degrees j·360/W).
+      longitudes [W] float64 degrees j·360/W).
     """
-    rows = check_int("num_latitudes", num_latitudes, 2)
-    cols = check_int("num_longitudes", 2 * rows if num_longitudes is None else num_longitudes, 1)
+    rows = check_int("num_latitudes", num_latitudes, minimum=2, expected="an int >= 2")
+    cols = 2 * rows if num_longitudes is None else num_longitudes
+    cols = check_int("num_longitudes", cols, minimum=1, expected="an int >= 1")
     nodes, _ = np.polynomial.legendre.leggauss(rows)  # ascending sin(latitude)
     return np.degrees(np.arcsin(nodes)), np.arange(cols) * (360.0 / cols)
-
-
-def latlon_to_xyz(lat_deg, lon_deg) -> np.ndarray:
-    """`[..., 3] float64` unit vectors of latitudes and longitudes (degrees, broadcast)."""
-    lat, lon = np.radians(np.asarray(lat_deg, np.float64)), np.radians(lon_deg)
-    xyz = (np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat))
-    return np.stack(np.broadcast_arrays(*xyz), axis=-1)
-
-
-def xyz_to_latlon(xyz) -> tuple[np.ndarray, np.ndarray]:
-    """(latitudes [...] in [-90, 90], longitudes [...] in [0, 360)) float64 degrees of
-    non-zero points `xyz [..., 3]`; longitude 0 at the poles."""
-    xyz = np.asarray(xyz, np.float64)
-    if xyz.shape[-1:] != (3,):
-        raise ValueError(f"xyz: expected shape [..., 3], got {xyz.shape}")
-    x, y, z = np.moveaxis(xyz, -1, 0)
-    lon = np.degrees(np.arctan2(y, x)) % 360.0
-    return np.degrees(np.arctan2(z, np.hypot(x, y))), np.where(lon >= 360.0, 0.0, lon)
 
 
 def _floats(name: str, value) -> np.ndarray:
@@ -375,14 +359,12 @@ def build_weather_mesh(
       1,618,746), 327,660 mesh edges, 3,114,720 mesh2grid edges; ~5 s of CPU.
     """
     lat, lon = check_grid(latitudes, longitudes)
-    splits = check_int("splits", splits, 0, MAX_SPLITS)
-    radius_fraction = check_positive("radius_fraction", radius_fraction)
+    splits = check_int("splits", splits, minimum=0, maximum=MAX_SPLITS)
+    radius_fraction = check_number("radius_fraction", radius_fraction, greater_than=0)
     levels = icosahedral_hierarchy(splits)
     if refinement is None:
         radius = np.full(levels[-1].num_vertices, radius_fraction * max_edge_length(levels[-1]))
     else:
-        from meshsim.meshes.regional import refine, vertex_radii  # regional imports this module
-
         levels += refine(levels[-1], refinement)
         radius = vertex_radii(levels[-1], radius_fraction)
     grid = grid_points(lat, lon)

@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from meshsim.validation import is_int
+
 
 class TriangleMesh(NamedTuple):
     """A 2-D triangle mesh with MeshGraphNets node types.
@@ -79,7 +81,7 @@ class Ellipse:
         Returns:
           `[num_points, 2] float64` points on the ellipse.
         """
-        if isinstance(num_points, bool) or not isinstance(num_points, int | np.integer):
+        if not is_int(num_points):
             raise TypeError(f"num_points: expected an int >= 3, got {num_points!r}")
         if num_points < 3:
             raise ValueError(f"num_points must be >= 3, got {num_points}")

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from meshsim import ops
 from meshsim.graph import DEFAULT_NODE_SET, GraphFeatures, MultiGraph
 from meshsim.nn import MLP, InteractionBlock, get_activation
+from meshsim.validation import check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +58,7 @@ class Stage:
         object.__setattr__(self, "edge_sets", tuple(self.edge_sets))
         if len(set(self.edge_sets)) != len(self.edge_sets):
             raise ValueError(f"Stage.edge_sets: names must be unique, got {self.edge_sets}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"Stage.steps: expected a positive int, got {self.steps!r}")
+        check_int("Stage.steps", self.steps, minimum=1, expected="a positive int")
 
 
 class EncodeProcessDecode(nn.Module):
@@ -86,7 +86,7 @@ class EncodeProcessDecode(nn.Module):
       block: the block class (InteractionBlock's constructor keywords and call signature).
       halo_exchange: None (default), or a `meshsim.nn.HaloExchange` handed to every
         processor block (which must have a `halo_exchange` field, as InteractionBlock
-        does) to refresh halo latents after each step; set by `meshsim.graph_parallel`.
+        does) to refresh halo latents after each step; set by `meshsim.parallel.graph_parallel`.
       bundle_steps: frames predicted per call (K, temporal bundling); the output is
         `[N, K·d]`, frame-major. 1: the unbundled network, parameters unchanged.
     """
@@ -116,14 +116,8 @@ class EncodeProcessDecode(nn.Module):
             )
         positive = ("output_size", "bundle_steps", "latent_size", "num_message_passing_steps")
         for field in (*positive, "scan_unroll"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{field}: expected a positive int, got {value!r}")
-        hidden = self.mlp_hidden_layers
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
-            raise ValueError(
-                f"mlp_hidden_layers: expected an int ≥ 0, got {self.mlp_hidden_layers!r}"
-            )
+            check_int(field, getattr(self, field), minimum=1, expected="a positive int")
+        check_int("mlp_hidden_layers", self.mlp_hidden_layers, minimum=0)
         if self.stages is not None and not all(isinstance(s, Stage) for s in self.stages):
             raise TypeError(f"stages: expected a tuple of Stage, got {self.stages!r}")
         if not (isinstance(self.block, type) and issubclass(self.block, nn.Module)):

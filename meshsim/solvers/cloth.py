@@ -35,6 +35,7 @@ import scipy.sparse.linalg
 
 from meshsim.meshes import TriangleMesh, check_mesh, cloth_mesh, cloth_world_pos
 from meshsim.node_types import NodeType
+from meshsim.validation import is_number
 
 # Rest angle (degrees) at the middle node above which a 2-ring chain a-b-c is
 # "straight" and gets a bending spring a-c.
@@ -68,7 +69,7 @@ class ClothParams:
     def __post_init__(self):
         for name in ("density", "stretch_stiffness", "dt", "gust_frequency"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
+            if not is_number(value, greater_than=0):
                 raise ValueError(f"ClothParams.{name} must be finite and > 0, got {value!r}")
         for name in (
             "shear_stiffness",
@@ -79,7 +80,7 @@ class ClothParams:
             "gust_angle",
         ):
             value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
+            if not is_number(value, minimum=0):
                 raise ValueError(f"ClothParams.{name} must be finite and >= 0, got {value!r}")
         for name in ("gravity", "wind"):
             value = tuple(float(x) for x in getattr(self, name))

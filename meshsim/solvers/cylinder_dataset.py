@@ -19,6 +19,7 @@ from meshsim.solvers.cylinder_flow import (
     lattice_setup,
     simulate_cylinder_flow,
 )
+from meshsim.validation import is_int
 
 # Randomisation ranges of `random_cylinder_config` (chosen to keep periodic shedding and a
 # stable lattice at the demo resolution; Re uses the obstacle's height across the flow).
@@ -56,7 +57,8 @@ def random_cylinder_config(
 
     Args:
       seed: numpy seed.
-      length, height: channel size.
+      length: channel length.
+      height: channel height.
       resolution: lattice cells per GRID_REFERENCE (0.1).
       num_obstacles: number of obstacles, >= 1.
       elliptic: draw ellipses instead of circles.
@@ -66,7 +68,7 @@ def random_cylinder_config(
     unknown = set(ranges or {}) - set(DEFAULT_RANGES)
     if unknown:
         raise ValueError(f"unknown ranges {sorted(unknown)}; valid: {sorted(DEFAULT_RANGES)}")
-    if not isinstance(num_obstacles, int) or num_obstacles < 1:
+    if not is_int(num_obstacles, minimum=1):
         raise ValueError(f"num_obstacles must be an int >= 1, got {num_obstacles!r}")
     r = {**DEFAULT_RANGES, **(ranges or {})}
     rng = np.random.default_rng(seed)
@@ -132,8 +134,11 @@ def cylinder_flow_trajectory(
       seed: seeds geometry, flow parameters and the initial perturbation.
       steps: frames T.
       mesh_resolution: `channel_mesh` resolution factor.
-      resolution, num_obstacles, elliptic, ranges, **overrides: see
-        `random_cylinder_config`.
+      resolution: see `random_cylinder_config`.
+      num_obstacles: see `random_cylinder_config`.
+      elliptic: see `random_cylinder_config`.
+      ranges: see `random_cylinder_config`.
+      **overrides: see `random_cylinder_config`.
 
     Returns:
       ``cells [1, C, 3] int32``, ``mesh_pos [1, N, 2] float32``,

@@ -29,6 +29,7 @@ import numpy as np
 
 from meshsim.meshes import Ellipse
 from meshsim.solvers import lbm
+from meshsim.validation import is_int, is_number
 
 logger = logging.getLogger(__name__)
 
@@ -94,13 +95,13 @@ class CylinderFlowConfig:
         positive += ["lattice_u_max"] + [n for n in optional if getattr(self, n) is not None]
         for name in positive:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            if not is_number(value, finite=False):
                 raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-            if not (math.isfinite(value) and value > 0):
+            if not is_number(value, greater_than=0):
                 raise ValueError(f"{name} must be a finite positive number, got {value!r}")
         for name in ["spinup_time", "perturbation"]:
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+            if not is_number(value, minimum=0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
         if self.lattice_u_max > MAX_LATTICE_U:
             raise ValueError(
@@ -369,9 +370,9 @@ def simulate_cylinder_flow(
     """
     if not isinstance(config, CylinderFlowConfig):
         raise TypeError(f"config must be a CylinderFlowConfig, got {type(config).__name__}")
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+    if not is_int(steps, minimum=1):
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+    if not is_int(seed):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     points = None if query_points is None else _as_points(query_points)
     lat = lattice_setup(config)

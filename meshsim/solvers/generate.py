@@ -13,25 +13,18 @@ no `meta.json` behind.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-import zlib
 from collections.abc import Callable
 
-import numpy as np
+from meshsim.solvers.seeds import trajectory_seed
+from meshsim.validation import check_int, check_number
 
 logger = logging.getLogger(__name__)
 
 DOMAINS = ("cylinder_flow", "flag", "shallow_water")
 SHALLOW_WATER_RESOLUTION_DEG = 5.625  # output grid at mesh_resolution 1 (33 × 64 with poles)
 SHALLOW_WATER_STEP_HOURS = 6.0
-
-
-def trajectory_seed(seed: int, split: str, index: int) -> int:
-    """A 31-bit seed that depends on the run seed, the split name and the index."""
-    seq = np.random.SeedSequence([seed, zlib.crc32(split.encode()), index])
-    return int(seq.generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def _simulator(domain: str, steps: int, mesh_resolution: float) -> tuple[Callable, dict]:
@@ -133,23 +126,11 @@ def generate_dataset(
 
 
 def _check_arguments(domain, trajectories, steps, seed, split, mesh_resolution) -> None:
-    def is_int(value) -> bool:
-        return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
     if domain not in DOMAINS:
         raise ValueError(f"domain: expected one of {list(DOMAINS)}, got {domain!r}")
-    if not is_int(trajectories) or trajectories < 1:
-        raise ValueError(f"trajectories: expected an int ≥ 1, got {trajectories!r}")
-    if not is_int(steps) or steps < 3:
-        raise ValueError(f"steps: expected an int ≥ 3 (frames), got {steps!r}")
-    if not is_int(seed) or seed < 0:
-        raise ValueError(f"seed: expected an int ≥ 0, got {seed!r}")
+    check_int("trajectories", trajectories, minimum=1)
+    check_int("steps", steps, minimum=3, expected="an int ≥ 3 (frames)")
+    check_int("seed", seed, minimum=0)
     if not isinstance(split, str) or not split or split.startswith(".") or "/" in split:
         raise ValueError(f"split: expected a split name such as 'train', got {split!r}")
-    if (
-        isinstance(mesh_resolution, bool)
-        or not isinstance(mesh_resolution, int | float)
-        or not math.isfinite(mesh_resolution)
-        or mesh_resolution <= 0
-    ):
-        raise ValueError(f"mesh_resolution: expected a finite number > 0, got {mesh_resolution!r}")
+    check_number("mesh_resolution", mesh_resolution, greater_than=0)

@@ -22,7 +22,7 @@ Layout (WeatherBench2 names and units; ``meshsim.data.weather`` reads it):
 The trajectories share one time axis, as WeatherBench2 data would: trajectory ``i``
 starts at `BASE_DATE` + ``i (days + TRAJECTORY_GAP_DAYS)``, so a reader finds them as
 the runs of equally spaced times. Trajectory ``i`` is seeded by ``(seed, split, i)``
-(`meshsim.solvers.generate.trajectory_seed`): the same arguments give the same data and
+(`meshsim.solvers.seeds.trajectory_seed`): the same arguments give the same data and
 splits never share a trajectory. Its parameters are in the ``trajectory_parameters``
 attribute (JSON, a list of `JetParams` dicts).
 """
@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from meshsim.solvers.generate import trajectory_seed
+from meshsim.solvers.seeds import trajectory_seed
 from meshsim.solvers.shallow_water_model import (
     EARTH_ANGULAR_VELOCITY,
     EARTH_RADIUS,
@@ -56,6 +56,7 @@ from meshsim.solvers.shallow_water_model import (
     mountain_height,
     sample_jet_params,
 )
+from meshsim.validation import check_int
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -142,10 +143,8 @@ def simulate_shallow_water(
     """
     import xarray as xr
 
-    if isinstance(trajectories, bool) or not isinstance(trajectories, int) or trajectories < 1:
-        raise ValueError(f"trajectories: expected an int ≥ 1, got {trajectories!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed: expected an int ≥ 0, got {seed!r}")
+    trajectories = check_int("trajectories", trajectories, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
     days = _check_days("days", days, zero=False)
     spinup_days = _check_days("spinup_days", spinup_days, zero=True)
     split = _check_split(split)

@@ -39,6 +39,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from meshsim.validation import check_int, check_number
+
 logger = logging.getLogger(__name__)
 
 # Earth constants of Williamson et al. (1992), also dinosaur's defaults.
@@ -165,21 +167,6 @@ def mountain_height(lon: np.ndarray, lat: np.ndarray, orography: str) -> np.ndar
     return np.zeros_like(r)
 
 
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"{name}: expected an int ≥ {low}, got {value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value, *, zero: bool = False) -> float:
-    ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
-        raise ValueError(
-            f"{name}: expected a finite number {'≥' if zero else '>'} 0, got {value!r}"
-        )
-    return float(value)
-
-
 class ShallowWaterModel:
     """The dinosaur shallow-water solver at one truncation, time step and orography.
 
@@ -209,17 +196,17 @@ class ShallowWaterModel:
         d = _dinosaur()
         import jax
 
-        self.truncation = _check_int("truncation", truncation, 10)
+        self.truncation = check_int("truncation", truncation, minimum=10)
         dt = default_time_step(truncation) if time_step_s is None else time_step_s
-        dt = _check_positive("time_step_s", dt)
+        dt = check_number("time_step_s", dt, greater_than=0)
         self.steps_per_output = round(OUTPUT_HOURS * 3600 / dt)
         if abs(self.steps_per_output * dt - OUTPUT_HOURS * 3600) > 1e-6:
             raise ValueError(
                 f"time_step_s: expected a divisor of {OUTPUT_HOURS * 3600} s, got {dt}"
             )
         self.time_step_s = dt
-        self.mean_depth = _check_positive("mean_depth", mean_depth)
-        self.diffusion_hours = _check_positive("diffusion_hours", diffusion_hours)
+        self.mean_depth = check_number("mean_depth", mean_depth, greater_than=0)
+        self.diffusion_hours = check_number("diffusion_hours", diffusion_hours, greater_than=0)
         mountain_height(np.zeros(1), np.zeros(1), orography)  # validates the name
         self.orography = orography
 
@@ -359,8 +346,8 @@ class ShallowWaterModel:
         spun-up state. Jitted; costs ``spinup_steps + (outputs - 1) steps_per_output``
         steps (~3 ms each at T42 on one CPU core).
         """
-        outputs = _check_int("outputs", outputs, 1)
-        spinup_steps = _check_int("spinup_steps", spinup_steps, 0)
+        outputs = check_int("outputs", outputs, minimum=1)
+        spinup_steps = check_int("spinup_steps", spinup_steps, minimum=0)
         return self._run(state, outputs, spinup_steps)
 
     # ------------------------------------------------------------ diagnostics

@@ -1,4 +1,10 @@
-"""Domain tasks: how states become typed graphs and outputs become next states."""
+"""Domain tasks: how states become typed graphs and outputs become next states.
+
+A task holds everything domain-specific (`Task`): its graph, targets, integration,
+prescribed nodes, loss weights, noise, plots, diagnostics and how a trained run is
+scored. Tasks are found by name (`TASKS`, `get_task`); `register_task` adds one,
+from inside the package or from a user's module (`task.module` in a config).
+"""
 
 from meshsim.tasks.base import (
     MESH_EDGES,
@@ -9,17 +15,26 @@ from meshsim.tasks.base import (
 )
 from meshsim.tasks.cfd import CfdTask, cfd_task
 from meshsim.tasks.cloth import ClothTask, cloth_task
-from meshsim.tasks.weather import WeatherTask, channel_weights, weather_normalizers, weather_task
+from meshsim.tasks.registry import (
+    TASKS,
+    built_from_data,
+    get_task,
+    load_task_module,
+    register_task,
+    task_option_hint,
+    task_options,
+)
+from meshsim.tasks.weather import (
+    WeatherOptions,
+    WeatherTask,
+    channel_weights,
+    weather_normalizers,
+    weather_task,
+)
 
-TASKS = {"cfd": cfd_task, "cloth": cloth_task, "weather": weather_task}
-
-
-def get_task(name: str, **kwargs) -> Task:
-    """A task by registry name; raises ValueError listing the valid names."""
-    if name not in TASKS:
-        raise ValueError(f"task: expected one of {sorted(TASKS)}, got {name!r}")
-    return TASKS[name](**kwargs)
-
+register_task("cfd", cfd_task)
+register_task("cloth", cloth_task)
+register_task("weather", weather_task, options=WeatherOptions)
 
 __all__ = [
     "MESH_EDGES",
@@ -28,13 +43,19 @@ __all__ = [
     "ClothTask",
     "MeshTask",
     "Task",
-    "cfd_task",
+    "WeatherOptions",
     "WeatherTask",
+    "built_from_data",
+    "cfd_task",
     "channel_weights",
     "cloth_task",
     "get_task",
+    "load_task_module",
     "one_hot_node_type",
+    "register_task",
     "relative_edge_features",
+    "task_option_hint",
+    "task_options",
     "weather_normalizers",
     "weather_task",
 ]

@@ -10,7 +10,8 @@ A `Task` is a frozen object of pure functions holding everything domain-specific
 * the training target, the loss weights (mask) and the training noise;
 * how a network output becomes the next state (first order `x + Δ`, second
   order `2x_t − x_{t−1} + a`) and which nodes are prescribed;
-* what a plot of the state shows.
+* what a plot of the state shows, which physical diagnostics its rollouts get
+  (`diagnostics`) and how a trained run is scored (`scoring`).
 
 Fields are a dict of per-node arrays on the task's `node_set` (`[N, d]`, node
 types `[N] int32`) using the MeshGraphNets names: `mesh_pos`, `node_type`, the
@@ -24,11 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from meshsim.diagnostics import RolloutDiagnostics
 from meshsim.graph import (
     DEFAULT_NODE_SET,
     MultiGraph,
@@ -36,8 +39,8 @@ from meshsim.graph import (
     edges_from_cells,
     node_set,
 )
+from meshsim.graph.window import Window
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
-from meshsim.window import Window
 
 Fields = Mapping[str, jax.Array]
 MESH_EDGES = "mesh"  # MeshGraphNets' mesh-space edge set (cells → edges)
@@ -82,7 +85,18 @@ class Task:
         is moved by (1 − γ)·noise (1.0 for cfd, 0.1 for cloth in the paper).
       lagrangian: the state is the node positions (plots and exports move the mesh).
       shared_structure: every example has the same graph, so a batch holds one copy.
+
+    Class attributes (what the layers above ask a task instead of its name):
+      diagnostics: the `meshsim.diagnostics.RolloutDiagnostics` subclass evaluation
+        runs on this task's rollouts (None: RMSE only).
+      scoring: how `meshsim evaluate` and the demo score a trained run: "rollout"
+        (RMSE against persistence over whole trajectories, `meshsim.runs.evaluate`)
+        or "forecast" (scores by lead time from many initial times,
+        `meshsim.runs.forecast`).
     """
+
+    diagnostics: ClassVar[type[RolloutDiagnostics] | None] = None
+    scoring: ClassVar[str] = "rollout"
 
     name: str
     state_field: str

@@ -8,12 +8,16 @@ prescribed values. Noise σ = 0.02, γ = 1 (Pfaff et al. 2021, Table 4).
 
 import numpy as np
 
+from meshsim.diagnostics import FlowDiagnostics
 from meshsim.node_types import NodeType
 from meshsim.tasks.base import MeshTask
 
 
 class CfdTask(MeshTask):
-    """Velocity on a fixed mesh; plots colour the mesh by u_x."""
+    """Velocity on a fixed mesh; plots colour the mesh by u_x; rollouts are diagnosed as
+    an incompressible flow (energy, divergence, Strouhal number)."""
+
+    diagnostics = FlowDiagnostics
 
     def plot_scalar(self, states: np.ndarray) -> tuple[np.ndarray, str]:
         return states[..., 0], "u_x"

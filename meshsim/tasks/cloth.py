@@ -12,12 +12,16 @@ simulated; HANDLE nodes follow their prescribed positions. Noise σ = 0.003,
 import jax
 import jax.numpy as jnp
 
+from meshsim.diagnostics import ClothDiagnostics
 from meshsim.node_types import NodeType
 from meshsim.tasks.base import MESH_EDGES, MeshTask, relative_edge_features
 
 
 class ClothTask(MeshTask):
-    """A sheet whose state is its node positions; plots draw the moving mesh."""
+    """A sheet whose state is its node positions; plots draw the moving mesh; rollouts are
+    diagnosed by their edge strain."""
+
+    diagnostics = ClothDiagnostics
 
     @property
     def edge_types(self) -> dict[str, tuple[str, str, int]]:

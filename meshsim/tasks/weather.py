@@ -33,7 +33,9 @@ import numpy as np
 
 from meshsim import normalization as norm
 from meshsim.graph import MultiGraph
+from meshsim.options import Validated, setting
 from meshsim.tasks.base import Fields, Task
+from meshsim.validation import check_int
 
 GRID, MESH = "grid", "mesh"
 GRID2MESH, MESH2GRID = "grid2mesh", "mesh2grid"
@@ -55,6 +57,26 @@ def _cached_graph(lat: bytes, lon: bytes, splits: int, radius_fraction: float) -
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class WeatherOptions(Validated):
+    """The weather task's own settings (`task.options.*` in a config).
+
+    `mesh_splits`: icosahedron refinements of the multimesh (6 in GraphCast);
+    `radius_fraction`: grid→mesh radius as a fraction of the longest finest mesh edge;
+    `variable_weights`: loss weights as "variable=weight" (others weigh 1);
+    `level_weighting`: 3-D variables weighted by pressure level (GraphCast).
+    Autoregressive training is `train.unroll_steps` (every task has it); which
+    variables are read is `data.variables`.
+    """
+
+    _section = "task.options"
+
+    mesh_splits: int = setting(6, ge=0)
+    radius_fraction: float = setting(0.6, gt=0)
+    variable_weights: tuple[str, ...] = ()
+    level_weighting: bool = True
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WeatherTask(Task):
     """Grid ↔ multimesh forecasting of `output_size` channels with 2 input times.
 
@@ -64,6 +86,8 @@ class WeatherTask(Task):
       radius_fraction: grid→mesh radius over the longest finest mesh edge (0.6).
       channel_weights: per-channel loss weights (variables × levels; empty: all 1).
     """
+
+    scoring = "forecast"  # scores by lead time from many initial times
 
     name: str = "weather"
     state_field: str = "state"
@@ -77,10 +101,8 @@ class WeatherTask(Task):
 
     def __post_init__(self):
         super().__post_init__()
-        if not isinstance(self.output_size, int) or self.output_size < 1:
-            raise ValueError(f"output_size: expected an int ≥ 1, got {self.output_size!r}")
-        if not isinstance(self.num_static, int) or self.num_static < 0:
-            raise ValueError(f"num_static: expected an int ≥ 0, got {self.num_static!r}")
+        check_int("output_size", self.output_size, minimum=1)
+        check_int("num_static", self.num_static, minimum=0)
         if self.channel_weights and len(self.channel_weights) != self.output_size:
             raise ValueError(
                 f"channel_weights: expected {self.output_size} weights, "
@@ -272,7 +294,7 @@ def weather_task(
     forecast = {c.split("/")[0] for c in channels}
     missing = [v for v in variables if v not in forecast]
     if missing:
-        raise ValueError(f"weather.variables: {missing} not in the dataset's {sorted(forecast)}")
+        raise ValueError(f"variables: {missing} not in the dataset's {sorted(forecast)}")
     weights = {}
     for item in variable_weights:
         name, sep, value = item.partition("=")
@@ -282,7 +304,7 @@ def weather_task(
             sep = ""
         if not sep or weights[name] < 0:
             raise ValueError(
-                f"weather.variable_weights: expected 'variable=weight ≥ 0', got {item!r}"
+                f"task.options.variable_weights: expected 'variable=weight ≥ 0', got {item!r}"
             )
     return WeatherTask(
         output_size=len(channels),

@@ -1,0 +1,43 @@
+"""Every figure, animation and export of meshsim (matplotlib, imported lazily).
+
+`mesh`: fields on triangle meshes, prediction|truth|error comparisons and
+animations, cloth, training curves; `rollout`: RMSE and kinetic energy against the
+step; `weather`: maps, forecast animations, score curves, the multimesh; `graph`:
+graph partitions; `paraview`: XDMF/VTU files of rollouts for ParaView.
+"""
+
+from meshsim.plotting.graph import plot_partition
+from meshsim.plotting.mesh import (
+    animate_cloth,
+    animate_rollout,
+    plot_cloth,
+    plot_comparison,
+    plot_field,
+    plot_loss_curve,
+)
+from meshsim.plotting.paraview import export_vtk_frames, export_xdmf
+from meshsim.plotting.rollout import plot_kinetic_energy, plot_rollout_rmse
+from meshsim.plotting.weather import (
+    animate_forecast,
+    plot_forecast_maps,
+    plot_multimesh,
+    plot_score_curves,
+)
+
+__all__ = [
+    "animate_cloth",
+    "animate_forecast",
+    "animate_rollout",
+    "export_vtk_frames",
+    "export_xdmf",
+    "plot_cloth",
+    "plot_comparison",
+    "plot_field",
+    "plot_forecast_maps",
+    "plot_kinetic_energy",
+    "plot_loss_curve",
+    "plot_multimesh",
+    "plot_partition",
+    "plot_rollout_rmse",
+    "plot_score_curves",
+]

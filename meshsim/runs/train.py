@@ -1,0 +1,408 @@
+"""The training run: data, devices, checkpoints and the loop (`meshsim train`).
+
+`run_training` reads and checks the config and the data, places the run on the
+devices `config.parallel` asks for (`meshsim.parallel.placement`: one device, a data ×
+graph mesh under `jit`, or `pmap`; several processes under `jax.distributed`),
+and runs the compiled steps of `meshsim.training.step` from the last checkpoint to
+`train.steps`. Under several processes every process runs this function on its
+own shard of the trajectories; process 0 alone writes the run's files, all of
+them write the checkpoints (orbax coordinates them).
+
+The run directory (`meshsim.runs.workdir`) holds config.json, orbax checkpoints,
+normalizers.json and metrics.jsonl. `run_training` resumes from it: the batch
+stream and the per-step random keys are pure functions of (seed, step), so a
+resumed run reproduces an uninterrupted one. Failures leave nothing half-written:
+everything (config, data, validation split) is read and checked before config.json
+is written, and a run that fails before its first checkpoint removes what it
+created, so a corrected retry starts clean. A non-finite loss or gradient norm
+stops the run before the next checkpoint (`train.on_nonfinite="stop"`: the last
+good checkpoint stays the latest) or is skipped (`"skip"`, counted as `skipped` in
+metrics.jsonl); no checkpoint with non-finite values is ever written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+import jax
+import numpy as np
+
+from meshsim import atomic
+from meshsim.config import ExperimentConfig
+from meshsim.evaluation import evaluate_rollouts
+from meshsim.normalization import save_normalizers
+from meshsim.parallel.placement import Placement, make_placement
+from meshsim.runs.build import build_simulator, open_split, task_meta
+from meshsim.runs.checkpoint import Checkpointer
+from meshsim.runs.workdir import (
+    DATASET_META,
+    RUN_FILES,
+    STATISTICS,
+    MetricsLog,
+    prepare_workdir,
+    remove_created,
+    truncate_metrics,
+)
+from meshsim.simulator import Simulator
+from meshsim.tasks import Task
+from meshsim.training.batches import dataset_budget, iter_batches, prefetch
+from meshsim.training.multistep import horizon_at
+from meshsim.training.step import (
+    NONFINITE_POLICIES,
+    NonFiniteError,
+    TrainState,
+    add_to_totals,
+    count_nonfinite,
+    empty_totals,
+    init_train_state,
+    learning_rate,
+    make_optimizer,
+    nonfinite_quantity,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class _ProcessShard(Sequence):
+    """Trajectories `process_index::process_count` of a dataset: what one process reads."""
+
+    def __init__(self, dataset, index: int, count: int):
+        self._dataset, self._indices = dataset, list(range(index, len(dataset), count))
+        self.path = getattr(dataset, "path", "trajectories")
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    def __getitem__(self, i):
+        return self._dataset[self._indices[i]]
+
+
+def _process_shard(dataset, lengths: list[int]):
+    """(this process's trajectories, their lengths); the whole dataset in one process."""
+    count, index = jax.process_count(), jax.process_index()
+    if count == 1:
+        return dataset, lengths
+    if len(dataset) < count:
+        raise ValueError(
+            f"{getattr(dataset, 'path', 'dataset')}: {len(dataset)} trajectories cannot feed "
+            f"{count} processes (each reads its own shard)"
+        )
+    return _ProcessShard(dataset, index, count), lengths[index::count]
+
+
+def _shared_structure(statics: list[dict], task: Task):
+    """The one structure every training trajectory has (graph parallelism cuts it once),
+    and that trajectory's static fields; ValueError naming the first that differs."""
+    first = task.structure(statics[0])
+    leaves = jax.tree_util.tree_leaves(first)
+    for i, static in enumerate(statics[1:], start=1):
+        other = jax.tree_util.tree_leaves(task.structure(static))
+        same = len(other) == len(leaves) and all(
+            np.shape(a) == np.shape(b) and np.array_equal(a, b) for a, b in zip(leaves, other)
+        )
+        if not same:
+            raise ValueError(
+                f"parallel.graph > 1: expected every training trajectory on one mesh (the "
+                f"graph is cut into parts once), but trajectory {i} differs from trajectory 0"
+            )
+    return first, statics[0]
+
+
+def _placed_simulator(placement: Placement, sim: Simulator, statics: list[dict]) -> Simulator:
+    """The simulator the steps run: graph-partitioned when `parallel.graph` > 1."""
+    if placement.graph == 1:
+        return sim
+    structure, static = _shared_structure(statics, sim.task)
+    positions = sim.task.partition_positions(static, structure)
+    placed = placement.simulator(sim, structure, positions)
+    stats = placed.partition.pgraph.stats()
+    logger.info(
+        "graph parallel: %d parts, halo %.2f%% of the nodes",
+        placement.graph,
+        100 * stats.halo_fraction(),
+    )
+    return placed
+
+
+class _NoLog:
+    """MetricsLog of a process that does not write the run's files."""
+
+    def write(self, record: dict) -> None:
+        del record
+
+    def close(self) -> None:
+        pass
+
+
+def _lengths(dataset, task: Task) -> list[int]:
+    """Frames per trajectory: from meta.json for fixed-length fields (no data read),
+    otherwise by reading the state field of each trajectory."""
+    feature = dataset.meta.get("features", {}).get(task.state_field, {})
+    shape = feature.get("shape") or [-1]
+    if feature.get("type") == "dynamic" and shape[0] > 0:  # [T, -1, d] with T fixed
+        return [int(shape[0])] * len(dataset)
+    return [int(t[task.state_field].shape[0]) for t in dataset.iter(fields=[task.state_field])]
+
+
+def _static(dataset, task: Task) -> list[dict]:
+    """The fields each trajectory's structure is built from (not the dynamic ones)."""
+    fields = task.structure_fields
+    return list(dataset.iter(fields=None if fields is None else list(fields)))
+
+
+def _initial_state(config: ExperimentConfig, sim: Simulator, tx) -> TrainState:
+    """Fresh state: parameters from the task's feature widths, empty statistics."""
+    return init_train_state(
+        sim,
+        tx,
+        jax.random.key(config.train.seed),
+        max_accumulations=config.train.normalizer_max_accumulations,
+    )
+
+
+def _periodic_eval_data(config: ExperimentConfig, task: Task) -> tuple[list, int]:
+    """(validation trajectories, rollout steps) for evaluation during training."""
+    tc = config.train
+    if tc.eval_every <= 0:
+        return [], 0
+    try:
+        valid_ds = open_split(config, config.data.valid_split)
+    except (FileNotFoundError, ValueError):
+        logger.warning("no %r split: periodic evaluation is off", config.data.valid_split)
+        return [], 0
+    trajs = [valid_ds[i] for i in range(min(tc.eval_trajectories, len(valid_ds)))]
+    if not trajs:
+        return [], 0
+    shortest = min(len(t[task.state_field]) for t in trajs)
+    return trajs, min(tc.eval_rollout_steps, shortest - task.order)
+
+
+def _interval_record(totals, config: ExperimentConfig, done: int) -> dict:
+    """The metrics.jsonl record of a log interval (means over its applied updates)."""
+    t = jax.device_get(totals)
+    applied = int(t["applied"])
+    tc = config.train
+    return {
+        "step": done,
+        "loss": float(t["loss"]) / applied if applied else None,  # all skipped: null
+        "grad_norm": float(t["grad_norm"]) / applied if applied else None,
+        "skipped": int(t["skipped"]),
+        "learning_rate": float(learning_rate(tc.optimizer, done - tc.accumulate_steps)),
+    }
+
+
+def _on_nonfinite(totals, policy: str, checkpointer: Checkpointer) -> None:
+    """Applies `train.on_nonfinite` to a log interval's sums: warns ("skip") or raises
+    NonFiniteError naming the first bad step and quantity ("stop")."""
+    t = jax.device_get(totals)
+    first = int(t["first_skipped_step"])
+    if first < 0:
+        return
+    what = nonfinite_quantity(float(t["first_skipped_loss"]), float(t["first_skipped_grad_norm"]))
+    if policy == "skip":
+        logger.warning(
+            "step %d: %s: update skipped (%d since the last log line)", first, what, t["skipped"]
+        )
+        return
+    latest = checkpointer.latest_step()
+    kept = f"checkpoint {latest} stays the latest" if latest is not None else "no checkpoint"
+    raise NonFiniteError(
+        f"step {first}: {what}: training stopped, {kept}; lower train.optimizer.learning_rate, "
+        "set train.optimizer.grad_clip_norm, or set train.on_nonfinite=skip to skip such updates"
+    )
+
+
+def _check_finite_state(state: TrainState, step: int, what: str) -> None:
+    """Raises NonFiniteError if the state holds NaN/inf values (never checkpointed)."""
+    bad, total = count_nonfinite(state)
+    if bad:
+        raise NonFiniteError(f"step {step}: {what} hold {bad} of {total} values NaN or inf")
+
+
+def run_training(
+    config: ExperimentConfig, workdir: str, *, max_steps: int | None = None, progress: bool = True
+) -> TrainState:
+    """Trains (or resumes) the run in `workdir`; returns the final state (as one device
+    holds it).
+
+    `config.parallel` places the run (`meshsim.parallel.placement`); every layout takes the
+    steps one device would take on the same batches. `max_steps` stops early (at that
+    global step) without changing the config, which is how a run is split into several
+    invocations.
+
+    Raises:
+      ValueError, TypeError: a bad config or bad data (before anything is written).
+      NonFiniteError: a non-finite loss or gradient norm with train.on_nonfinite="stop",
+        or non-finite normalizer statistics (NaN/inf in the data).
+      CheckpointError: no readable checkpoint to resume from.
+    """
+    tc = config.train
+    if tc.on_nonfinite not in NONFINITE_POLICIES:
+        raise ValueError(
+            f"train.on_nonfinite: expected one of {list(NONFINITE_POLICIES)}, "
+            f"got {tc.on_nonfinite!r}"
+        )
+    tx = make_optimizer(tc.optimizer)
+    # Everything that reads (and so checks) the data comes before anything is written.
+    train_ds = open_split(config, config.data.train_split)
+    meta = task_meta(config, train_ds)
+    sim = build_simulator(config, meta)
+    task = sim.task
+    placement = make_placement(config.parallel, batch_size=config.data.batch_size)
+    statics = _static(train_ds, task)
+    budget = dataset_budget(statics, task)
+    placed_sim = _placed_simulator(placement, sim, statics)
+    trajectories, lengths = _process_shard(train_ds, _lengths(train_ds, task))
+    eval_trajs, eval_steps = _periodic_eval_data(config, task)
+    primary = jax.process_index() == 0
+    if not placement.is_single_device:
+        logger.info("devices: %s", placement.describe())
+
+    workdir_existed = os.path.isdir(workdir)
+    existed = {name: os.path.lexists(os.path.join(workdir, name)) for name in RUN_FILES}
+    checkpointer = Checkpointer(
+        os.path.join(workdir, "checkpoints"), max_to_keep=tc.keep_checkpoints
+    )
+    resuming = checkpointer.latest_step() is not None
+    try:
+        if primary:
+            prepare_workdir(config, workdir, resuming=resuming)
+            if meta is not None:
+                atomic.write_json(os.path.join(workdir, DATASET_META), meta)
+        state = _initial_state(config, sim, tx)
+        if task.uses_dataset_statistics and not resuming:
+            normalizers = _dataset_normalizers(train_ds, task, workdir if primary else None)
+            state = state.replace(normalizers=normalizers)
+        if resuming:  # read straight into this layout, whatever layout wrote it
+            like = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
+            state = checkpointer.restore(
+                placement.restore_template(like), set_aside_damaged=primary
+            )
+            logger.info("resumed from step %d", int(state.step))
+        start = int(state.step)
+        state = placement.place_state(state)
+        batches = iter_batches(
+            trajectories,
+            task,
+            batch_size=placement.process_batch_size,
+            budget=budget,
+            seed=tc.seed,
+            start_step=start,
+            pool_size=config.data.pool_size,
+            lengths=lengths,
+            horizon=tc.unroll_steps * sim.bundle_steps,  # k network calls of K frames
+        )
+        end = min(tc.steps, max_steps) if max_steps is not None else tc.steps
+        return _train_loop(
+            config,
+            (sim, placed_sim, placement),
+            tx,
+            checkpointer,
+            state,
+            workdir,
+            end=end,
+            batches=batches,
+            evaluation=(eval_trajs, eval_steps),
+            progress=progress and primary,
+        )
+    except BaseException:
+        nothing_kept = not resuming and checkpointer.latest_step() is None
+        if primary and nothing_kept:
+            remove_created(workdir, existed, workdir_existed)
+        raise
+    finally:
+        checkpointer.close()
+
+
+def _dataset_normalizers(dataset, task: Task, workdir: str | None):
+    """Fixed normalizers from the training split's statistics (computed once, stored in
+    the run directory for evaluation, e.g. the climatology of weather scores; not
+    stored when `workdir` is None)."""
+    stats = dataset.statistics()
+    if workdir is not None:
+        stats.save(os.path.join(workdir, STATISTICS))
+    return task.dataset_normalizers(stats, task.structure(dataset[0]))
+
+
+def _train_loop(
+    config, sims, tx, checkpointer, state, workdir, *, end, batches, evaluation, progress
+) -> TrainState:
+    """The loop of `run_training`, from the placed `state`'s step to `end`. `sims` is
+    (simulator, the simulator the steps run, placement); `evaluation` is (validation
+    trajectories, rollout steps) for periodic evaluation."""
+    sim, placed_sim, placement = sims
+    eval_trajs, eval_steps = evaluation
+    tc = config.train
+    start = int(placement.host_state(state).step)
+    primary = jax.process_index() == 0
+    if primary:
+        truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
+    log = MetricsLog(workdir) if primary else _NoLog()
+    batches = prefetch(batches, size=config.data.prefetch, transfer=placement.place_batch)
+    train_steps = {}  # one compiled step per rollout horizon of the curriculum
+
+    def train_step(state, batch, key, step):
+        k = horizon_at(
+            step - tc.accumulate_steps, max_horizon=tc.unroll_steps, schedule=tc.unroll_schedule
+        )
+        if k not in train_steps:
+            train_steps[k] = placement.train_step(placed_sim, tx, horizon=k, mode=tc.unroll_mode)
+        return train_steps[k](state, batch, key)
+
+    accumulate_step = placement.accumulate_step(placed_sim)
+    step_key = jax.random.key(tc.seed + 1)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=end, initial=start, desc="train", unit="step", dynamic_ncols=True)
+    t_last, n_last = time.perf_counter(), start
+    totals = empty_totals()  # training metrics summed on device since the last log line
+    try:
+        for step in range(start, end):
+            batch = next(batches)
+            key = jax.random.fold_in(step_key, step)
+            done = step + 1
+            if step < tc.accumulate_steps:
+                state = accumulate_step(state, batch, key)
+                if done == tc.accumulate_steps:  # NaN/inf data would poison every later step
+                    _check_finite_state(state, done, "the normalizer statistics (NaN/inf data?)")
+            else:
+                state, metrics = train_step(state, batch, key, step)
+                totals = add_to_totals(totals, metrics, done)
+            trained = done > tc.accumulate_steps
+            if trained and done % tc.log_every == 0:
+                record = _interval_record(totals, config, done)
+                now = time.perf_counter()
+                record["steps_per_sec"] = (done - n_last) / (now - t_last)
+                t_last, n_last = now, done
+                log.write(record)
+                if bar is not None and record["loss"] is not None:
+                    bar.set_postfix(
+                        loss=f"{record['loss']:.4g}", sps=f"{record['steps_per_sec']:.1f}"
+                    )
+                _on_nonfinite(totals, tc.on_nonfinite, checkpointer)
+                totals = empty_totals()
+            if eval_trajs and trained and done % tc.eval_every == 0:
+                host = placement.host_state(state)
+                model_m, _, _ = evaluate_rollouts(sim, host, eval_trajs, steps=eval_steps)
+                log.write({"step": done, **{f"eval/rmse_{k}": v for k, v in model_m.items()}})
+            if done % tc.checkpoint_every == 0 or done == end:
+                if tc.on_nonfinite == "stop":  # never checkpoint past a non-finite step
+                    _on_nonfinite(totals, "stop", checkpointer)
+                _check_finite_state(state, done, "the parameters, optimizer state or statistics")
+                host = placement.host_state(state)
+                checkpointer.save(done, host)
+                if primary:
+                    save_normalizers(os.path.join(workdir, "normalizers.json"), host.normalizers)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        batches.close()
+        log.close()
+        if bar is not None:
+            bar.close()
+    return placement.host_state(state)
