@@ -9,9 +9,15 @@ surface geopotential; forcings computed from the time. Multimesh of 6 splits
 (40,962 vertices, 327,660 edges), latent 512, 16 unshared mesh steps, one hidden layer,
 swish, LayerNorm.
 
-Parameters: 35,051,747 (`meshsim.GraphCast` with these widths; counted by
-tests/test_weather_experiments.py — the paper reports 36.7M, the difference is that its mesh
-nodes also update their own latents in the grid→mesh and mesh→grid blocks).
+Parameters: 36,343,011, tested exactly by tests/test_weather_experiments.py. It is
+`meshsim.models.graphcast_param_count` for these widths, the count of DeepMind's
+implementation for the same widths: grid inputs 2·227 channels + 2·5 forcings + 2 static
++ 3 position features = 469, mesh inputs the same 466 zeros + 3 positions = 469, edge
+inputs 4, latent L = 512, one hidden layer, 16 mesh steps, 227 outputs; with M(i, o)
+= i·L + L + L·o + o + 2o, the count is M(469, L) + M(469, L) + 3·M(4, L) + 2·[M(3L, L)
++ M(2L, L) + M(L, L)] + 16·[M(3L, L) + M(2L, L)] + (L·L + L + L·227 + 227). The paper
+reports 36.7M; the 0.36M between the two is not explained by these widths (each input
+feature adds 2L = 1,024 parameters).
 
 Schedule: the paper trains 300k one-step steps, then 11k autoregressive steps growing
 from 2 to 12 steps (3 days); here `train.unroll_steps=12`, `unroll_schedule` grows the

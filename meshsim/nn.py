@@ -1,5 +1,11 @@
 """Network building blocks: MLPs and the typed interaction (message-passing) block.
 
+Both compute the published networks' functions (MeshGraphNets' `core_model.py`,
+GraphCast's `deep_typed_graph_net.py`): LayerNorm with epsilon 1e-5, weights drawn
+as Sonnet's and Haiku's `Linear` draw them (a normal truncated at ±2 standard
+deviations, standard deviation 1/√fan_in before truncation, biases 0), and the
+message rule below.
+
 The edge update of an interaction block is an MLP on `[e, v_sender, v_receiver]`.
 Its first layer is linear, so `concat([e, v_s, v_r]) @ W` equals
 `e @ W_e + (v @ W_s)[senders] + (v @ W_r)[receivers]`: the node parts can be
@@ -28,6 +34,14 @@ ACTIVATIONS = {
     "gelu": nn.gelu,
     "tanh": jnp.tanh,
 }
+
+# LayerNorm's epsilon in Sonnet and Haiku (flax's default is 1e-6).
+LAYER_NORM_EPSILON = 1e-5
+# Sonnet's and Haiku's `Linear` default: TruncatedNormal(stddev=1/√fan_in), truncated at
+# ±2 stddev *without* rescaling, so the weights' std is 0.8796/√fan_in. flax's
+# variance_scaling rescales its truncated normal by 1/0.8796; scale 0.8796² undoes it.
+_TRUNCATION_STD = 0.87962566103423978
+kernel_init = nn.initializers.variance_scaling(_TRUNCATION_STD**2, "fan_in", "truncated_normal")
 
 # One MLP input: (features [M, F], optional gather index [K] int32 -> rows taken after
 # the first linear layer, so the part contributes [K, H]).
@@ -74,9 +88,7 @@ class MLP(nn.Module):
         parts: Sequence[InputPart] = [(inputs, None)] if hasattr(inputs, "shape") else inputs
         widths = [p.shape[-1] for p, _ in parts]
         sizes = [self.hidden_size] * self.num_hidden_layers + [self.output_size]
-        kernel = self.param(
-            "linear_0_kernel", nn.initializers.lecun_normal(), (sum(widths), sizes[0])
-        )
+        kernel = self.param("linear_0_kernel", kernel_init, (sum(widths), sizes[0]))
         bias = self.param("linear_0_bias", nn.initializers.zeros, (sizes[0],))
         x = None
         offset = 0
@@ -94,9 +106,11 @@ class MLP(nn.Module):
         x = x + bias.astype(self.dtype)
         for i, size in enumerate(sizes[1:], start=1):
             x = act(x)
-            x = nn.Dense(size, dtype=self.dtype, name=f"linear_{i}")(x)
+            x = nn.Dense(size, dtype=self.dtype, kernel_init=kernel_init, name=f"linear_{i}")(x)
         if self.layer_norm:
-            x = nn.LayerNorm(dtype=jnp.float32, name="layer_norm")(x.astype(jnp.float32))
+            x = nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, dtype=jnp.float32, name="layer_norm")(
+                x.astype(jnp.float32)
+            )
         return x.astype(jnp.float32)
 
 
@@ -110,14 +124,17 @@ HaloExchange = Callable[[dict[str, jax.Array], tuple[str, ...]], dict[str, jax.A
 
 
 class InteractionBlock(nn.Module):
-    """One message-passing step over the edge sets of a stage (Battaglia et al. 2018).
+    """One message-passing step over the edge sets of a stage (Battaglia et al. 2018),
+    as MeshGraphNets and GraphCast compute it.
 
     For each edge set k of `edge_types` (sorted by name), from node set s(k) to r(k):
-    e_k' = e_k + MLP_k([e_k, v_s(k)[senders], v_r(k)[receivers]]). Then each node set n
-    that some of these edge sets point into: v_n' = v_n + MLP_n([v_n, agg(e_k') for
-    each k into n]), aggregated over receivers. Node sets that receive nothing here and
-    edge sets outside `edge_types` are returned unchanged. Separate MLPs per edge set
-    (`edge_<k>`) and per node set (`node_<n>`).
+    e_k' = MLP_k([e_k, v_s(k)[senders], v_r(k)[receivers]]). Then every node set n
+    that these edge sets touch: v_n' = MLP_n([v_n, agg(e_k') for each k into n]),
+    aggregating the edge MLPs' outputs over receivers (a set that only sends, such as
+    the grid in GraphCast's grid2mesh, gets v_n' = MLP_n(v_n)). Then the residuals:
+    e_k ← e_k + e_k', v_n ← v_n + v_n'. Edge sets outside `edge_types` and node sets
+    they do not touch are returned unchanged. Separate MLPs per edge set (`edge_<k>`)
+    and per node set (`node_<n>`).
 
     Any block with these constructor keywords and this call signature can replace it
     in `EncodeProcessDecode(block=...)` (e.g. an attention block).
@@ -168,19 +185,26 @@ class InteractionBlock(nn.Module):
         """
         nodes, edges = dict(latents.nodes), dict(latents.edges)
         incoming: dict[str, list[jax.Array]] = {}
+        touched: set[str] = set()
+        edge_updates = {}
         for name, sender, receiver in sorted(self.edge_types):
             senders, receivers = structure[name]
             update = self._mlp(f"edge_{name}")(
                 [(edges[name], None), (nodes[sender], senders), (nodes[receiver], receivers)]
             )
-            edges[name] = edges[name] + update
+            edge_updates[name] = update
+            touched |= {sender, receiver}
             incoming.setdefault(receiver, []).append(
-                ops.aggregate(self.aggregation, edges[name], receivers, nodes[receiver].shape[0])
+                ops.aggregate(self.aggregation, update, receivers, nodes[receiver].shape[0])
             )
-        for node_set, messages in sorted(incoming.items()):
-            v = nodes[node_set]
-            update = self._mlp(f"node_{node_set}")([(v, None)] + [(m, None) for m in messages])
-            nodes[node_set] = v + update
+        node_updates = {
+            n: self._mlp(f"node_{n}")([(nodes[n], None)] + [(m, None) for m in incoming.get(n, [])])
+            for n in sorted(touched)
+        }
+        edges.update({k: edges[k] + u for k, u in edge_updates.items()})
+        nodes.update({n: nodes[n] + u for n, u in node_updates.items()})
         if self.halo_exchange is not None:
+            # A set that only sends is updated from its own rows, which its halo copies
+            # hold too: only the sets that received messages need their halos refreshed.
             nodes = self.halo_exchange(nodes, tuple(sorted(incoming)))
         return GraphFeatures(nodes=nodes, edges=edges), None

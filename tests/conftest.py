@@ -67,7 +67,8 @@ def mesh_graph(nx: int, ny: int, node_features: int = 5, seed: int = 0) -> meshs
 
 def np_mlp(p, parts, layer_norm, act=lambda x: np.maximum(x, 0)):
     """Plain numpy MLP (float64) on the concatenation of its already gathered input parts:
-    the slow reference for `meshsim.nn.MLP` (parameters named as there)."""
+    the slow reference for `meshsim.nn.MLP` (parameters named as there; LayerNorm with
+    Sonnet's and Haiku's epsilon, 1e-5)."""
     x = np.concatenate(parts, axis=1).astype(np.float64) @ p["linear_0_kernel"] + p["linear_0_bias"]
     i = 1
     while f"linear_{i}" in p:
@@ -75,7 +76,7 @@ def np_mlp(p, parts, layer_norm, act=lambda x: np.maximum(x, 0)):
         i += 1
     if layer_norm:
         mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-        x = (x - mu) / np.sqrt(var + 1e-6) * p["layer_norm"]["scale"] + p["layer_norm"]["bias"]
+        x = (x - mu) / np.sqrt(var + 1e-5) * p["layer_norm"]["scale"] + p["layer_norm"]["bias"]
     else:
         assert "layer_norm" not in p, "an MLP without LayerNorm has no layer_norm parameters"
     return x

@@ -419,7 +419,8 @@ SCRIPT = textwrap.dedent(
         scale = lambda a: float(np.max(np.abs(a)))
         d_out = scale(out - out_ref)
         pairs = list(zip(jax.tree_util.tree_leaves(grad), jax.tree_util.tree_leaves(grad_ref)))
-        d_grad = max(scale(a - b) / scale(b) for a, b in pairs)
+        # (GraphCast's mesh2grid mesh-node MLP feeds nothing: its gradients are 0.)
+        d_grad = max(scale(a - b) / scale(b) for a, b in pairs if scale(b) > 0)
         # Outputs: rows are the same sums in the same order; only matmul blocking differs.
         np.testing.assert_allclose(out, out_ref, rtol=1e-5, atol=1e-5 * scale(out_ref))
         np.testing.assert_allclose(loss, loss_ref, rtol=1e-5)

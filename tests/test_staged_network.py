@@ -111,10 +111,12 @@ def _np_aggregate(kind, messages, receivers, num_nodes):
 def np_forward(params, graph, stages, *, output_node_set="grid", act="relu", aggregation="sum"):
     """The staged network from its definition: the slow reference.
 
-    Encoder MLP per node set / edge set; per step of a stage every edge set k of the
-    stage updates e_k += MLP([e_k, v_s[senders], v_r[receivers]]) from the latents
-    before the step, then every node set n receiving ≥ 1 of them updates
-    v_n += MLP([v_n, agg(e_k) for k into n, sorted by name]); decoder on the output set.
+    Encoder MLP per node set / edge set; per step of a stage, from the latents before
+    the step: every edge set k of the stage computes m_k = MLP([e_k, v_s[senders],
+    v_r[receivers]]); every node set n the stage touches computes u_n = MLP([v_n,
+    agg(m_k) for k into n, sorted by name]) (just MLP(v_n) for a set that only sends);
+    then e_k += m_k and v_n += u_n (MeshGraphNets' and GraphCast's rule). Decoder on
+    the output set.
     """
     act = ACT[act]
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
@@ -132,20 +134,23 @@ def np_forward(params, graph, stages, *, output_node_set="grid", act="relu", agg
             ps = scope
             if stage.steps > 1 and not stage.shared:  # scanned, unshared: a leading step axis
                 ps = jax.tree_util.tree_map(lambda a, step=step: a[step], scope)
-            new_e, incoming = dict(e), {}
+            messages, incoming, touched = {}, {}, set()
             for k in sorted(stage.edge_sets):
                 es = graph.edge_sets[k]
                 vs, vr = v[es.sender], v[es.receiver]
                 parts = [e[k], vs[es.senders], vr[es.receivers]]
-                new_e[k] = e[k] + np_mlp(ps[f"edge_{k}"], parts, True, act)
-                agg = _np_aggregate(aggregation, new_e[k], es.receivers, vr.shape[0])
+                messages[k] = np_mlp(ps[f"edge_{k}"], parts, True, act)
+                agg = _np_aggregate(aggregation, messages[k], es.receivers, vr.shape[0])
                 incoming.setdefault(es.receiver, []).append(agg)
-            new_v = dict(v)
-            for n in sorted(incoming):
-                new_v[n] = v[n] + np_mlp(ps[f"node_{n}"], [v[n], *incoming[n]], True, act)
-            # A node set no edge set of the stage points into has no MLP in it.
-            assert {k[len("node_") :] for k in ps if k.startswith("node_")} == set(incoming)
-            v, e = new_v, new_e
+                touched |= {es.sender, es.receiver}
+            updates = {
+                n: np_mlp(ps[f"node_{n}"], [v[n], *incoming.get(n, [])], True, act)
+                for n in sorted(touched)
+            }
+            # A node set no edge set of the stage touches has no MLP in it.
+            assert {k[len("node_") :] for k in ps if k.startswith("node_")} == touched
+            e = {k: e[k] + messages.get(k, 0) for k in e}
+            v = {n: v[n] + updates.get(n, 0) for n in v}
     return np_mlp(p[f"decoder_{output_node_set}"], [v[output_node_set]], False, act)
 
 
@@ -272,10 +277,10 @@ def test_jit_and_eager_agree(graph, model_and_params):
 # ------------------------------------------------------------------ stages
 
 
-def test_node_set_receiving_nothing_is_unchanged(graph):
-    model = staged(stages=(Stage(("grid2mesh",), 1, name="g2m"),))
+def test_node_set_the_stage_does_not_touch_is_unchanged(graph):
+    model = staged(stages=(Stage(("mesh",), 1, name="m"),))
     params = _init(model, graph)
-    assert set(params["params"]["g2m"]) == {"edge_grid2mesh", "node_mesh"}
+    assert set(params["params"]["m"]) == {"edge_mesh", "node_mesh"}
     p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
     relu = ACT["relu"]
     grid = graph.node_sets["grid"].features.astype(np.float64)
@@ -283,15 +288,19 @@ def test_node_set_receiving_nothing_is_unchanged(graph):
         p["decoder_grid"], [np_mlp(p["encoder_node_grid"], [grid], True, relu)], False, relu
     )
     np.testing.assert_allclose(apply(model, params, graph), expected, rtol=1e-5, atol=1e-5)
-    # ... while the mesh, which grid2mesh points into, does change.
-    on_mesh = staged(stages=model.stages, output_node_set="mesh")
-    mparams = _init(on_mesh, graph)
-    q = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), mparams["params"])
-    mesh = graph.node_sets["mesh"].features.astype(np.float64)
-    untouched = np_mlp(
-        q["decoder_mesh"], [np_mlp(q["encoder_node_mesh"], [mesh], True, relu)], False, relu
-    )
-    assert np.abs(apply(on_mesh, mparams, graph) - untouched).max() > 1e-3
+
+
+def test_a_set_that_only_sends_is_updated_from_itself(graph):
+    """GraphCast's grid2mesh also updates the grid: v_grid += MLP(v_grid), no messages."""
+    model = staged(stages=(Stage(("grid2mesh",), 1, name="g2m"),))
+    params = _init(model, graph)
+    assert set(params["params"]["g2m"]) == {"edge_grid2mesh", "node_mesh", "node_grid"}
+    p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), params["params"])
+    relu = ACT["relu"]
+    grid = np_mlp(p["encoder_node_grid"], [graph.node_sets["grid"].features], True, relu)
+    grid = grid + np_mlp(p["g2m"]["node_grid"], [grid], True, relu)
+    expected = np_mlp(p["decoder_grid"], [grid], False, relu)
+    np.testing.assert_allclose(apply(model, params, graph), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_shared_stage_equals_unshared_stage_with_equal_weights(graph):
@@ -387,10 +396,11 @@ def test_graphcast_on_the_small_graph(graph):
         "mesh2grid",
         "decoder_grid",
     }
-    # Only receivers are updated: no grid MLP in grid2mesh, no mesh MLP in mesh2grid.
-    assert set(p["grid2mesh"]) == {"edge_grid2mesh", "node_mesh"}
+    # Every node set a stage touches has its MLP (DeepMind's GraphCast): the grid in
+    # grid2mesh (from itself), the mesh in mesh2grid (its output feeds nothing after).
+    assert set(p["grid2mesh"]) == {"edge_grid2mesh", "node_mesh", "node_grid"}
     assert set(p["processor"]) == {"edge_mesh", "node_mesh"}
-    assert set(p["mesh2grid"]) == {"edge_mesh2grid", "node_grid"}
+    assert set(p["mesh2grid"]) == {"edge_mesh2grid", "node_grid", "node_mesh"}
     # One hidden layer per MLP: linear_0 and linear_1, nothing deeper.
     L = 16
     shapes = {
@@ -401,10 +411,12 @@ def test_graphcast_on_the_small_graph(graph):
         ("encoder_edge_mesh2grid",): (1, L),
         ("grid2mesh", "edge_grid2mesh"): (3 * L, L),
         ("grid2mesh", "node_mesh"): (2 * L, L),
+        ("grid2mesh", "node_grid"): (L, L),
         ("processor", "edge_mesh"): (3, 3 * L, L),  # leading step axis
         ("processor", "node_mesh"): (3, 2 * L, L),
         ("mesh2grid", "edge_mesh2grid"): (3 * L, L),
         ("mesh2grid", "node_grid"): (2 * L, L),
+        ("mesh2grid", "node_mesh"): (L, L),
     }
     for path, first in shapes.items():
         mlp = p

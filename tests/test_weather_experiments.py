@@ -23,7 +23,12 @@ def test_graphcast_1deg_parameter_count_matches_its_docstring():
     assert module.NUM_CHANNELS == 227
     count = module.count_parameters()
     assert f"Parameters: {count:,}" in module.__doc__
-    assert count == 35_051_747  # the figure the docstring states (the paper reports 36.7M)
+    assert count == 36_343_011  # the figure the docstring states (the paper reports 36.7M)
+    from meshsim.models import graphcast_param_count
+
+    sizes = module.paper_model().task.node_feature_sizes
+    assert (sizes["grid"], sizes["mesh"]) == (469, 469)
+    assert count == graphcast_param_count(grid_inputs=469, mesh_inputs=469, output_size=227)
 
 
 def test_shallow_water_preset_loads():

@@ -3,7 +3,8 @@
 `jraph.GraphMapFeatures` encodes; the processor is `num_message_passing_steps`
 separate `jraph.GraphNetwork` layers applied in an unrolled Python loop, each
 with update functions that run a flax MLP on concatenated inputs (edge:
-[e, v_s, v_r], node: [v, Σ e']) plus a residual; the decoder is a flax MLP.
+[e, v_s, v_r] gives the message m, node: [v, Σ m] plus the residual), then the edge
+residual e + m (MeshGraphNets' rule; LayerNorm epsilon 1e-5); the decoder is a flax MLP.
 No concat trick, no scan, jraph's default unsorted segment_sum. Parameter shapes
 mirror meshsim's, so `from_meshsim_params` copies a meshsim checkpoint in.
 """
@@ -34,7 +35,7 @@ class MLP(nn.Module):
                 x = nn.relu(x)
             x = nn.Dense(size, name=f"dense_{i}")(x)
         if self.layer_norm:
-            x = nn.LayerNorm(name="layer_norm")(x)
+            x = nn.LayerNorm(epsilon=1e-5, name="layer_norm")(x)
         return x
 
 
@@ -60,13 +61,14 @@ class JraphMeshGraphNet(nn.Module):
 
             def update_edge_fn(edges, sent, received, globals_, mlp=edge_mlp):
                 del globals_
-                return edges + mlp(jnp.concatenate([edges, sent, received], axis=-1))
+                return mlp(jnp.concatenate([edges, sent, received], axis=-1))  # the message
 
             def update_node_fn(nodes, sent, received, globals_, mlp=node_mlp):
                 del sent, globals_
                 return nodes + mlp(jnp.concatenate([nodes, received], axis=-1))
 
-            graph = jraph.GraphNetwork(update_edge_fn, update_node_fn)(graph)
+            new = jraph.GraphNetwork(update_edge_fn, update_node_fn)(graph)
+            graph = new._replace(edges=graph.edges + new.edges)  # the edge residual
         return MLP(hidden + [self.output_size], layer_norm=False, name="decoder")(graph.nodes)
 
 

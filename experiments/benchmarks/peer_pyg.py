@@ -1,11 +1,12 @@
 """Peer: the same MeshGraphNet in PyTorch Geometric on CPU torch, eager mode.
 
-Written the way PhysicsNeMo's PyG path writes MeshGraphNet: an edge block runs
-an MLP on `cat([e, x[src], x[dst]])` and adds the residual; a node block sums the
-new edge features over receivers with PyG's `scatter(..., reduce="sum")` (a
-`scatter_add_`/`index_add_` underneath, no torch_scatter), runs an MLP on
-`cat([x, agg])` and adds the residual; MLPs are Linear/ReLU with a final
-LayerNorm (eps 1e-6, flax's default, so outputs match meshsim's); the graph is a
+Written the way PhysicsNeMo's PyG path writes MeshGraphNet, with MeshGraphNets'
+message rule: an edge block runs an MLP on `cat([e, x[src], x[dst]])` (the
+message); a node block sums the messages over receivers with PyG's
+`scatter(..., reduce="sum")` (a `scatter_add_`/`index_add_` underneath, no
+torch_scatter), runs an MLP on `cat([x, agg])` and adds the residual; then the edge
+residual; MLPs are Linear/ReLU with a final LayerNorm (eps 1e-5, MeshGraphNets',
+as meshsim's); the graph is a
 `torch_geometric.data.Data`. Optimizer: `torch.optim.Adam(lr=1e-4)`.
 
 torch and torch_geometric are imported by this module only; they live in the
@@ -22,7 +23,7 @@ from torch_geometric.utils import scatter
 
 from meshsim.graph import MultiGraph
 
-LAYER_NORM_EPS = 1e-6  # flax.linen.LayerNorm's default
+LAYER_NORM_EPS = 1e-5  # MeshGraphNets' (Sonnet's) LayerNorm, as meshsim.nn
 
 
 class MLP(nn.Module):
@@ -43,7 +44,7 @@ class MLP(nn.Module):
 
 
 class MeshEdgeBlock(nn.Module):
-    """e' = e + MLP(cat[e, x_src, x_dst])."""
+    """The message m = MLP(cat[e, x_src, x_dst]) (the residual comes after the node block)."""
 
     def __init__(self, latent: int, hidden_layers: int):
         super().__init__()
@@ -51,11 +52,11 @@ class MeshEdgeBlock(nn.Module):
 
     def forward(self, efeat: torch.Tensor, nfeat: torch.Tensor, graph: Data) -> torch.Tensor:
         src, dst = graph.edge_index
-        return efeat + self.mlp(torch.cat([efeat, nfeat[src], nfeat[dst]], dim=1))
+        return self.mlp(torch.cat([efeat, nfeat[src], nfeat[dst]], dim=1))
 
 
 class MeshNodeBlock(nn.Module):
-    """x' = x + MLP(cat[x, Σ_{edges into x} e'])."""
+    """x' = x + MLP(cat[x, Σ_{edges into x} m]), summing the edge MLP's messages."""
 
     def __init__(self, latent: int, hidden_layers: int):
         super().__init__()
@@ -91,8 +92,9 @@ class PyGMeshGraphNet(nn.Module):
         x = self.encoder_node(graph.x)
         e = self.encoder_edge(graph.edge_attr)
         for edge_block, node_block in zip(self.edge_blocks, self.node_blocks):
-            e = edge_block(e, x, graph)
-            x = node_block(e, x, graph)
+            m = edge_block(e, x, graph)
+            x = node_block(m, x, graph)
+            e = e + m
         return self.decoder(x)
 
 

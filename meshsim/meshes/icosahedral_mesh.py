@@ -54,7 +54,8 @@ def icosahedron() -> IcosahedralMesh:
     by -(π - θ)/2, θ = 2 arcsin(φ/√3) ≈ 138.19° the dihedral angle, so that a face
     lies flat on top: the poles are face centres and no vertex sits on them. The
     orientation matters: it gives 1,618,824 grid2mesh edges for 0.25° and 6 splits
-    (the paper: 1,618,746); the unturned icosahedron gives 1,629,780.
+    (DeepMind's float32 code: 1,618,818; the paper: 1,618,746); the unturned
+    icosahedron gives 1,629,780.
     """
     phi = (1 + math.sqrt(5)) / 2
     raw = np.array(

@@ -355,8 +355,9 @@ def build_weather_mesh(
       refinement: optional `meshsim.meshes.regional.Refinement`.
 
     Returns:
-      A `WeatherMesh`. 0.25° with 6 splits: 1,618,824 grid2mesh edges (paper:
-      1,618,746), 327,660 mesh edges, 3,114,720 mesh2grid edges; ~5 s of CPU.
+      A `WeatherMesh`. 0.25° with 6 splits: 1,618,824 grid2mesh edges (DeepMind's
+      code, in float32: 1,618,818; the paper prints 1,618,746), 327,660 mesh edges,
+      3,114,720 mesh2grid edges; ~5 s of CPU.
     """
     lat, lon = check_grid(latitudes, longitudes)
     splits = check_int("splits", splits, minimum=0, maximum=MAX_SPLITS)

@@ -1,7 +1,7 @@
 """Graph network models: the staged encode-process-decode machinery and its configurations."""
 
 from meshsim.models.encode_process_decode import EncodeProcessDecode, Stage, count_params
-from meshsim.models.graphcast import GraphCast, graphcast_stages
+from meshsim.models.graphcast import GraphCast, graphcast_param_count, graphcast_stages
 from meshsim.models.meshgraphnet import MeshGraphNet, meshgraphnet_param_count
 
 MODELS = {"meshgraphnet": MeshGraphNet, "graphcast": GraphCast}
@@ -22,6 +22,7 @@ __all__ = [
     "Stage",
     "count_params",
     "get_model",
+    "graphcast_param_count",
     "graphcast_stages",
     "meshgraphnet_param_count",
 ]

@@ -15,6 +15,11 @@ Fields (on `grid`, `N = H·W` nodes, `C` channels = variables × levels):
 * `static [N, S]`: static variables (land-sea mask, surface geopotential);
 * `area_weight [N]`: cell area (∝ cos latitude, mean 1), the loss weight.
 
+Mesh nodes carry GraphCast's inputs: zeros of the grid's input width (everything but
+the positions: `input_width`) before their positions, so the mesh embedder is as wide
+as the grid's (DeepMind's code appends these "dummy" inputs; they weigh in the
+parameter count, not in the function).
+
 The network predicts the residual `x_{t+1} − x_t`, scaled by the std of one-step
 time differences (a fixed output normalizer; inputs are z-scored with dataset
 statistics: `weather_normalizers`). Every grid node is forecast: there are no
@@ -112,9 +117,15 @@ class WeatherTask(Task):
     # ------------------------------------------------------------------ the graph
 
     @property
+    def input_width(self) -> int:
+        """Grid input features besides the positions: 2 input times of C channels, the
+        forcings at t and t+1, the static variables."""
+        return 2 * self.output_size + 2 * NUM_FORCINGS + self.num_static
+
+    @property
     def node_feature_sizes(self) -> dict[str, int]:
-        c, f = self.output_size, NUM_FORCINGS
-        return {GRID: 2 * c + 2 * f + self.num_static + POSITION_FEATURES, MESH: POSITION_FEATURES}
+        width = self.input_width + POSITION_FEATURES
+        return {GRID: width, MESH: width}
 
     @property
     def edge_types(self) -> dict[str, tuple[str, str, int]]:
@@ -162,8 +173,15 @@ class WeatherTask(Task):
             ],
             axis=-1,
         )
+        mesh = structure.node_sets[MESH]
+        dummy = jnp.zeros((mesh.features.shape[0], self.input_width), features.dtype)
+        mesh_features = jnp.concatenate([dummy, mesh.features.astype(features.dtype)], axis=-1)
         return structure.replace(
-            node_sets={**structure.node_sets, GRID: grid.replace(features=features)}
+            node_sets={
+                **structure.node_sets,
+                GRID: grid.replace(features=features),
+                MESH: mesh.replace(features=mesh_features),
+            }
         )
 
     # ------------------------------------------------------------------ host side
@@ -349,10 +367,17 @@ def weather_normalizers(task: WeatherTask, stats, structure: MultiGraph) -> norm
         x = np.asarray(features, np.float64)
         return norm.fixed_normalizer(x.mean(0), x.std(0), std_epsilon=1e-6)
 
+    mesh_positions = np.asarray(structure.node_sets[MESH].features, np.float64)
+
     return norm.Normalizers(
         nodes={
             GRID: norm.fixed_normalizer(grid_mean, grid_std, std_epsilon=1e-6),
-            MESH: structural(structure.node_sets[MESH].features),
+            # the dummy inputs stay 0 (mean 0, std 1), then the positions' statistics
+            MESH: norm.fixed_normalizer(
+                np.concatenate([np.zeros(task.input_width), mesh_positions.mean(0)]),
+                np.concatenate([np.ones(task.input_width), mesh_positions.std(0)]),
+                std_epsilon=1e-6,
+            ),
         },
         edges={k: structural(structure.edge_sets[k].features) for k in task.edge_types},
         output=norm.fixed_normalizer(np.zeros(c), stats.diff_std, std_epsilon=1e-8),
