@@ -219,9 +219,10 @@ class TaskConfig(Validated):
     """Which task a run learns, and its own settings.
 
     `name`: a task of `meshsim.tasks.TASKS`, or one that `module` registers;
-    `module`: a Python file (`path/heat.py`) or an importable module
-    (`mylab.tasks`) that registers tasks with `meshsim.tasks.register_task`, loaded
-    before the name is looked up, so a new domain lives outside the package;
+    `module`: a Python file (`path/heat.py`, stored as an absolute path) or an
+    importable module (`mylab.tasks`) that registers tasks with
+    `meshsim.tasks.register_task`, loaded before the name is looked up, so a new
+    domain lives outside the package;
     `noise_std`, `noise_gamma`: training noise (None: the task's paper values);
     `options`: the task's own settings, checked by the options class it registers
     (e.g. `task.options.mesh_splits=3` for "weather"; see `meshsim.tasks.WeatherOptions`).
@@ -237,6 +238,8 @@ class TaskConfig(Validated):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.module.endswith(".py"):  # stored absolute: later commands run from anywhere
+            object.__setattr__(self, "module", os.path.abspath(self.module))
         from meshsim.tasks import task_options
 
         object.__setattr__(self, "options", task_options(self.name, self.options, self.module))

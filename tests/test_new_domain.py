@@ -166,3 +166,15 @@ def test_an_unknown_task_name_lists_the_registered_ones(tmp_path):
         TaskConfig(name="heat2", module=str(tmp_path / "empty.py"))
     with pytest.raises(FileNotFoundError, match="task.module: no such file"):
         TaskConfig(name="cfd", module=str(tmp_path / "missing.py"))
+
+
+def test_a_task_file_is_stored_as_an_absolute_path(tmp_path, monkeypatch):
+    """config.json keeps where the file is, so later commands run from anywhere."""
+    from meshsim.config import TaskConfig
+
+    (tmp_path / "heat_rel.py").write_text(
+        textwrap.dedent(HEAT_TASK).replace('register_task("heat"', 'register_task("heat_rel"')
+    )
+    monkeypatch.chdir(tmp_path)
+    config = TaskConfig(name="heat_rel", module="heat_rel.py")
+    assert config.module == str(tmp_path / "heat_rel.py")
