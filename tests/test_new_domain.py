@@ -171,7 +171,9 @@ def test_an_unknown_task_name_lists_the_registered_ones(tmp_path):
 def test_a_task_file_is_stored_as_an_absolute_path(tmp_path, monkeypatch):
     """config.json keeps where the file is, so later commands run from anywhere."""
     from meshsim.config import TaskConfig
+    from meshsim.tasks import registry
 
+    monkeypatch.setattr(registry, "TASKS", dict(registry.TASKS))  # no task left behind
     (tmp_path / "heat_rel.py").write_text(
         textwrap.dedent(HEAT_TASK).replace('register_task("heat"', 'register_task("heat_rel"')
     )
