@@ -39,7 +39,8 @@ class Stage:
     """One stage of the processor.
 
     Attributes:
-      edge_sets: names of the edge sets its block runs (their receivers are updated).
+      edge_sets: names of the edge sets its block runs (the node sets they touch are
+        updated: receivers from their messages, sets that only send from themselves).
       steps: message-passing steps.
       shared: one set of weights for every step (True) or one per step (False).
       name: parameter scope of the stage.
