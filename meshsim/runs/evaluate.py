@@ -19,8 +19,10 @@ from typing import Any, NamedTuple
 from meshsim import atomic
 from meshsim.data import open_dataset
 from meshsim.evaluation import RolloutsWriter, evaluate_trajectories, format_summary
+from meshsim.runs.build import build_task
 from meshsim.runs.forecast import evaluate_forecasts, format_scores
-from meshsim.runs.workdir import Run, check_finite_model, load_config_of, open_run
+from meshsim.runs.workdir import Run, check_finite_model, load_config_of, load_meta, open_run
+from meshsim.tasks import Task
 from meshsim.validation import check_int
 
 
@@ -145,12 +147,15 @@ def run_plots(workdir: str, *, frame: int | None = None, every: int = 2) -> list
     Raises:
       FileNotFoundError: no run in `workdir`, or nothing to plot in it yet.
     """
+    task = build_task(load_config_of(workdir), load_meta(workdir))
+    return plot_run(workdir, task, frame=frame, every=every)
+
+
+def plot_run(workdir: str, task: Task, *, frame: int | None = None, every: int = 2) -> list[str]:
+    """`run_plots` for a caller that has the run's task already (the demo)."""
     from meshsim.plotting import plot_loss_curve
     from meshsim.plotting.rollout import plot_first_rollout
-    from meshsim.runs.build import build_task
-    from meshsim.runs.workdir import load_meta
 
-    task = build_task(load_config_of(workdir), load_meta(workdir))
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     rollouts_path = os.path.join(workdir, "rollouts.h5")
     has_metrics = os.path.exists(metrics_path) and os.path.getsize(metrics_path) > 0

@@ -19,7 +19,7 @@ import numpy as np
 
 from meshsim.rollout import rollout_trajectory
 from meshsim.runs.build import open_split
-from meshsim.runs.evaluate import run_plots
+from meshsim.runs.evaluate import plot_run
 from meshsim.runs.workdir import Run
 
 # Rollout horizons (steps) at which the model must beat persistence; "all": every step.
@@ -125,7 +125,7 @@ def rollout_report(
     """Figures, report and summary of a demo scored by rollouts (see the module doc)."""
     run_dir = run.workdir
     t0 = time.perf_counter()
-    plots = run_plots(run_dir) + _curve_plots(run_dir, result)
+    plots = plot_run(run_dir, run.sim.task) + _curve_plots(run_dir, result)
     moved = set()
     for src in plots:
         dst = os.path.join(workdir, os.path.basename(src))
