@@ -213,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name: str, **kwargs) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], **kwargs)
 
-    p = add("inspect", help="summarise a dataset directory (TFRecord or HDF5)")
+    p = add(
+        "inspect",
+        help="summarise a dataset directory (TFRecord or HDF5; particles: native, "
+        "LagrangeBench or learning_to_simulate)",
+    )
     p.add_argument("dir")
     p.add_argument(
         "--max-trajectories",
@@ -224,7 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_inspect)
 
-    p = add("convert", help="convert a MeshGraphNets TFRecord dataset to HDF5")
+    p = add(
+        "convert",
+        help="convert a MeshGraphNets TFRecord dataset, or a LagrangeBench (HDF5) or "
+        "DeepMind learning_to_simulate (TFRecord) particle dataset, to native HDF5",
+    )
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--splits", nargs="*", type=_split_name, default=None)

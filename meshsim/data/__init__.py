@@ -36,6 +36,13 @@ from meshsim.data.meta import (
     validate_meta,
     validate_trajectory,
 )
+from meshsim.data.particle_convert import convert_particle_dataset
+from meshsim.data.particle_inspect import inspect_particle_dataset, radius_neighbours
+from meshsim.data.particles import (
+    iter_particle_trajectories,
+    load_particle_metadata,
+    particle_format,
+)
 from meshsim.data.tfrecord import (
     TFRecordWriter,
     crc32c,
@@ -54,6 +61,7 @@ __all__ = [
     "HDF5Writer",
     "TFRecordWriter",
     "convert_dataset",
+    "convert_particle_dataset",
     "count_mesh_edges",
     "crc32c",
     "decode_trajectory",
@@ -62,15 +70,20 @@ __all__ = [
     "index_tfrecord",
     "infer_meta",
     "inspect_dataset",
+    "inspect_particle_dataset",
     "iter_hdf5_trajectories",
+    "iter_particle_trajectories",
     "iter_tfrecord_records",
     "iter_tfrecord_trajectories",
     "iter_trajectories",
     "list_splits",
     "load_meta",
+    "load_particle_metadata",
     "masked_crc32c",
     "num_trajectories",
     "open_dataset",
+    "particle_format",
+    "radius_neighbours",
     "read_hdf5_trajectory",
     "save_meta",
     "validate_meta",

@@ -2,6 +2,8 @@
 
 A dataset directory holds `meta.json` and one file per split, either MeshGraphNets'
 `<split>.tfrecord` or meshsim's `<split>.h5`; both decode to the same trajectory dicts.
+Published particle datasets (LagrangeBench, learning_to_simulate) are converted and
+inspected through `particle_convert` and `particle_inspect`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from meshsim.data import hdf5, tfrecord
+from meshsim.data import hdf5, particle_convert, particle_inspect, particles, tfrecord
 from meshsim.data.meta import (
     CELL_FIELDS,
     length_field,
@@ -218,6 +220,10 @@ def convert_dataset(
 ) -> dict[str, int]:
     """Converts every TFRecord split of `src_dir` into HDF5 splits in `dst_dir`.
 
+    A published particle dataset (LagrangeBench or DeepMind learning_to_simulate, see
+    `meshsim.data.particles`) is detected and converted by
+    `meshsim.data.particle_convert.convert_particle_dataset` instead (all files or none).
+
     Streams one trajectory at a time; each output file appears only once complete.
     `dst_dir/meta.json` is the source meta plus `converted_from`. `dst_dir` may equal
     `src_dir` (the `.h5` files then sit beside the `.tfrecord` ones).
@@ -245,6 +251,15 @@ def convert_dataset(
     from tqdm.auto import tqdm  # the only user of tqdm in meshsim.data
 
     src_dir = _require_directory(src_dir, "source directory")
+    if particles.particle_format(src_dir) is not None:  # LagrangeBench / learning_to_simulate
+        return particle_convert.convert_particle_dataset(
+            src_dir,
+            dst_dir,
+            splits=splits,
+            progress=progress,
+            compression=compression,
+            verify_data_crc=verify_data_crc,
+        )
     dst_dir = os.fspath(dst_dir)
     if os.path.exists(dst_dir) and not os.path.isdir(dst_dir):
         raise NotADirectoryError(f"destination {dst_dir} is a file; expected a directory")
@@ -336,6 +351,10 @@ def inspect_dataset(
 ) -> dict[str, Any]:
     """Summarizes a dataset directory: per split, counts, mesh sizes and field layout.
 
+    Particle datasets (native with a `"particles"` meta section, LagrangeBench or
+    learning_to_simulate) get `meshsim.data.particle_inspect.inspect_particle_dataset`'s
+    report instead (`"kind": "particles"`).
+
     Node counts come from the per-node fields, edge counts are the unique undirected
     edges of `cells` (first frame for remeshed data). TFRecord splits are read (and
     CRC-checked) in full; HDF5 splits read only `cells` and array headers.
@@ -348,6 +367,10 @@ def inspect_dataset(
     """
     directory = _require_directory(directory)
     check_int("max_trajectories", max_trajectories, minimum=0, optional=True)
+    if particle_inspect.is_particle_dataset(directory):
+        return particle_inspect.inspect_particle_dataset(
+            directory, splits=splits, max_trajectories=max_trajectories
+        )
     meta = load_meta(directory)
     report: dict[str, Any] = {
         "directory": directory,
@@ -425,6 +448,8 @@ def _field_type(meta: Mapping[str, Any], name: str) -> str:
 
 def format_inspection(report: Mapping[str, Any]) -> str:
     """Renders `inspect_dataset`'s report as plain text for the CLI."""
+    if report.get("kind") == "particles":
+        return particle_inspect.format_particle_inspection(report)
     extras = ", ".join(f"{k}={v}" for k, v in report["meta"].items() if k != "converted_from")
     lines = [f"dataset {report['directory']} ({extras})"]
 

@@ -15,6 +15,12 @@ Wire types: 0 varint, 1 fixed64, 2 length-delimited, 5 fixed32. Repeated scalars
 both packed (one length-delimited run) and unpacked (one tag per value). Unknown fields are
 skipped, as protobuf requires.
 
+`tf.train.SequenceExample` (the DeepMind learning_to_simulate particle datasets) adds::
+
+    SequenceExample { Features context = 1; FeatureLists feature_lists = 2; }
+    FeatureLists    { map<string, FeatureList> feature_list = 1; }  # entry: key = 1, value = 2
+    FeatureList     { repeated Feature feature = 1; }                # one Feature per step
+
 Decoded feature values are `list[memoryview]` for bytes lists (zero copy into the record),
 `np.ndarray float32 [n]` for float lists and `np.ndarray int64 [n]` for int64 lists.
 """
@@ -25,7 +31,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["FeatureValue", "decode_example", "encode_example"]
+__all__ = ["FeatureValue", "decode_example", "decode_sequence_example", "encode_example"]
 
 FeatureValue = list[memoryview] | np.ndarray
 
@@ -116,6 +122,35 @@ def _decode_feature(buf: memoryview, start: int, end: int) -> FeatureValue:
     return value
 
 
+def _map_entries(buf: memoryview, start: int, end: int, what: str):
+    """Yields `(key, (start, end))` of each entry of a `map<string, Message>` field 1."""
+    for entry_number, entry_wire, (s, e) in _fields(buf, start, end):
+        if entry_number != 1 or entry_wire != _LEN:
+            continue
+        key, value = None, (0, 0)
+        for n, w, (a, b) in _fields(buf, s, e):
+            if w != _LEN:
+                continue
+            if n == 1:
+                try:
+                    key = bytes(buf[a:b]).decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise WireFormatError(f"{what} name is not UTF-8: {err}") from None
+            elif n == 2:
+                value = (a, b)
+        if key is None:
+            raise WireFormatError(f"{what} map entry without a key")
+        yield key, value
+
+
+def _decode_features(buf: memoryview, start: int, end: int) -> dict[str, FeatureValue]:
+    """Decodes a `Features` message spanning `buf[start:end]`."""
+    return {
+        key: _decode_feature(buf, a, b) if b > a else []
+        for key, (a, b) in _map_entries(buf, start, end, "feature")
+    }
+
+
 def decode_example(data: bytes | bytearray | memoryview) -> dict[str, FeatureValue]:
     """Parses a serialized `tf.train.Example` into `{name: value}`.
 
@@ -129,26 +164,40 @@ def decode_example(data: bytes | bytearray | memoryview) -> dict[str, FeatureVal
     buf = memoryview(data).cast("B")
     features: dict[str, FeatureValue] = {}
     for number, wire, span in _fields(buf, 0, len(buf)):
-        if number != 1 or wire != _LEN:
-            continue
-        for entry_number, entry_wire, (s, e) in _fields(buf, *span):
-            if entry_number != 1 or entry_wire != _LEN:
-                continue
-            key, value = None, []
-            for n, w, (a, b) in _fields(buf, s, e):
-                if w != _LEN:
-                    continue
-                if n == 1:
-                    try:
-                        key = bytes(buf[a:b]).decode("utf-8")
-                    except UnicodeDecodeError as err:
-                        raise WireFormatError(f"feature name is not UTF-8: {err}") from None
-                elif n == 2:
-                    value = _decode_feature(buf, a, b)
-            if key is None:
-                raise WireFormatError("Features map entry without a key")
-            features[key] = value
+        if number == 1 and wire == _LEN:
+            features.update(_decode_features(buf, *span))
     return features
+
+
+def decode_sequence_example(
+    data: bytes | bytearray | memoryview,
+) -> tuple[dict[str, FeatureValue], dict[str, list[FeatureValue]]]:
+    """Parses a serialized `tf.train.SequenceExample` into `(context, feature_lists)`.
+
+    `context` is `{name: value}` as in `decode_example`; `feature_lists` is
+    `{name: [value of step 0, value of step 1, ...]}`, one decoded `Feature` per step.
+    Bytes values are memoryviews into `data` (no copy). Cost: linear in the number of
+    fields (steps × feature lists), not in the payload size.
+
+    Raises:
+      WireFormatError: malformed message.
+    """
+    buf = memoryview(data).cast("B")
+    context: dict[str, FeatureValue] = {}
+    lists: dict[str, list[FeatureValue]] = {}
+    for number, wire, span in _fields(buf, 0, len(buf)):
+        if wire != _LEN:
+            continue
+        if number == 1:
+            context.update(_decode_features(buf, *span))
+        elif number == 2:
+            for key, (a, b) in _map_entries(buf, *span, "feature list"):
+                lists[key] = [
+                    _decode_feature(buf, s, e)
+                    for n, w, (s, e) in _fields(buf, a, b)
+                    if n == 1 and w == _LEN
+                ]
+    return context, lists
 
 
 def _varint(value: int) -> bytes:
