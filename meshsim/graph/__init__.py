@@ -3,7 +3,8 @@
 `typed` holds the pytrees (`NodeSet`, `EdgeSet`, `MultiGraph`) and validation;
 `padding` the static-shape machinery (`PaddingBudget`, `pad`, `batch`,
 `unbatch`); `convert` mesh cells → edges, jraph interop and shape templates; `window` one
-example (a structure plus per-node fields) and its padding and stacking. Cutting a
+example (a structure plus per-node fields) and its padding and stacking; `radius`
+particles within a radius under `jit` (`radius_graph`). Cutting a
 graph into parts lives in `meshsim.parallel`.
 """
 
@@ -15,6 +16,7 @@ from meshsim.graph.convert import (
     unique_edges,
 )
 from meshsim.graph.padding import PaddingBudget, batch, bucket_size, pad, unbatch
+from meshsim.graph.radius import RadiusGraph, radius_graph, suggest_capacity
 from meshsim.graph.typed import (
     DEFAULT_NODE_SET,
     EdgeSet,
@@ -34,6 +36,7 @@ __all__ = [
     "MultiGraph",
     "NodeSet",
     "PaddingBudget",
+    "RadiusGraph",
     "batch",
     "bucket_size",
     "edge_set",
@@ -43,6 +46,8 @@ __all__ = [
     "node_set",
     "pad",
     "placeholder_graph",
+    "radius_graph",
+    "suggest_capacity",
     "to_jraph",
     "unbatch",
     "unique_edges",
