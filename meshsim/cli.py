@@ -240,7 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_convert)
 
     p = add("generate", help="simulate a built-in dataset (HDF5; zarr for shallow_water)")
-    p.add_argument("domain", choices=["cylinder_flow", "flag", "shallow_water"])
+    p.add_argument(
+        "domain",
+        choices=["cylinder_flow", "flag", "shallow_water", "dam_break", "taylor_green"]
+        + ["taylor_green_3d", "lid_driven_cavity", "poiseuille"],
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--trajectories", type=_int_at_least(1), default=10)
     p.add_argument("--steps", type=_int_at_least(3), default=300, help="frames per trajectory")
@@ -250,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--mesh-resolution",
         type=_positive_float,
         default=1.0,
-        help="mesh refinement factor (1: ~1.9k-node channel, ~1.6k-node flag, 5.625° grid)",
+        help="mesh refinement factor (1: ~1.9k-node channel, ~1.6k-node flag, 5.625° grid; "
+        "particle cases: divides the particle spacing, 1: ~0.5-2k particles)",
     )
     p.set_defaults(func=_cmd_generate)
 

@@ -75,8 +75,18 @@ def _aggregations() -> list[str]:
 
 # Kept here rather than imported: `meshsim.solvers` pulls in the meshing extras.
 # tests/test_bad_inputs.py checks it covers `meshsim.solvers.generate.DOMAINS`;
-# "shallow_water" (meshsim.solvers.shallow_water) is the weather-style domain.
-GENERATE_DOMAINS = ("cylinder_flow", "flag", "shallow_water")
+# "shallow_water" (meshsim.solvers.shallow_water) is the weather-style domain; the
+# others after it are SPH particle cases (meshsim.solvers.sph_cases).
+GENERATE_DOMAINS = (
+    "cylinder_flow",
+    "flag",
+    "shallow_water",
+    "dam_break",
+    "taylor_green",
+    "lid_driven_cavity",
+    "poiseuille",
+    "taylor_green_3d",
+)
 # Matmul dtypes `EncodeProcessDecode` runs in (float64 needs `jax_enable_x64`).
 MODEL_DTYPES = ("bfloat16", "float16", "float32", "float64")
 

@@ -22,7 +22,16 @@ from meshsim.validation import check_int, check_number
 
 logger = logging.getLogger(__name__)
 
-DOMAINS = ("cylinder_flow", "flag", "shallow_water")
+# Particle cases of `meshsim.solvers.sph_cases` (SPH), written in the particle convention:
+# `position` [T, N, D] float32, `particle_type` [1, N, 1] int32 and a "particles" meta entry.
+PARTICLE_DOMAINS = (
+    "dam_break",
+    "taylor_green",
+    "taylor_green_3d",
+    "lid_driven_cavity",
+    "poiseuille",
+)
+DOMAINS = ("cylinder_flow", "flag", "shallow_water", *PARTICLE_DOMAINS)
 SHALLOW_WATER_RESOLUTION_DEG = 5.625  # output grid at mesh_resolution 1 (33 × 64 with poles)
 SHALLOW_WATER_STEP_HOURS = 6.0
 
@@ -47,6 +56,13 @@ def _simulator(domain: str, steps: int, mesh_resolution: float) -> tuple[Callabl
             return cloth_trajectory(mesh, steps=steps, seed=seed)
 
         return simulate, {"simulator": "meshsim-cloth", "dt": 0.02}
+    if domain in PARTICLE_DOMAINS:  # mesh_resolution divides the particle spacing
+        from meshsim.solvers.sph_cases import case_trajectory
+
+        def simulate(seed):
+            return case_trajectory(domain, seed=seed, frames=steps, resolution=mesh_resolution)
+
+        return simulate, {"simulator": "meshsim-sph"}
     raise ValueError(f"domain: expected one of {DOMAINS}, got {domain!r}")
 
 
@@ -65,6 +81,9 @@ def generate_dataset(
     """Simulates `trajectories` runs of `steps` frames and writes `<out>/<split>.h5`
     (`<out>/<split>.zarr` in WeatherBench2 layout for "shallow_water": 6-hourly frames on
     a 5.625° / `mesh_resolution` lat-lon grid).
+    Particle domains (`PARTICLE_DOMAINS`, SPH) write `position` [steps, N, D] float32 and
+    `particle_type` [1, N, 1] int32 with a "particles" meta entry (its velocity and
+    acceleration statistics from this split); `mesh_resolution` divides the spacing.
 
     The file (and `meta.json`, for a new directory) appears only when complete.
 
@@ -103,10 +122,17 @@ def generate_dataset(
         with staged_directory(out, carry=("meta.json",)) as tmp:
             writer = None
             try:
-                for i in range(trajectories):
-                    traj = simulate(trajectory_seed(seed, split, i))
+                trajs = (simulate(trajectory_seed(seed, split, i)) for i in range(trajectories))
+                static = ("cells", "mesh_pos", "node_type")
+                if domain in PARTICLE_DOMAINS:  # the meta needs statistics of all of them
+                    trajs = list(trajs)
+                    meta_extra = _particle_meta(domain, trajs, seed, split, mesh_resolution)
+                    static = ("particle_type",)
+                for traj in trajs:
                     if writer is None:  # the schema comes from the first trajectory
-                        meta = infer_meta(traj, **meta_extra, generator=generator)
+                        meta = infer_meta(
+                            traj, static_fields=static, **meta_extra, generator=generator
+                        )
                         writer = HDF5Writer(tmp, split, meta, compression=compression)
                     writer.write(traj)
                     if bar is not None:
@@ -123,6 +149,21 @@ def generate_dataset(
         "%s/%s: %d trajectories in %.1f s", domain, split, trajectories, time.perf_counter() - t0
     )
     return os.path.join(os.fspath(out), f"{split}.h5")
+
+
+def _particle_meta(domain, trajectories, seed, split, mesh_resolution) -> dict:
+    """Top-level meta keys of a particle dataset: `dt` and `particles`, with the velocity
+    and acceleration statistics of the split being written (an existing `meta.json`
+    keeps its own)."""
+    from meshsim.solvers.sph_cases import CASES, DisplacementStats, particle_meta
+
+    case = CASES[domain](trajectory_seed(seed, split, 0), resolution=mesh_resolution)
+    particles = particle_meta(case, per_trajectory=False)
+    stats = DisplacementStats(particles["bounds"], particles["periodic"])
+    for trajectory in trajectories:
+        stats.add(trajectory)
+    particles.update(stats.as_meta())
+    return {"simulator": "meshsim-sph", "dt": particles["dt"], "particles": particles}
 
 
 def _check_arguments(domain, trajectories, steps, seed, split, mesh_resolution) -> None:
