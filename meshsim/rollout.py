@@ -23,7 +23,9 @@ of K, so calls never straddle two chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -31,11 +33,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from meshsim.graph import MultiGraph, PaddingBudget
+from meshsim.graph import MultiGraph, PaddingBudget, pad, suggest_capacity
 from meshsim.graph.window import pad_window
 from meshsim.normalization import Normalizers
 from meshsim.simulator import Simulator
 from meshsim.validation import check_int
+
+logger = logging.getLogger(__name__)
 
 
 def rollout_step(
@@ -46,9 +50,11 @@ def rollout_step(
     fields: dict,
     structure: MultiGraph,
     prescribed: jax.Array,
+    current: bool = False,
 ) -> tuple[dict, jax.Array]:
-    """One step: (fields_t, prescribed state_{t+1} [N, d]) -> (fields_{t+1}, state_{t+1})."""
-    predicted = sim.predict(params, normalizers, fields, structure)
+    """One step: (fields_t, prescribed state_{t+1} [N, d]) -> (fields_{t+1}, state_{t+1}).
+    `current`: `structure` holds the dynamic edge sets of `fields` already."""
+    predicted = sim.predict(params, normalizers, fields, structure, current=current)
     new_fields = sim.task.advance(fields, predicted, prescribed)
     return new_fields, new_fields[sim.task.state_field]
 
@@ -62,14 +68,17 @@ def bundle_step(
     structure: MultiGraph,
     prescribed: jax.Array,
     active: jax.Array | None = None,
+    current: bool = False,
 ) -> tuple[dict, jax.Array]:
     """One network call of a bundled simulator (any K, 1 included): (fields_t,
     prescribed [K, N, P] of frames t+1..t+K) -> (fields_{t+K}, states [K, N, d]).
 
     `active` [K] bool (optional) stops the fields at the last active frame (a
-    truncated last call). Jit-safe.
+    truncated last call); `current` as in `rollout_step`. Jit-safe.
     """
-    return sim.predict_bundle(params, normalizers, fields, structure, prescribed, active)
+    return sim.predict_bundle(
+        params, normalizers, fields, structure, prescribed, active, current=current
+    )
 
 
 def rollout(
@@ -80,28 +89,39 @@ def rollout(
     fields: dict,
     structure: MultiGraph,
     prescribed: jax.Array,
-) -> tuple[dict, jax.Array]:
+    demand: bool = False,
+) -> tuple:
     """Scanned rollout. Jit-safe.
 
     Args:
       fields: the window at the initial time (target fields are ignored).
       structure: the graph structure (zero-width features).
       prescribed: [T, N, d] the states of frames t+1..t+T (used on prescribed nodes).
+      demand: also return the most edges each dynamic edge set needed (a task whose
+        edges are rebuilt every step; more than the structure's slots means the graphs
+        were cut short, and the caller must grow the budget and roll out again).
 
     Returns:
-      (fields after T steps, predicted states [T, N, d]). A bundled simulator makes
-      ⌈T / K⌉ network calls; the last one's frames past T are dropped.
+      (fields after T steps, predicted states [T, N, d]), and with `demand` a third
+      item {dynamic edge set: [] int32}. A bundled simulator makes ⌈T / K⌉ network
+      calls; the last one's frames past T are dropped.
     """
     carry = {k: v for k, v in fields.items() if not k.startswith("target|")}
     k = sim.bundle_steps
     if k == 1:
 
-        def body(carry, prescribed_t):
+        def body(carry, prescribed_t, graph, current):
             return rollout_step(
-                sim, params, normalizers, fields=carry, structure=structure, prescribed=prescribed_t
+                sim,
+                params,
+                normalizers,
+                fields=carry,
+                structure=graph,
+                prescribed=prescribed_t,
+                current=current,
             )
 
-        return jax.lax.scan(body, carry, prescribed)
+        return _scan(sim, body, carry, prescribed, structure, demand)
 
     steps = prescribed.shape[0]
     calls = -(-steps // k)
@@ -111,29 +131,59 @@ def rollout(
     bundles = prescribed.reshape(calls, k, *prescribed.shape[1:])  # [C, K, N, P]
     active = jnp.asarray((np.arange(calls * k) < steps).reshape(calls, k))  # [C, K]
 
-    def bundle_body(carry, xs):
+    def bundle_body(carry, xs, graph, current):
         prescribed_c, active_c = xs
         return bundle_step(
             sim,
             params,
             normalizers,
             fields=carry,
-            structure=structure,
+            structure=graph,
             prescribed=prescribed_c,
             active=active_c,
+            current=current,
         )
 
-    carry, states = jax.lax.scan(bundle_body, carry, (bundles, active))  # [C, K, N, d]
-    return carry, states.reshape(calls * k, *states.shape[2:])[:steps]
+    out = _scan(sim, bundle_body, carry, (bundles, active), structure, demand)
+    states = out[1].reshape(calls * k, *out[1].shape[2:])[:steps]  # [C, K, N, d] -> [T, N, d]
+    return (out[0], states, *out[2:])
+
+
+def _scan(sim: Simulator, body, carry: dict, xs, structure: MultiGraph, demand: bool):
+    """`lax.scan` of `body(fields, x, structure, current)` over `xs`; with `demand`, the
+    dynamic edge sets are built once per step here and the scan also returns
+    {dynamic edge set: [] int32 the most edges a step's graph needed}."""
+    if not demand:
+        return jax.lax.scan(lambda c, x: body(c, x, structure, False), carry, xs)
+    task = sim.task
+
+    def tracked(state, x):
+        fields, most = state
+        graph, now = task.dynamic_structure(fields, structure)
+        most = {name: jnp.maximum(most[name], now[name]) for name in most}
+        new, out = body(fields, x, graph, True)
+        return (new, most), out
+
+    start = {name: jnp.zeros((), jnp.int32) for name in task.dynamic_edge_sets}
+    (carry, most), states = jax.lax.scan(tracked, (carry, start), xs)
+    return carry, states, most
 
 
 @functools.lru_cache(maxsize=16)
 def _chunk_fn(sim: Simulator):
     """One jitted chunk function per simulator, reused across calls."""
 
+    demand = bool(sim.task.dynamic_edge_sets)
+
     def chunk(params, normalizers, fields, structure, prescribed):
         return rollout(
-            sim, params, normalizers, fields=fields, structure=structure, prescribed=prescribed
+            sim,
+            params,
+            normalizers,
+            fields=fields,
+            structure=structure,
+            prescribed=prescribed,
+            demand=demand,
         )
 
     return jax.jit(chunk)
@@ -213,7 +263,7 @@ def iter_rollout(
     num_nodes = graph.num_nodes(task.node_set)
     window = task.window(trajectory, start, graph)
     _check_steps(sim, state, window.fields, start, steps)
-    budget = budget or PaddingBudget.fit(graph)
+    budget = _room_for(graph, budget or PaddingBudget.fit(graph), task.dynamic_edge_sets)
     window = pad_window(window, budget, task.node_set)
     fields = jax.device_put({k: v for k, v in window.fields.items() if not k.startswith("target|")})
     structure = jax.device_put(window.graph)
@@ -226,13 +276,48 @@ def iter_rollout(
         # Frames past the data (rollouts beyond it, the padding of the last chunk)
         # repeat the last frame: only prescribed nodes read them.
         frames = task.prescribed_frames(trajectory, start + begin, chunk)
-        frames = np.pad(frames, ((0, 0), (0, pad_nodes), (0, 0)))
-        fields, states = fn(params, normalizers, fields, structure, jnp.asarray(frames))
+        frames = jnp.asarray(np.pad(frames, ((0, 0), (0, pad_nodes), (0, 0))))
+        out = fn(params, normalizers, fields, structure, frames)
+        while task.dynamic_edge_sets and (grown := _grown(budget, out[2], begin)) is not None:
+            budget = grown  # the chunk's graphs were cut short: roll it out again
+            structure = jax.device_put(pad(graph, budget))
+            out = fn(params, normalizers, fields, structure, frames)
+        fields, states = out[:2]
         if pending is not None:
             yield _to_host(*pending, num_nodes)
         pending = (states, n)
     if pending is not None:
         yield _to_host(*pending, num_nodes)
+
+
+def _room_for(graph: MultiGraph, budget: PaddingBudget, dynamic: tuple[str, ...]) -> PaddingBudget:
+    """`budget` with at least the slots the trajectory's own structure reserves for its
+    dynamic edge sets (a training budget may have been sized on sparser data)."""
+    short = {k: graph.edge_sets[k].num_edges for k in dynamic}
+    short = {k: n for k, n in short.items() if n > budget.n_edge[k]}
+    return dataclasses.replace(budget, n_edge={**budget.n_edge, **short}) if short else budget
+
+
+def _grown(budget: PaddingBudget, needed: dict, begin: int) -> PaddingBudget | None:
+    """A budget with room for `needed` edges ({edge set: [] int32}), or None if it
+    has room already. Logs what it grows (the next call recompiles)."""
+    needed = {name: int(count) for name, count in jax.device_get(needed).items()}
+    short = {k: v for k, v in needed.items() if v > budget.n_edge[k]}
+    if not short:
+        return None
+    n_edge = dict(budget.n_edge)
+    for name, count in short.items():
+        n_edge[name] = suggest_capacity(count)
+        logger.warning(
+            "rollout steps %d+: edge set %r needed %d edges but has %d slots; growing "
+            "the budget to %d and recompiling",
+            begin,
+            name,
+            count,
+            budget.n_edge[name],
+            n_edge[name],
+        )
+    return dataclasses.replace(budget, n_edge=n_edge)
 
 
 def _to_host(states: jax.Array, n: int, num_nodes: int) -> np.ndarray:

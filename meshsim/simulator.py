@@ -81,22 +81,34 @@ class Simulator:
     # ------------------------------------------------------------------ jit side
 
     def prepare(
-        self, fields: dict, structure: MultiGraph, rng: jax.Array | None
+        self, fields: dict, structure: MultiGraph, rng: jax.Array | None, *, current: bool = False
     ) -> tuple[GraphFeatures, jax.Array, jax.Array]:
         """One training example: (raw graph features, raw targets, loss weights [N]).
 
         The targets are `[N, d]`, or `[N, K, d]` for a bundled simulator
         (`bundle_targets`). Noise is added when `rng` is given. Only features leave,
-        so a structure shared by a batch is never copied per example.
+        so a structure shared by a batch is never copied per example. A task's dynamic
+        edge sets are built from the (noisy) fields, unless `current` says `structure`
+        holds them already; `graph_for` on the same fields gives the structure these
+        features belong to.
         """
         node_mask = structure.node_sets[self.task.node_set].mask
         if rng is not None:
             fields = self.task.add_noise(fields, rng, node_mask)
+        if not current:
+            structure = self.graph_for(fields, structure)
         graph = self.task.build_graph(fields, structure)
         weights = self.task.loss_weights(fields, node_mask)
         if self.bundle_steps == 1:
             return graph.features(), self.task.target(fields), weights
         return graph.features(), self.bundle_targets(fields), weights
+
+    def graph_for(self, fields: dict, structure: MultiGraph) -> MultiGraph:
+        """The structure the network runs on for these fields: `structure` itself, or
+        with the task's dynamic edge sets rebuilt from the state (`Task.dynamic_structure`).
+        Pair it with `prepare`'s features: `sim.graph_for(f, s).with_features(features)`.
+        Jit-safe."""
+        return self.task.dynamic_structure(fields, structure)[0]
 
     def future_frames(self, fields: dict, name: str, count: int) -> jax.Array:
         """[count, N, ...] the first `count` frames of the window field `future|<name>`
@@ -237,17 +249,26 @@ class Simulator:
         return output.reshape(*output.shape[:-1], self.bundle_steps, self.task.output_size)
 
     def predict(
-        self, params: Any, normalizers: norm.Normalizers, fields: dict, structure: MultiGraph
+        self,
+        params: Any,
+        normalizers: norm.Normalizers,
+        fields: dict,
+        structure: MultiGraph,
+        *,
+        current: bool = False,
     ) -> jax.Array:
         """[N, d] the next state predicted for every node (prescribed nodes not yet applied).
 
-        One frame: a bundled simulator (K > 1) steps with `predict_bundle`.
+        One frame: a bundled simulator (K > 1) steps with `predict_bundle`. `current`:
+        `structure` holds the dynamic edge sets of `fields` already (see `prepare`).
         """
         if self.bundle_steps != 1:
             raise ValueError(
                 f"predict: gives one frame, but bundle_steps is {self.bundle_steps}; "
                 "use predict_bundle"
             )
+        if not current:
+            structure = self.graph_for(fields, structure)
         graph = self.task.build_graph(fields, structure)
         output = self.apply(params, normalizers, graph)
         return self.task.integrate(fields, norm.denormalize(normalizers.output, output))
@@ -260,10 +281,14 @@ class Simulator:
         structure: MultiGraph,
         prescribed: jax.Array,
         active: jax.Array | None = None,
+        *,
+        current: bool = False,
     ) -> tuple[dict, jax.Array]:
         """One network call, K frames: (fields at t+K, states [K, N, d] of t+1..t+K),
         prescribed nodes taking `prescribed [K, N, P]` at each frame (`advance_bundle`;
-        `active` as there). Jit-safe."""
+        `active` as there; `current` as in `predict`). Jit-safe."""
+        if not current:
+            structure = self.graph_for(fields, structure)
         graph = self.task.build_graph(fields, structure)
         slices = self.apply(params, normalizers, graph)
         if self.bundle_steps == 1:  # [N, d] -> [N, 1, d]

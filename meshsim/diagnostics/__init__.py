@@ -35,6 +35,7 @@ from meshsim.diagnostics.flow import (
     shedding_frequency,
     strouhal_number,
 )
+from meshsim.diagnostics.particles import ParticleDiagnostics, sinkhorn_distance
 from meshsim.diagnostics.rollout import (
     ClothDiagnostics,
     FlowDiagnostics,
@@ -47,6 +48,7 @@ __all__ = [
     "FlowDiagnostics",
     "FlowParameters",
     "MissingFlowParameter",
+    "ParticleDiagnostics",
     "Probe",
     "RolloutDiagnostics",
     "default_probe",
@@ -60,6 +62,7 @@ __all__ = [
     "nodal_areas",
     "rollout_diagnostics",
     "shedding_frequency",
+    "sinkhorn_distance",
     "strain_error",
     "strouhal_number",
 ]

@@ -93,6 +93,7 @@ class RolloutDiagnostics:
     state_field: ClassVar[str] = ""  # the trajectory field diagnosed
     options: ClassVar[tuple[str, ...]] = ()  # keyword options the constructor takes
     caption: ClassVar[str] = ""  # what `report_rows` shows, for a report
+    reference_label: ClassVar[str] = "truth"  # the third column of `report_rows`
 
     def __init__(
         self,
@@ -114,11 +115,13 @@ class RolloutDiagnostics:
                     "static: expected the mesh fields when truth is an array, got None"
                 )
             static = truth
-        missing = sorted({"mesh_pos", "cells"} - set(static))
+        missing = sorted(set(self.static_fields) - set(static))
         if missing:
-            raise ValueError(f"static: expected fields mesh_pos and cells, missing {missing}")
-        self._pos, self._cells = _mesh(static["mesh_pos"], static["cells"])
-        self._truth = _trajectory(_state(truth, "truth", self.state_field), "truth", len(self._pos))
+            raise ValueError(
+                f"static: expected fields {' and '.join(self.static_fields)}, missing {missing}"
+            )
+        self._nodes = self._read_static(static, meta)
+        self._truth = _trajectory(_state(truth, "truth", self.state_field), "truth", self._nodes)
         self._frames = 0
         self._series: dict[str, list[np.ndarray]] = {}
         # The truth's series now: they check the mesh (degenerate cells, zero-length
@@ -127,6 +130,14 @@ class RolloutDiagnostics:
         self._setup(static, meta, dict(options))
 
     # ------------------------------------------------------------------ subclass hooks
+
+    static_fields: ClassVar[tuple[str, ...]] = ("mesh_pos", "cells")  # what `static` holds
+
+    def _read_static(self, static: Mapping[str, np.ndarray], meta) -> int:
+        """Checks and keeps the static fields; returns the node count. Default: the mesh
+        (`self._pos [N, 2]`, `self._cells [C, 3]`)."""
+        self._pos, self._cells = _mesh(static["mesh_pos"], static["cells"])
+        return len(self._pos)
 
     def _truth_diagnostics(self) -> dict[str, np.ndarray]:
         """{name: [K] per-frame series of the truth}."""
@@ -155,6 +166,13 @@ class RolloutDiagnostics:
         """(diagnostic, model, truth) rows of a report table from a `summarize` dict."""
         raise NotImplementedError
 
+    @classmethod
+    def gate(cls, summary: Mapping[str, Any]) -> tuple[bool, str] | None:
+        """(whether a demo passes on these diagnostics, a sentence saying why) from a
+        `summarize` dict, or None: the diagnostics set no bar of their own."""
+        del summary
+        return None
+
     # ------------------------------------------------------------------ shared
 
     @property
@@ -173,7 +191,7 @@ class RolloutDiagnostics:
         """Adds the next predicted frames `[n, N, F]` float (or a dict holding them).
 
         Cost: O(n (N + C)) for a flow, O(n E) for a cloth (E edges)."""
-        x = _trajectory(_state(frames, "frames", self.state_field), "frames", len(self._pos))
+        x = _trajectory(_state(frames, "frames", self.state_field), "frames", self._nodes)
         if x.shape[2] != self._truth.shape[2]:
             raise ValueError(
                 f"frames: expected {self._truth.shape[2]} components like the truth, got {x.shape}"

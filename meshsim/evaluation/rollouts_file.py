@@ -21,7 +21,8 @@ import numpy as np
 
 from meshsim import atomic
 
-MESH_FIELDS = ("mesh_pos", "cells", "node_type")  # stored with each rollout, when present
+# Static fields stored with each rollout, when present (particles have a type, no mesh).
+MESH_FIELDS = ("mesh_pos", "cells", "node_type", "particle_type")
 
 
 class RolloutsWriter(atomic.AtomicWriter):

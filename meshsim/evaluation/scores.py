@@ -239,7 +239,9 @@ def format_summary(
     summary = (metrics.get("diagnostics") or {}).get("summary")
     if diagnostics is not None and summary:
         for label, model, truth in diagnostics.report_rows(summary):
-            lines.append(f"{label}: model {_number(model)}, truth {_number(truth)}")
+            lines.append(
+                f"{label}: model {_number(model)}, {diagnostics.reference_label} {_number(truth)}"
+            )
     return "\n".join(lines)
 
 

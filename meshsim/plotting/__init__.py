@@ -16,6 +16,7 @@ from meshsim.plotting.mesh import (
     plot_loss_curve,
 )
 from meshsim.plotting.paraview import export_vtk_frames, export_xdmf
+from meshsim.plotting.particles import animate_particles, plot_particles
 from meshsim.plotting.rollout import plot_kinetic_energy, plot_rollout_rmse
 from meshsim.plotting.weather import (
     animate_forecast,
@@ -25,6 +26,8 @@ from meshsim.plotting.weather import (
 )
 
 __all__ = [
+    "animate_particles",
+    "plot_particles",
     "animate_cloth",
     "animate_forecast",
     "animate_rollout",

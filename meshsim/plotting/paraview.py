@@ -24,9 +24,9 @@ def _cell_block(cells: np.ndarray) -> list[tuple[str, np.ndarray]]:
     cells = np.asarray(cells)
     if cells.ndim == 3:
         cells = cells[0]
-    kinds = {3: "triangle", 4: "tetra"}
+    kinds = {1: "vertex", 3: "triangle", 4: "tetra"}  # vertices: particles, no mesh
     if cells.ndim != 2 or cells.shape[1] not in kinds:
-        raise ValueError(f"cells: expected [C, 3] or [C, 4], got {cells.shape}")
+        raise ValueError(f"cells: expected [C, 3], [C, 4] or [N, 1] vertices, got {cells.shape}")
     return [(kinds[cells.shape[1]], cells.astype(np.int64))]
 
 
@@ -182,14 +182,16 @@ def export_rollouts(path: str | os.PathLike, out: str | os.PathLike, task) -> st
     """ParaView files for each rollout of `path` under `out/` (replaced as a whole).
 
     An XDMF time series per trajectory for fixed meshes, per-frame VTU files with
-    moving points for Lagrangian tasks (`task.lagrangian`). Reads one frame at a time.
+    moving points for Lagrangian tasks (`task.lagrangian`; particles, which have no
+    cells, as vertices). Reads one frame at a time.
     """
     with atomic.staged_directory(out, replace=True) as tmp:
         for i, r in enumerate(iter_rollouts_h5(path)):
             fields = _export_fields(r)
-            if task.lagrangian:  # the points themselves move
+            if task.lagrangian:  # the points themselves move; particles are bare vertices
+                cells = r["cells"] if "cells" in r else np.arange(r["pred"].shape[1])[:, None]
                 export_vtk_frames(
-                    os.path.join(tmp, f"{i:05d}"), r["cells"], fields, points_per_frame=r["pred"]
+                    os.path.join(tmp, f"{i:05d}"), cells, fields, points_per_frame=r["pred"]
                 )
             else:
                 export_xdmf(os.path.join(tmp, f"{i:05d}.xdmf"), r["mesh_pos"], r["cells"], fields)

@@ -18,6 +18,7 @@ from meshsim import atomic
 from meshsim.evaluation.rollouts_file import iter_rollouts_h5
 from meshsim.plotting._figures import save_figure
 from meshsim.plotting.mesh import animate_cloth, animate_rollout, plot_comparison
+from meshsim.plotting.particles import animate_particles, plot_particles
 from meshsim.validation import check_number
 
 __all__ = ["plot_kinetic_energy", "plot_rollout_rmse"]
@@ -151,11 +152,19 @@ def plot_first_rollout(
             raise ValueError(f"{path}: holds no rollout")
         known = min(r["pred"].shape[0], r["truth"].shape[0])
         pred, truth = r["pred"][:known], r["truth"][:known]
-        cells = r["cells"][()]
+        cells = r["cells"][()] if "cells" in r else None
         mesh_pos = r["mesh_pos"][()] if "mesh_pos" in r else None
+        kinds = r["particle_type"][()] if "particle_type" in r else None
     finally:
         rollouts.close()
     gif = os.path.join(workdir, "rollout.gif")
+    if cells is None and kinds is not None:  # particles: dots coloured by speed
+        kinematic = ~np.asarray(task.simulated_mask({"particle_type": kinds.reshape(-1)}))
+        frame = known - 1 if frame is None else frame
+        png = os.path.join(workdir, "comparison.png")
+        still = plot_particles(pred, png, truth=truth, frame=frame, kinematic=kinematic)
+        movie = animate_particles(pred, gif, truth=truth, kinematic=kinematic, every=every)
+        return [str(still), *(str(p) for p in movie)]
     if task.lagrangian:  # the mesh moves: draw it
         return [str(p) for p in animate_cloth(pred, cells, gif, truth=truth, every=every)]
     pred_scalar, label = task.plot_scalar(pred)

@@ -73,7 +73,7 @@ def diagnostics_section(diagnostics: dict | None, kind=None) -> str:
             "Physical diagnostics, means over the held-out trajectories (per-frame series "
             f"in `metrics.json`). {kind.caption}",
             "",
-            "| diagnostic | model | truth |",
+            f"| diagnostic | model | {kind.reference_label} |",
             "|---|---|---|",
             *rows,
         ]
@@ -157,6 +157,13 @@ def rollout_report(
             f"The model does NOT beat persistence at every horizon checked ({checked}): "
             f"it loses at {', '.join(lost) or 'all of them'}."
         )
+    kind, diagnosed = run.sim.task.diagnostics, (result.get("diagnostics") or {})
+    gate = kind.gate(diagnosed["summary"]) if kind and diagnosed.get("summary") else None
+    if gate is not None:  # the task's own bar (particles: constant velocity, no leaks)
+        beats = beats and gate[0]
+        verdict = f"{verdict} {gate[1]}"
+        summary["diagnostics_gate"] = gate[0]
+    bar = " and meets its task's own bar (next line)" if gate is not None else ""
     config, n = run.config, result["num_trajectories"]
     report = f"""# meshsim demo: {title}
 
@@ -172,7 +179,7 @@ Evaluated on {n} held-out trajectories ({result["split"]} split), rolled out
 RMSE-h is the root-mean-square error over all mesh nodes and the state's components,
 averaged over the {n} held-out trajectories and over the first h steps of the rollout
 from the first frame (all: every step); persistence keeps the initial frame for every
-step. The demo passes if the model is below persistence at each of {checked}.
+step. The demo passes if the model is below persistence at each of {checked}{bar}.
 
 **{verdict}**
 

@@ -22,6 +22,7 @@ metrics.jsonl); no checkpoint with non-finite values is ever written.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -33,6 +34,7 @@ import numpy as np
 from meshsim import atomic
 from meshsim.config import ExperimentConfig
 from meshsim.evaluation import evaluate_rollouts
+from meshsim.graph import suggest_capacity
 from meshsim.normalization import save_normalizers
 from meshsim.parallel.placement import Placement, make_placement
 from meshsim.runs.build import build_simulator, open_split, task_meta
@@ -185,13 +187,16 @@ def _interval_record(totals, config: ExperimentConfig, done: int) -> dict:
     t = jax.device_get(totals)
     applied = int(t["applied"])
     tc = config.train
-    return {
+    record = {
         "step": done,
         "loss": float(t["loss"]) / applied if applied else None,  # all skipped: null
         "grad_norm": float(t["grad_norm"]) / applied if applied else None,
         "skipped": int(t["skipped"]),
         "learning_rate": float(learning_rate(tc.optimizer, done - tc.accumulate_steps)),
     }
+    if int(t["overflow"]):  # steps not applied: a dynamic edge set had too few slots
+        record["overflow"] = int(t["overflow"])
+    return record
 
 
 def _on_nonfinite(totals, policy: str, checkpointer: Checkpointer) -> None:
@@ -282,19 +287,21 @@ def run_training(
                 placement.restore_template(like), set_aside_damaged=primary
             )
             logger.info("resumed from step %d", int(state.step))
-        start = int(state.step)
         state = placement.place_state(state)
-        batches = iter_batches(
-            trajectories,
-            task,
-            batch_size=placement.process_batch_size,
-            budget=budget,
-            seed=tc.seed,
-            start_step=start,
-            pool_size=config.data.pool_size,
-            lengths=lengths,
-            horizon=tc.unroll_steps * sim.bundle_steps,  # k network calls of K frames
-        )
+
+        def batches(budget, start):  # the same stream from any step, at any budget
+            return iter_batches(
+                trajectories,
+                task,
+                batch_size=placement.process_batch_size,
+                budget=budget,
+                seed=tc.seed,
+                start_step=start,
+                pool_size=config.data.pool_size,
+                lengths=lengths,
+                horizon=tc.unroll_steps * sim.bundle_steps,  # k network calls of K frames
+            )
+
         end = min(tc.steps, max_steps) if max_steps is not None else tc.steps
         return _train_loop(
             config,
@@ -304,7 +311,7 @@ def run_training(
             state,
             workdir,
             end=end,
-            batches=batches,
+            batches=(batches, budget),
             evaluation=(eval_trajs, eval_steps),
             progress=progress and primary,
         )
@@ -327,13 +334,43 @@ def _dataset_normalizers(dataset, task: Task, workdir: str | None):
     return task.dataset_normalizers(stats, task.structure(dataset[0]))
 
 
+def _grown_budget(budget, metrics: dict, step: int):
+    """A budget with room for the edges a step's dynamic edge sets needed, or None if
+    they fitted. Logs the overflow: the step was not applied, and the next step
+    recompiles for the larger graphs."""
+    host = {
+        k: int(np.max(jax.device_get(v)))
+        for k, v in metrics.items()
+        if k == "overflow" or k.startswith("edges_needed/")
+    }
+    if not host["overflow"]:  # (a pmap step's metrics carry a device axis: max over it)
+        return None
+    n_edge = dict(budget.n_edge)
+    for key, value in host.items():
+        name = key.removeprefix("edges_needed/")
+        if key.startswith("edges_needed/") and value > n_edge[name]:
+            n_edge[name] = suggest_capacity(value)
+            logger.warning(
+                "step %d: edge set %r needed %d edges but the batches have %d slots; the "
+                "step was not applied; growing the budget to %d and recompiling",
+                step,
+                name,
+                value,
+                budget.n_edge[name],
+                n_edge[name],
+            )
+    return dataclasses.replace(budget, n_edge=n_edge)
+
+
 def _train_loop(
     config, sims, tx, checkpointer, state, workdir, *, end, batches, evaluation, progress
 ) -> TrainState:
     """The loop of `run_training`, from the placed `state`'s step to `end`. `sims` is
-    (simulator, the simulator the steps run, placement); `evaluation` is (validation
-    trajectories, rollout steps) for periodic evaluation."""
+    (simulator, the simulator the steps run, placement); `batches` is (a function of
+    (budget, first step) giving the batch stream, the padding budget); `evaluation`
+    is (validation trajectories, rollout steps) for periodic evaluation."""
     sim, placed_sim, placement = sims
+    make_batches, budget = batches
     eval_trajs, eval_steps = evaluation
     tc = config.train
     start = int(placement.host_state(state).step)
@@ -341,7 +378,10 @@ def _train_loop(
     if primary:
         truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
     log = MetricsLog(workdir) if primary else _NoLog()
-    batches = prefetch(batches, size=config.data.prefetch, transfer=placement.place_batch)
+    batches = prefetch(
+        make_batches(budget, start), size=config.data.prefetch, transfer=placement.place_batch
+    )
+    dynamic = bool(sim.task.dynamic_edge_sets)
     train_steps = {}  # one compiled step per rollout horizon of the curriculum
 
     def train_step(state, batch, key, step):
@@ -373,6 +413,14 @@ def _train_loop(
             else:
                 state, metrics = train_step(state, batch, key, step)
                 totals = add_to_totals(totals, metrics, done)
+                if dynamic and (grown := _grown_budget(budget, metrics, done)) is not None:
+                    budget = grown  # that step was not applied; the next ones fit
+                    batches.close()
+                    batches = prefetch(
+                        make_batches(budget, done),
+                        size=config.data.prefetch,
+                        transfer=placement.place_batch,
+                    )
             trained = done > tc.accumulate_steps
             if trained and done % tc.log_every == 0:
                 record = _interval_record(totals, config, done)

@@ -15,6 +15,12 @@ from meshsim.tasks.base import (
 )
 from meshsim.tasks.cfd import CfdTask, cfd_task
 from meshsim.tasks.cloth import ClothTask, cloth_task
+from meshsim.tasks.particles import (
+    PARTICLES,
+    ParticleOptions,
+    ParticleTask,
+    particle_task,
+)
 from meshsim.tasks.registry import (
     TASKS,
     built_from_data,
@@ -35,13 +41,17 @@ from meshsim.tasks.weather import (
 register_task("cfd", cfd_task)
 register_task("cloth", cloth_task)
 register_task("weather", weather_task, options=WeatherOptions)
+register_task("particles", particle_task, options=ParticleOptions)
 
 __all__ = [
     "MESH_EDGES",
+    "PARTICLES",
     "TASKS",
     "CfdTask",
     "ClothTask",
     "MeshTask",
+    "ParticleOptions",
+    "ParticleTask",
     "Task",
     "WeatherOptions",
     "WeatherTask",
@@ -52,6 +62,7 @@ __all__ = [
     "get_task",
     "load_task_module",
     "one_hot_node_type",
+    "particle_task",
     "register_task",
     "relative_edge_features",
     "task_option_hint",

@@ -156,8 +156,29 @@ class Task:
         return {self.node_set: pos[0] if pos.ndim == 3 else pos}
 
     def build_graph(self, fields: Fields, structure: MultiGraph) -> MultiGraph:
-        """`structure` with node and edge features computed from `fields`. Jit-safe."""
+        """`structure` with node and edge features computed from `fields`. Jit-safe.
+
+        A task with dynamic edge sets expects `structure` to hold them for these
+        fields already (`dynamic_structure`; the simulator does this)."""
         raise NotImplementedError
+
+    @property
+    def dynamic_edge_sets(self) -> tuple[str, ...]:
+        """Edge sets rebuilt from the state inside every step (particles' radius graph,
+        MeshGraphNets' world edges); () for a graph fixed by its mesh. Their structure
+        holds masked slots (the padding budget sizes them) that `dynamic_structure`
+        fills."""
+        return ()
+
+    def dynamic_structure(
+        self, fields: Fields, structure: MultiGraph
+    ) -> tuple[MultiGraph, dict[str, jax.Array]]:
+        """(`structure` with the dynamic edge sets' indices and masks of the state in
+        `fields`, {dynamic edge set: [] int32 edges the state needs}). More edges
+        needed than the structure has slots is an overflow: those graphs were cut
+        short, and the host grows the budget and recompiles. Identity and {} without
+        dynamic edge sets. Jit-safe."""
+        return structure, {}
 
     # ------------------------------------------------------------------ host side
 

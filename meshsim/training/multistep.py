@@ -201,6 +201,7 @@ def _pushforward_loss(
         if name.startswith("future|"):
             window[name] = jax.lax.dynamic_slice_in_dim(value, offset, bundle, axis=1)
     window[f"target|{sim.task.state_field}"] = first
-    features, targets, _ = sim.prepare(window, structure, None)
+    structure = sim.graph_for(window, structure)  # the pushed state's own edges
+    features, targets, _ = sim.prepare(window, structure, None, current=True)
     pred = sim.apply(params, normalizers, structure.with_features(features))
     return output_loss(sim, normalizers, pred, targets, weights)

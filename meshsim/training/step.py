@@ -26,6 +26,7 @@ skipped step means (`train.on_nonfinite`: stop the run, or go on).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -122,14 +123,21 @@ def _example_keys(rng: jax.Array, size: int, axis_name: str | None) -> jax.Array
     return jax.lax.dynamic_slice_in_dim(every, jax.lax.axis_index(axis_name) * size, size)
 
 
-def _prepare(sim: Simulator, batch: Batch, rng: jax.Array | None, axis_name: str | None = None):
+def _prepare(
+    sim: Simulator,
+    batch: Batch,
+    rng: jax.Array | None,
+    axis_name: str | None = None,
+    current: bool = False,
+):
     """Per-example features, raw targets [B, N, F] ([B, N, K, F] bundled) and loss
-    weights [B, N]."""
+    weights [B, N]; `current`: the batch's graph holds its dynamic edge sets already."""
     size = batch.fields[sim.task.state_field].shape[0]
     keys = None if rng is None else _example_keys(rng, size, axis_name)
-    return jax.vmap(
-        sim.prepare, in_axes=(0, graph_batch_axis(batch), 0 if keys is not None else None)
-    )(batch.fields, batch.graph, keys)
+    prepare = functools.partial(sim.prepare, current=current)
+    return jax.vmap(prepare, in_axes=(0, graph_batch_axis(batch), 0 if keys is not None else None))(
+        batch.fields, batch.graph, keys
+    )
 
 
 def _loss(sim: Simulator, params, normalizers, batch: Batch, features, targets, weights):
@@ -168,6 +176,22 @@ def _noisy_fields(sim: Simulator, batch: Batch, rng: jax.Array, axis_name: str |
         return sim.task.add_noise(fields, key, structure.node_sets[sim.task.node_set].mask)
 
     return jax.vmap(noisy, in_axes=(0, graph_batch_axis(batch), 0))(batch.fields, batch.graph, keys)
+
+
+def _dynamic_graphs(sim: Simulator, batch: Batch, fields: dict) -> tuple[Batch, dict]:
+    """The batch with `fields` and its dynamic edge sets rebuilt from them (per example),
+    and {edge set: [] int32 the most edges an example needed}."""
+    axis = graph_batch_axis(batch)
+    graph, demand = jax.vmap(sim.task.dynamic_structure, in_axes=(0, axis))(fields, batch.graph)
+    return batch._replace(fields=fields, graph=graph), {k: jnp.max(v) for k, v in demand.items()}
+
+
+def _overflow(batch: Batch, needed: dict) -> jax.Array:
+    """[] bool: some dynamic edge set needed more edges than its slots."""
+    flag = jnp.zeros((), bool)
+    for name, count in needed.items():
+        flag = flag | (count > batch.graph.edge_sets[name].num_edges)
+    return flag
 
 
 def _global_loss(loss: jax.Array, weights: jax.Array, axis_name: str | None, *, weighted: bool):
@@ -212,8 +236,12 @@ def make_train_step(
     Returns `train_step(state, batch, rng) -> (state, metrics)` with metrics
     {"loss", "grad_norm"} as float32 scalars and "skipped" as an int32 0/1: 1 when
     the loss or the gradient norm was non-finite and no update was applied (see the
-    module docstring). `rng` should differ per step (e.g. `jax.random.fold_in(key,
-    step)`), which makes a resumed run identical to an uninterrupted one.
+    module docstring). A task with dynamic edge sets builds them from the noisy state
+    and adds "overflow" (int32 0/1: an example needed more edges than the batch's
+    slots, so no update was applied) and "edges_needed/<edge set>" (int32, the most
+    any example needed): the host grows the budget and recompiles. `rng` should differ
+    per step (e.g. `jax.random.fold_in(key, step)`), which makes a resumed run
+    identical to an uninterrupted one.
 
     `axis_name`: under `pmap` (with `jit=False`), the axis the batch is split over;
     each device holds B / devices examples, and the loss, gradients and normalizer
@@ -221,18 +249,25 @@ def make_train_step(
     device would take on the whole batch (see `_global_loss`).
     """
 
+    dynamic = bool(sim.task.dynamic_edge_sets)
+
     def train_step(state: TrainState, batch: Batch, rng: jax.Array):
-        if horizon == 1:
+        needed = {}
+        if horizon == 1 and not dynamic:
             features, targets, weights = _prepare(sim, batch, rng, axis_name)
         else:
             fields = _noisy_fields(sim, batch, rng, axis_name)
+            if dynamic:  # edges of the noisy state, as the network will see them
+                batch, needed = _dynamic_graphs(sim, batch, fields)
             size = fields[sim.task.state_field].shape[0]
             depth_keys = (
                 _example_keys(jax.random.fold_in(rng, 1), size, axis_name)
                 if mode == "pushforward"
                 else None
             )
-            features, targets, weights = _prepare(sim, batch._replace(fields=fields), None)
+            features, targets, weights = _prepare(
+                sim, batch._replace(fields=fields), None, current=dynamic
+            )
         normalizers = sim.update_normalizers(
             state.normalizers, features, batch.graph, targets, axis_name=axis_name
         )
@@ -259,9 +294,19 @@ def make_train_step(
         )
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         kept = state.replace(step=state.step + 1)
-        new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), updated, kept)
-        skipped = jnp.logical_not(finite).astype(jnp.int32)
-        return new_state, {"loss": loss, "grad_norm": grad_norm, "skipped": skipped}
+        metrics = {"loss": loss, "grad_norm": grad_norm}
+        apply = finite
+        if dynamic:  # a truncated graph is never trained on: no update, and say so
+            overflow = _overflow(batch, needed)
+            if axis_name is not None:
+                overflow = jax.lax.psum(overflow.astype(jnp.int32), axis_name) > 0
+                needed = {k: jax.lax.pmax(v, axis_name) for k, v in needed.items()}
+            apply = finite & ~overflow
+            metrics["overflow"] = overflow.astype(jnp.int32)
+            metrics.update({f"edges_needed/{k}": v for k, v in needed.items()})
+        new_state = jax.tree_util.tree_map(lambda a, b: jnp.where(apply, a, b), updated, kept)
+        metrics["skipped"] = jnp.logical_not(finite).astype(jnp.int32)
+        return new_state, metrics
 
     return _maybe_jit(train_step, jit, donate_argnums=0)
 
@@ -272,8 +317,15 @@ def make_accumulate_step(
     """A step that only accumulates normalizer statistics (MeshGraphNets' warm-up);
     `axis_name` as in `make_train_step`."""
 
+    dynamic = bool(sim.task.dynamic_edge_sets)
+
     def accumulate_step(state: TrainState, batch: Batch, rng: jax.Array) -> TrainState:
-        features, targets, _ = _prepare(sim, batch, rng, axis_name)
+        if dynamic:  # statistics of the edges the noisy state has
+            fields = _noisy_fields(sim, batch, rng, axis_name)
+            batch, _ = _dynamic_graphs(sim, batch, fields)
+            features, targets, _ = _prepare(sim, batch, None, current=True)
+        else:
+            features, targets, _ = _prepare(sim, batch, rng, axis_name)
         normalizers = sim.update_normalizers(
             state.normalizers, features, batch.graph, targets, axis_name=axis_name
         )
@@ -285,8 +337,12 @@ def make_accumulate_step(
 def make_eval_loss(sim: Simulator, *, jit: bool = True) -> Callable[[TrainState, Batch], jax.Array]:
     """One-step loss without noise and without updating statistics."""
 
+    dynamic = bool(sim.task.dynamic_edge_sets)
+
     def eval_loss(state: TrainState, batch: Batch) -> jax.Array:
-        features, targets, weights = _prepare(sim, batch, None)
+        if dynamic:
+            batch, _ = _dynamic_graphs(sim, batch, batch.fields)
+        features, targets, weights = _prepare(sim, batch, None, current=dynamic)
         return _loss(sim, state.params, state.normalizers, batch, features, targets, weights)
 
     return _maybe_jit(eval_loss, jit)
@@ -299,6 +355,7 @@ def empty_totals() -> dict:
         "grad_norm": jnp.zeros((), jnp.float32),
         "applied": jnp.zeros((), jnp.int32),
         "skipped": jnp.zeros((), jnp.int32),
+        "overflow": jnp.zeros((), jnp.int32),  # steps not applied: a dynamic edge set overflowed
         "first_skipped_step": jnp.full((), -1, jnp.int32),  # -1: none in this interval
         "first_skipped_loss": jnp.zeros((), jnp.float32),
         "first_skipped_grad_norm": jnp.zeros((), jnp.float32),
@@ -313,9 +370,17 @@ def add_to_totals(totals: dict, metrics: dict, step) -> dict:
     interval (`step`: the global step count after it) and its loss and gradient norm
     are kept for the message that names it.
     """
-    ok = metrics["skipped"] == 0
-    first = (totals["first_skipped_step"] < 0) & ~ok
+    overflow = metrics.get("overflow", jnp.zeros((), jnp.int32))
+    ok = (metrics["skipped"] == 0) & (overflow == 0)
+    first = (totals["first_skipped_step"] < 0) & (metrics["skipped"] != 0)
+    needed = {
+        k: jnp.maximum(totals.get(k, jnp.zeros((), jnp.int32)), v)
+        for k, v in metrics.items()
+        if k.startswith("edges_needed/")
+    }
     return {
+        **needed,
+        "overflow": totals["overflow"] + overflow,
         "loss": totals["loss"] + jnp.where(ok, metrics["loss"], 0.0),
         "grad_norm": totals["grad_norm"] + jnp.where(ok, metrics["grad_norm"], 0.0),
         "applied": totals["applied"] + ok.astype(jnp.int32),
