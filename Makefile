@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Parallel test workers; the suite is sized for 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: env test lint format docs demo demo-weather bench bench-smoke clean
+.PHONY: env test lint format docs demo demo-weather demo-particles bench bench-smoke clean
 
 env: $(STAMP)
 
@@ -43,9 +43,15 @@ demo: env
 demo-weather: env
 	$(VENV)/bin/meshsim demo --config experiments/weather_shallow_water.py --workdir runs/demo-weather
 
+# Dam-break SPH data, a GNS with edges rebuilt every step, rollouts scored against
+# constant velocity: runs/demo-particles/{metrics.json,report.md,rollout.gif}.
+demo-particles: env
+	$(VENV)/bin/meshsim demo --config experiments/particles_dam_break.py --workdir runs/demo-particles
+
 bench: env
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	$(PY) experiments/benchmarks/run.py
+	$(PY) experiments/benchmarks/particles.py
 
 bench-smoke: env
 	$(PY) experiments/benchmarks/run.py --smoke --out /tmp/meshsim-bench-smoke

@@ -102,3 +102,41 @@ def test_pyg_peer_agrees_with_meshsim():
     # After one identical Adam step the outputs still agree (same update rule and lr).
     after = {name: impl.forward() for name, impl in built.items()}
     np.testing.assert_allclose(after["pyg"], after["meshsim"], rtol=1e-4, atol=1e-5)
+
+
+def test_particles_smoke_run_checks_pairs_and_outputs(tmp_path):
+    """The particles benchmark (experiments/benchmarks/particles.py) at 300 particles:
+    the search rows found the same pair sets, the PyG GNS variants agreed with
+    meshsim's forward output before timing, and both tables are written."""
+    pytest.importorskip("torch_geometric")  # torch_cluster optional: scipy's search otherwise
+    from experiments.benchmarks import particles
+
+    assert particles.main(["--smoke", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "particles.json").read_text())
+    assert [(r["n"], r["dim"]) for r in result["search"]] == [(300, 2)]
+    for row in result["search"]:
+        # ~20 neighbours inside the box, fewer near its walls
+        assert 12 < row["pairs_per_particle"] < 21
+        assert row["meshsim"]["repeats"] == row["peer"]["repeats"] == 2
+    (train,) = result["train"]
+    assert {"meshsim", "pyg", "pyg+trick"} <= set(train) and train["peer"] in train
+    for name, agreement in train["agreement"].items():
+        assert agreement["max_rel_err"] <= particles.AGREEMENT_RTOL, name
+        assert agreement["edges"] == train["edges"] > 0
+    md = (tmp_path / "particles.md").read_text()
+    assert "## Neighbour search" in md and "## One GNS training step" in md
+
+
+def test_gns_peer_concat_trick_is_the_concatenation():
+    """PhysicsNeMo's split first layer computes the same edge messages as the MLP on
+    cat[e, x_src, x_dst] with the same weights (it only reorders the arithmetic)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch_geometric")
+    from experiments.benchmarks import peer_gns
+
+    torch.manual_seed(0)
+    cat, trick = peer_gns.CatEdgeBlock(8, 2), peer_gns.TrickEdgeBlock(8, 2)
+    trick.load_state_dict(cat.state_dict())
+    e, x = torch.randn(30, 8), torch.randn(10, 8)
+    edge_index = torch.randint(0, 10, (2, 30))
+    torch.testing.assert_close(trick(e, x, edge_index), cat(e, x, edge_index))

@@ -69,6 +69,7 @@ def test_the_notebooks_are_the_expected_ones():
         "03_weather.ipynb",
         "04_scaling.ipynb",
         "05_mgn_datasets.ipynb",
+        "06_particles.ipynb",
     ]
 
 
@@ -123,6 +124,17 @@ def test_mgn_datasets(tmp_path, monkeypatch):
     assert set(s["fields"]) == {"cells", "mesh_pos", "node_type", "velocity", "pressure"}
     assert s["fields"]["velocity"][0] == 12  # frames
     assert s["trained_steps"] == 12 and s["losses"] and finite(*s["losses"])
+
+
+def test_particles(tmp_path, monkeypatch):
+    s = execute("06_particles.ipynb", tmp_path, monkeypatch)
+    assert s["radius_graph_equals_cKDTree"] is True and s["edges"] > s["particles"]
+    assert s["rollout_shape"][0] == 24 - 5 and s["rollout_shape"][2] == 2  # C = 5 history frames
+    assert s["overflow_steps"] == 0 and s["last_loss"] < s["first_loss"]
+    scores = s["scores"]
+    for key in ("mse5", "mse20", "mseall", "kinetic_energy_mse"):
+        assert finite(scores[f"{key}_model"], scores[f"{key}_baseline"])
+    assert scores["penetrations_truth"] == 0
 
 
 @pytest.mark.parametrize("name", ALL)

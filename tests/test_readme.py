@@ -28,6 +28,8 @@ README = os.path.join(REPO, "README.md")
 NOT_RUN_HERE = {
     "make demo": "the full-size demo (~7 min); tests/test_cli.py runs `meshsim demo --quick`",
     "make test": "the suite itself",
+    "make demo-particles": "the full-size particles demo; tests/test_particles_cli.py runs "
+    "`meshsim demo --config experiments/particles_dam_break.py --quick`",
     "make demo-weather": "the full-size weather demo; tests/test_weather_cli.py runs "
     "`meshsim demo --config experiments/weather_shallow_water.py --quick`",
     # Install.
@@ -307,7 +309,8 @@ def check_inspect(args, out):
         if report is not None:
             assert report["splits"][split]["num_trajectories"] == n
         else:
-            row = rf"^\s*{re.escape(split)}\s+\S+\s+{n}\s"
+            # mesh reports: split, format, trajectories; particle reports: split, trajectories
+            row = rf"^\s*{re.escape(split)}\s+(\S+\s+)?{n}\s"
             assert re.search(row, out, re.MULTILINE), f"no '{split} ... {n}' row in:\n{out}"
 
 
