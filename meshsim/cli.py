@@ -143,8 +143,8 @@ def _cmd_demo(args) -> int:
     if code:
         _error(
             "demo",
-            "the model does not beat persistence at the demo's horizons "
-            f"(see {os.path.join(args.workdir, 'report.md')})",
+            "the model does not pass the demo's gate (persistence at its horizons, and its "
+            f"task's own bar where it has one; see {os.path.join(args.workdir, 'report.md')})",
         )
     return code
 

@@ -28,7 +28,8 @@ def test_quick_particles_demo(tmp_path, monkeypatch):
         and summary["mse20_model"] < summary["mse20_baseline"]
         and summary["kinetic_energy_mse_model"] < summary["kinetic_energy_mse_baseline"]
     )
-    assert code == (0 if metrics["beats_persistence"] else 1)
+    assert metrics["passed"] == (metrics["beats_persistence"] and metrics["diagnostics_gate"])
+    assert code == (0 if metrics["passed"] else 1)
     report = (work / "report.md").read_text()
     assert "| diagnostic | model | constant velocity |" in report and "MSE-20" in report
     for name in ("rollout.gif", "comparison.png", "loss.png"):

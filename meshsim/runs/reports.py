@@ -160,9 +160,10 @@ def rollout_report(
     kind, diagnosed = run.sim.task.diagnostics, (result.get("diagnostics") or {})
     gate = kind.gate(diagnosed["summary"]) if kind and diagnosed.get("summary") else None
     if gate is not None:  # the task's own bar (particles: constant velocity, no leaks)
-        beats = beats and gate[0]
         verdict = f"{verdict} {gate[1]}"
         summary["diagnostics_gate"] = gate[0]
+        beats = beats and gate[0]
+    summary["passed"] = beats  # persistence, and the task's own bar where it has one
     bar = " and meets its task's own bar (next line)" if gate is not None else ""
     config, n = run.config, result["num_trajectories"]
     report = f"""# meshsim demo: {title}
