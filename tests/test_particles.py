@@ -189,6 +189,19 @@ def test_true_accelerations_reproduce_the_trajectory_through_advance():
         np.testing.assert_allclose(fields["history|position"][:, 0], x[t - 4], atol=1e-6)
 
 
+def test_predicted_positions_stay_in_the_container_unless_told_otherwise():
+    trajectory, meta = ballistic()
+    window = _window(particle_task(meta=meta), trajectory, 6)
+    fields = _device(window.fields)
+    down = jnp.zeros_like(fields["position"]).at[:, 1].set(-1.0)  # through the floor
+    for contain in (True, False):
+        task = particle_task(meta=meta, contain=contain)
+        lo, hi = task.container  # the wall segments' extent: x ≥ 0, 0 ≤ y ≤ 1
+        np.testing.assert_array_equal(lo, [0.0, 0.0])
+        y = np.asarray(task.integrate(fields, down))[:140, 1]
+        assert (y.min() == 0.0) == contain and (y.min() < -0.5) == (not contain)
+
+
 def test_random_walk_noise():
     """Velocity noise of std σ/√C per step, accumulated: the newest input velocity has
     std σ, the oldest position none, walls none; the target follows the newest

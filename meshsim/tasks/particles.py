@@ -42,6 +42,7 @@ from meshsim.diagnostics import ParticleDiagnostics
 from meshsim.graph import EdgeSet, MultiGraph, node_set, radius_graph
 from meshsim.options import Validated, setting
 from meshsim.tasks.base import Fields, Task
+from meshsim.tasks.walls import closest_points, nearest_segment
 
 PARTICLES = "particles"  # the node set and the dynamic edge set of a particle task
 WALLS = "walls"  # wall segments: a node set, and the wall-contact edge set from it
@@ -56,7 +57,8 @@ class ParticleOptions(Validated):
     `history_size`: C, input velocities (5 in GNS); `radius`: connectivity radius
     (0: the dataset's `default_connectivity_radius`); `capacity_margin`: edge
     capacity over the most pairs seen in the data (the host grows it and recompiles
-    when a step needs more, and says so in the log).
+    when a step needs more, and says so in the log); `contain`: keep predicted
+    positions inside the container (see `ParticleTask.container`).
     """
 
     _section = "task.options"
@@ -64,42 +66,7 @@ class ParticleOptions(Validated):
     history_size: int = setting(5, ge=1)
     radius: float = setting(0.0, ge=0)
     capacity_margin: float = setting(1.25, ge=1)
-
-
-def _closest_points(points, segments):
-    """([N, S, D] the closest point of every segment to every point, [N, S] distances)."""
-    a, b = segments[:, 0], segments[:, 1]  # [S, D]
-    ab = b - a
-    length2 = jnp.maximum(jnp.sum(ab * ab, axis=-1), 1e-30)  # [S]
-    t = jnp.sum((points[:, None, :] - a[None]) * ab[None], axis=-1) / length2  # [N, S]
-    t = jnp.clip(t, 0.0, 1.0)
-    closest = a[None] + t[..., None] * ab[None]  # [N, S, D]
-    squared = jnp.sum((points[:, None, :] - closest) ** 2, axis=-1)
-    distance = jnp.sqrt(jnp.maximum(squared, 1e-30))  # finite gradient on the wall itself
-    return closest, distance
-
-
-def nearest_segment(
-    points: jax.Array, segments: jax.Array
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """The nearest wall segment of each point. Jit-safe.
-
-    Args:
-      points: [N, D] float.
-      segments: [S, 2, D] float, S ≥ 1.
-
-    Returns:
-      (distance [N] float, unit normal [N, D] pointing from the wall to the point
-      (0 for a point on the wall), index [N] int32 of the segment).
-    """
-    closest, distance = _closest_points(points, segments)
-    index = jnp.argmin(distance, axis=1).astype(jnp.int32)  # [N]
-    nearest = jnp.take_along_axis(closest, index[:, None, None], axis=1)[:, 0]  # [N, D]
-    best = jnp.take_along_axis(distance, index[:, None], axis=1)[:, 0]
-    away = points - nearest
-    safe = jnp.where(best > 0, best, 1.0)[:, None]
-    normal = jnp.where((best > 0)[:, None], away / safe, 0.0)
-    return best, normal, index
+    contain: bool = True
 
 
 def _edge_counts(edges: EdgeSet, real: jax.Array) -> jax.Array:
@@ -132,6 +99,9 @@ class ParticleTask(Task):
       history_size: C, input velocities.
       walls: (((x, y), (x, y)), ...) wall segments [S, 2, D] (empty: the box only).
       capacity_margin: edge capacity over the most pairs seen in the data.
+      contain: clip predicted positions to the container (`container`), as a solver's
+        wall boundary condition would: no particle leaks through a wall, whatever
+        the network predicts. Off, only the network keeps particles in.
     """
 
     diagnostics = ParticleDiagnostics
@@ -144,6 +114,7 @@ class ParticleTask(Task):
     history_size: int = 5
     walls: tuple = ()
     capacity_margin: float = 1.25
+    contain: bool = True
 
     def __post_init__(self):
         super().__post_init__()
@@ -366,7 +337,7 @@ class ParticleTask(Task):
         pad = walls.mask.shape[0] - own.shape[0]
         nodes = jnp.concatenate([own, jnp.zeros((pad, own.shape[1]))]) * walls.mask[:, None]
         edges = structure.edge_sets[WALLS]
-        closest, _ = _closest_points(x[edges.receivers], segments)  # [E, S, D]
+        closest, _ = closest_points(x[edges.receivers], segments)  # [E, S, D]
         nearest = jnp.take_along_axis(closest, edges.senders[:, None, None] % len(self.walls), 1)
         rel = (nearest[:, 0] - x[edges.receivers]) / self.radius
         features = jnp.concatenate([rel, jnp.linalg.norm(rel, axis=-1, keepdims=True)], -1)
@@ -434,6 +405,27 @@ class ParticleTask(Task):
             out[f"history|{self.state_field}"] = jnp.concatenate([history[:, 1:], previous], 1)
         return out
 
+    @property
+    def container(self) -> tuple[np.ndarray, np.ndarray]:
+        """([D] lower, [D] upper) corner of the region particles stay in: the extent of
+        the wall segments (a container such as a tank), else the box; ±inf on periodic
+        axes."""
+        if self.walls:
+            points = np.asarray(self.walls, np.float64).reshape(-1, self.dim)
+            lo, hi = points.min(axis=0), points.max(axis=0)
+        else:
+            lo, hi = (np.array([b[i] for b in self.bounds], np.float64) for i in (0, 1))
+        periodic = np.asarray(self.periodic)
+        return np.where(periodic, -np.inf, lo), np.where(periodic, np.inf, hi)
+
+    def integrate(self, fields: Fields, output: jax.Array) -> jax.Array:
+        """Semi-implicit Euler, then (`contain`) the position clipped to the container."""
+        position = super().integrate(fields, output)
+        if not self.contain:
+            return position
+        lo, hi = self.container
+        return jnp.clip(position, lo.astype(np.float32), hi.astype(np.float32))
+
     def plot_scalar(self, states: np.ndarray) -> tuple[np.ndarray, str]:
         return np.linalg.norm(states, axis=-1), "|position|"
 
@@ -446,6 +438,7 @@ def particle_task(
     history_size: int = 5,
     radius: float = 0.0,
     capacity_margin: float = 1.25,
+    contain: bool = True,
 ) -> ParticleTask:
     """The GNS task for a particle dataset, its geometry read from `meta["particles"]`
     (bounds, periodicity, radius, kinematic types, wall segments).
@@ -480,4 +473,5 @@ def particle_task(
         history_size=history_size,
         walls=tuple(tuple(tuple(float(v) for v in p) for p in s) for s in segments or ()),
         capacity_margin=capacity_margin,
+        contain=contain,
     )
