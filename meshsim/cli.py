@@ -21,10 +21,13 @@ they fail (`meshsim.atomic`), so a corrected retry runs as if it were the first.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import logging
 import math
 import os
 import sys
+import threading
 import traceback
 
 import meshsim
@@ -102,7 +105,12 @@ def _cmd_rollout(args) -> int:
     from meshsim.runs import run_rollouts
 
     path = run_rollouts(
-        args.workdir, split=args.split, num=args.num, steps=args.steps, export=args.export
+        args.workdir,
+        split=args.split,
+        num=args.num,
+        steps=args.steps,
+        export=args.export,
+        overrides=args.set,
     )
     print(f"wrote {path}")
     return 0
@@ -111,7 +119,9 @@ def _cmd_rollout(args) -> int:
 def _cmd_evaluate(args) -> int:
     from meshsim.runs.evaluate import evaluate_and_summarize
 
-    _, text = evaluate_and_summarize(args.workdir, split=args.split, num=args.num, steps=args.steps)
+    _, text = evaluate_and_summarize(
+        args.workdir, split=args.split, num=args.num, steps=args.steps, overrides=args.set
+    )
     print(text)
     return 0
 
@@ -120,7 +130,12 @@ def _cmd_forecast(args) -> int:
     from meshsim.runs import run_forecast
 
     path = run_forecast(
-        args.workdir, init_time=args.init_time, steps=args.steps, out=args.out, split=args.split
+        args.workdir,
+        init_time=args.init_time,
+        steps=args.steps,
+        out=args.out,
+        split=args.split,
+        overrides=args.set,
     )
     print(f"wrote {path}")
     return 0
@@ -186,6 +201,18 @@ def _split_name(text: str) -> str:
             f"expected a split name such as 'train' or 'valid' (a file stem, no path), got {text!r}"
         )
     return text
+
+
+def _add_data_overrides(p: argparse.ArgumentParser) -> None:
+    """`--set data.KEY=VALUE` on a command that reads a trained run."""
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="data.* override of the run's config, e.g. data.path=DIR where the dataset "
+        "has moved (repeatable)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -291,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="rollout length (default: the data's; longer where the prescribed values "
             "are constant)",
         )
+        _add_data_overrides(p)
         if name == "rollout":
             p.add_argument(
                 "--export",
@@ -305,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_int_at_least(1), required=True, help="6-h steps (lead times)")
     p.add_argument("--out", required=True, help="a new zarr store, e.g. forecast.zarr")
     p.add_argument("--split", type=_split_name, default="valid")
+    _add_data_overrides(p)
     p.set_defaults(func=_cmd_forecast)
 
     p = add("plot", help="plots and animations for a run directory")
@@ -355,6 +384,66 @@ def _error(command: str, message: str) -> None:
     print(f"meshsim {command}: error: {message}", file=sys.stderr)
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """`error` and the exceptions it was raised from or during (`__cause__`/`__context__`)."""
+    out, seen = [], set()
+    while error is not None and id(error) not in seen and len(out) < 20:
+        seen.add(id(error))
+        out.append(error)
+        error = error.__cause__ or error.__context__
+    return out
+
+
+# How a full disk shows: OSError(ENOSPC), or a library's own text (HDF5: "errno = 28").
+_NO_SPACE_TEXT = ("errno = 28", "no space left on device", "[errno 28]")
+
+
+def no_space_path(error: BaseException, default: str) -> str | None:
+    """The path a "no space left on device" error in `error`'s chain names (else
+    `default`, the command's output), or None when the chain holds no such error."""
+    found = False
+    for e in _chain(error):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            found = True
+            if e.filename:
+                return os.fspath(e.filename)
+        elif any(t in str(e).lower() for t in _NO_SPACE_TEXT):
+            found = True
+    return default if found else None
+
+
+def _output_of(args) -> str:
+    """Where a command writes (named in a full-disk error when the library does not)."""
+    for name in ("out", "dst", "workdir"):
+        value = getattr(args, name, None)
+        if value:
+            return value
+    return "."
+
+
+class _ThreadErrors:
+    """Collects exceptions of library threads (orbax's, prefetching) instead of letting
+    Python print their tracebacks; `--debug` prints them as well."""
+
+    def __init__(self, debug: bool):
+        self.debug, self.errors = debug, []
+
+    def __call__(self, hook_args) -> None:
+        if hook_args.exc_type is SystemExit:
+            return
+        self.errors.append(hook_args.exc_value)
+        if self.debug:
+            threading.__excepthook__(hook_args)
+
+
+class _NoTracebacks(logging.Filter):
+    """Drops the tracebacks that libraries attach to log records (shown with --debug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
 def _one_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return "; ".join(lines) or type(error).__name__
@@ -378,15 +467,26 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it touches
+    # orbax logs every file it touches, and its failures with tracebacks: those become
+    # the command's one error line (all of it with --debug or -v).
+    quiet_libraries = not (args.debug or args.verbose)
+    logging.getLogger("absl").setLevel(logging.CRITICAL if quiet_libraries else logging.WARNING)
+    if not args.debug:
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, _NoTracebacks) for f in handler.filters):
+                handler.addFilter(_NoTracebacks())
     logging.getLogger("jax").setLevel(logging.WARNING)  # e.g. "Unable to initialize backend"
     if args.command is None:
         parser.print_help()
         return 0
+    thread_errors = _ThreadErrors(args.debug)
+    previous_hook, threading.excepthook = threading.excepthook, thread_errors
     try:
         if args.command in ("train", "rollout", "evaluate", "forecast", "demo"):
             enable_compilation_cache()
         code = int(args.func(args) or 0)
+        if thread_errors.errors:  # the command finished, but a library thread failed
+            raise RuntimeError("a background thread failed") from thread_errors.errors[0]
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except BrokenPipeError:
@@ -398,6 +498,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             traceback.print_exc()
+        full = None
+        for candidate in (e, *thread_errors.errors):
+            full = no_space_path(candidate, _output_of(args))
+            if full is not None:
+                break
+        if full is not None:
+            _error(args.command, f"{full}: no space left on device (nothing was published)")
+            if argv is None:  # the real command: see _exit_now
+                _exit_now(1)
+            return 1
+        if thread_errors.errors and not isinstance(e, EXPECTED_ERRORS):
+            e = thread_errors.errors[0]  # the main thread's error followed the thread's
         if isinstance(e, EXPECTED_ERRORS):
             _error(args.command, _one_line(e))
         else:
@@ -407,6 +519,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"(run 'meshsim --debug {args.command} ...' for the traceback)",
             )
         return 1
+    finally:
+        threading.excepthook = previous_hook
+
+
+def _exit_now(code: int) -> None:
+    """Ends the process at once after a full disk: HDF5 and tensorstore objects that
+    failed mid-write can crash (SIGSEGV) in their finalizers at interpreter exit, after
+    the error was reported; everything meshsim writes is atomic, so there is nothing
+    left to flush but the standard streams."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
