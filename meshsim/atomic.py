@@ -27,19 +27,23 @@ reader, where Python's default would write the invalid tokens `NaN`/`Infinity`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import math
 import os
 import re
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 # A temporary's name: `.<target name>.<pid>-<8 hex>.tmp[<ext>]` (or `.old`, a replaced
 # directory on its way out); names without the pid come from older versions.
-_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.(?:tmp|old)(?:\.\w+)?$")
+TEMPORARY_NAME = re.compile(
+    r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.(?:tmp|old)(?:\.\w+)?$"
+)
 
 
 def _tag() -> str:
@@ -79,7 +83,7 @@ def remove_orphans(
         return []
     removed = []
     for entry in sorted(entries):
-        match = _TEMPORARY.match(entry)
+        match = TEMPORARY_NAME.match(entry)
         if match is None or (name is not None and match["name"] != name):
             continue
         pid = match["pid"]
@@ -97,6 +101,34 @@ def remove_orphans(
             "removed what a killed command left: %s", ", ".join(removed)
         )
     return removed
+
+
+_NO_SPACE_TEXT = ("errno = 28", "no space left on device", "[errno 28]")
+
+# Handles of writers that failed on a full disk, never closed (see `failing_on_full_disk`).
+_UNCLOSED: list[Any] = []
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """Whether `error`, or an exception it was raised from or during, is a full disk
+    (OSError ENOSPC/EDQUOT, or a library's text for it such as HDF5's "errno = 28")."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(t in str(error).lower() for t in _NO_SPACE_TEXT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def failing_on_full_disk() -> bool:
+    """Whether the exception being handled now is a full disk. A writer's handle is then
+    not closed: HDF5 crashes (SIGSEGV) closing a file whose writes failed, so the handle
+    is kept unclosed (`_UNCLOSED`) and only its temporary file is removed; the command
+    reports the error and ends (`meshsim.cli`)."""
+    return is_disk_full(sys.exc_info()[1])
 
 
 class AtomicFile:
@@ -136,8 +168,9 @@ class AtomicFile:
             close()
             return self.commit()
         except BaseException:
-            with contextlib.suppress(Exception):
-                on_error()
+            if not failing_on_full_disk():
+                with contextlib.suppress(Exception):
+                    on_error()
             self.discard()
             raise
 
@@ -222,6 +255,10 @@ class AtomicWriter:
             return
         handle, self._file = self._file, None
         self._discarded = True
+        if failing_on_full_disk():  # see failing_on_full_disk: closing could crash
+            _UNCLOSED.append(handle)
+            self._atomic.discard()
+            return
         self._atomic.abandon(handle.close)
 
     def __enter__(self) -> Self:

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import logging
 import math
 import os
+import re
 import sys
 import threading
 import traceback
 
 import meshsim
-from meshsim.atomic import dumps_json
+from meshsim.atomic import TEMPORARY_NAME, dumps_json, is_disk_full
 
 
 def _check_dataset_dir(path: str, name: str) -> None:
@@ -394,21 +394,32 @@ def _chain(error: BaseException) -> list[BaseException]:
     return out
 
 
-# How a full disk shows: OSError(ENOSPC), or a library's own text (HDF5: "errno = 28").
-_NO_SPACE_TEXT = ("errno = 28", "no space left on device", "[errno 28]")
+_FILENAME = re.compile(r"filename = '([^']+)'")  # in HDF5's error text
 
 
-def no_space_path(error: BaseException, default: str) -> str | None:
-    """The path a "no space left on device" error in `error`'s chain names (else
-    `default`, the command's output), or None when the chain holds no such error."""
+def _published_name(path: str) -> str:
+    """The path a temporary of `meshsim.atomic` was to become (each temporary component
+    of `path` replaced by its target's name)."""
+    parts = [
+        (m["name"] if (m := TEMPORARY_NAME.match(part)) else part) for part in path.split(os.sep)
+    ]
+    return os.sep.join(parts)
+
+
+def no_space_path(errors: list[BaseException], default: str) -> str | None:
+    """The path that the "no space left on device" errors among `errors` (and the
+    exceptions they were raised from) name, else `default` (the command's output);
+    None when none of them is a full disk."""
     found = False
-    for e in _chain(error):
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            found = True
-            if e.filename:
-                return os.fspath(e.filename)
-        elif any(t in str(e).lower() for t in _NO_SPACE_TEXT):
-            found = True
+    for e in (c for error in errors for c in _chain(error)):
+        if not is_disk_full(e):
+            continue
+        found = True
+        if isinstance(e, OSError) and e.filename:
+            return _published_name(os.fspath(e.filename))
+        match = _FILENAME.search(str(e))
+        if match:
+            return _published_name(match.group(1))
     return default if found else None
 
 
@@ -421,19 +432,50 @@ def _output_of(args) -> str:
     return "."
 
 
-class _ThreadErrors:
-    """Collects exceptions of library threads (orbax's, prefetching) instead of letting
-    Python print their tracebacks; `--debug` prints them as well."""
+class _LibraryErrors:
+    """Collects the errors that libraries would print as tracebacks on their own, so the
+    command reports one line (`--debug` prints them as well):
+
+    * `errors`: exceptions of library threads (orbax's, prefetching): a command whose
+      thread failed fails with that thread's error;
+    * `ignored`: exceptions Python can only print: a finalizer's (HDF5 objects of a file
+      that could not be written), or a C++ callback's (tensorstore's, into an event loop
+      that orbax already closed). They are not failures by themselves, but say why one
+      happened (a full disk).
+
+    `install` sets `threading.excepthook`, `sys.unraisablehook` and `sys.excepthook`;
+    `restore` puts the previous ones back.
+    """
 
     def __init__(self, debug: bool):
-        self.debug, self.errors = debug, []
+        self.debug, self.errors, self.ignored = debug, [], []
+        self._previous = None
 
-    def __call__(self, hook_args) -> None:
+    def _thread(self, hook_args) -> None:
         if hook_args.exc_type is SystemExit:
             return
         self.errors.append(hook_args.exc_value)
         if self.debug:
             threading.__excepthook__(hook_args)
+
+    def _unraisable(self, hook_args) -> None:
+        self.ignored.append(hook_args.exc_value)
+        if self.debug:
+            sys.__unraisablehook__(hook_args)
+
+    def _uncaught(self, exc_type, exc_value, tb) -> None:
+        self.ignored.append(exc_value)
+        if self.debug:
+            sys.__excepthook__(exc_type, exc_value, tb)
+
+    def install(self) -> None:
+        self._previous = (threading.excepthook, sys.unraisablehook, sys.excepthook)
+        threading.excepthook, sys.unraisablehook = self._thread, self._unraisable
+        sys.excepthook = self._uncaught
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            threading.excepthook, sys.unraisablehook, sys.excepthook = self._previous
 
 
 class _NoTracebacks(logging.Filter):
@@ -479,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    thread_errors = _ThreadErrors(args.debug)
-    previous_hook, threading.excepthook = threading.excepthook, thread_errors
+    thread_errors = _LibraryErrors(args.debug)
+    thread_errors.install()
     try:
         if args.command in ("train", "rollout", "evaluate", "forecast", "demo"):
             enable_compilation_cache()
@@ -498,13 +540,14 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             traceback.print_exc()
-        full = None
-        for candidate in (e, *thread_errors.errors):
-            full = no_space_path(candidate, _output_of(args))
-            if full is not None:
-                break
+        candidates = [e, *thread_errors.errors, *thread_errors.ignored]
+        full = no_space_path(candidates, _output_of(args))
         if full is not None:
-            _error(args.command, f"{full}: no space left on device (nothing was published)")
+            _error(
+                args.command,
+                f"{full}: no space left on device (nothing half-written is left; free some space "
+                "and run it again)",
+            )
             if argv is None:  # the real command: see _exit_now
                 _exit_now(1)
             return 1
@@ -520,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 1
     finally:
-        threading.excepthook = previous_hook
+        if argv is not None:  # in-process (tests, notebooks); the command keeps them to exit
+            thread_errors.restore()
 
 
 def _exit_now(code: int) -> None:

@@ -146,6 +146,7 @@ class Checkpointer:
             if jax.process_index() == 0:  # every process saves its shards; one lists the files
                 write_manifest(self.step_dir(step))
         except Exception as e:
+            self.remove_temporaries(failed_save=True)  # this process holds the run
             if not os.path.isdir(self.directory):
                 reason = "the directory was removed during the run"
             else:
@@ -156,10 +157,11 @@ class Checkpointer:
             ) from e
         logger.info("saved checkpoint %d to %s", step, self.directory)
 
-    def remove_temporaries(self) -> list[str]:
-        """Removes what a killed save left: orbax's `<step>.orbax-checkpoint-tmp*`
+    def remove_temporaries(self, *, failed_save: bool = False) -> list[str]:
+        """Removes what an unfinished save left: orbax's `<step>.orbax-checkpoint-tmp*`
         directories (a complete checkpoint is only ever renamed from one). Only a
-        process that holds the run's lock may call it. Returns the removed paths."""
+        process that holds the run's lock may call it: a killed run's are reported (a
+        WARNING), a `failed_save`'s of this process are not. Returns the removed paths."""
         if not os.path.isdir(self.directory):
             return []
         removed = []
@@ -168,12 +170,13 @@ class Checkpointer:
                 path = os.path.join(self.directory, name)
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
-        if removed:
+        if removed and not failed_save:
             logger.warning(
                 "removed %d unfinished checkpoint(s) of a killed run: %s",
                 len(removed),
                 ", ".join(removed),
             )
+        if removed:
             self._manager.reload()
         return removed
 
