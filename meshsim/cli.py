@@ -12,10 +12,19 @@ traceback (`--debug`, before or after the command, adds it):
   diverged run): the library's ValueError/TypeError/OSError messages, which name the
   file and field; any other exception is reported as unexpected, with a hint to
   rerun with `--debug`;
-* a closed stdout (`meshsim inspect DIR | head -1`) ends the command quietly.
+* a closed stdout (`meshsim inspect DIR | head -1`) ends the command quietly;
+* a full disk is one line from every command, `<path>: no space left on device`,
+  exit 1; the process then ends at once (HDF5 objects whose writes failed can crash
+  in their finalizers);
+* errors of library threads (orbax's) and the tracebacks libraries print or log on
+  their own are collected into that one line (`--debug` shows them).
 
 Commands that write files write them atomically and leave nothing behind when
-they fail (`meshsim.atomic`), so a corrected retry runs as if it were the first.
+they fail (`meshsim.atomic`), so a corrected retry runs as if it were the first;
+what a killed command (kill -9) left is removed by the next one on the same
+destination. `train`, `evaluate`, `rollout`, `forecast` and `plot` hold the run
+directory's lock (`meshsim.runs.lock`): a second command on a run in use is refused
+at once, naming the holder's pid and host.
 """
 
 from __future__ import annotations
