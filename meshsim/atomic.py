@@ -15,7 +15,9 @@ handle (the HDF5, TFRecord and rollouts writers): a subclass says how to open an
 finish the handle, the base publishes or discards the file. `staged_directory` does
 it for a command that writes several files (a converted or generated dataset, a
 ParaView export): they are written into a temporary sibling directory and
-published together, or not at all.
+published together, or not at all. Temporaries carry their writer's pid, so what a
+killed writer left (kill -9 runs no clean-up) is recognised and removed by the next
+writer of the same destination (`remove_orphans`).
 
 JSON is written strictly (`allow_nan=False`): a non-finite float becomes `null`
 (`json_safe`), so every file and every `metrics.jsonl` line parses with any JSON
@@ -25,13 +27,108 @@ reader, where Python's default would write the invalid tokens `NaN`/`Infinity`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import math
 import os
+import re
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, Self
+
+# A temporary's name: `.<target name>.<pid>-<8 hex>.tmp[<ext>]` (or `.old`, a replaced
+# directory on its way out); names without the pid come from older versions.
+TEMPORARY_NAME = re.compile(
+    r"^\.(?P<name>.+)\.(?:(?P<pid>\d+)-)?[0-9a-f]{8}\.(?:tmp|old)(?:\.\w+)?$"
+)
+
+
+def _tag() -> str:
+    """The unique part of a temporary's name: the writer's pid (so a later writer can tell
+    a killed writer's leftovers from a live one's) and 8 random hex digits."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphans(
+    directory: str | os.PathLike, name: str | None = None, *, any_writer: bool = False
+) -> list[str]:
+    """Removes the temporaries (files and staging directories) that killed writers left in
+    `directory`; returns their paths.
+
+    A temporary is an orphan when the process named in it is gone (or, from older
+    versions, it names none). With `any_writer` every temporary counts as an orphan:
+    for a caller that holds a lock on the directory (a run directory). With `name` only
+    the temporaries of that target are considered.
+    """
+    directory = os.fspath(directory)
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    removed = []
+    for entry in sorted(entries):
+        match = TEMPORARY_NAME.match(entry)
+        if match is None or (name is not None and match["name"] != name):
+            continue
+        pid = match["pid"]
+        if not any_writer and pid is not None and _alive(int(pid)):
+            continue  # a live writer's, perhaps another command on the same destination
+        path = os.path.join(directory, entry)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        removed.append(path)
+    if removed:
+        logging.getLogger(__name__).warning(
+            "removed what a killed command left: %s", ", ".join(removed)
+        )
+    return removed
+
+
+_NO_SPACE_TEXT = ("errno = 28", "no space left on device", "[errno 28]")
+
+# Handles of writers that failed on a full disk, never closed (see `failing_on_full_disk`).
+_UNCLOSED: list[Any] = []
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """Whether `error`, or an exception it was raised from or during, is a full disk
+    (OSError ENOSPC/EDQUOT, or a library's text for it such as HDF5's "errno = 28")."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(t in str(error).lower() for t in _NO_SPACE_TEXT):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def failing_on_full_disk() -> bool:
+    """Whether the exception being handled now is a full disk. A writer's handle is then
+    not closed: HDF5 crashes (SIGSEGV) closing a file whose writes failed, so the handle
+    is kept unclosed (`_UNCLOSED`) and only its temporary file is removed; the command
+    reports the error and ends (`meshsim.cli`)."""
+    return is_disk_full(sys.exc_info()[1])
 
 
 class AtomicFile:
@@ -48,7 +145,7 @@ class AtomicFile:
         self._target = os.path.abspath(self.path)
         directory, name = os.path.split(self._target)
         ext = os.path.splitext(name)[1]
-        self.tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp{ext}")
+        self.tmp = os.path.join(directory, f".{name}.{_tag()}.tmp{ext}")
 
     def commit(self) -> str:
         """Renames the temporary file onto the final path (atomic on POSIX); returns it."""
@@ -71,8 +168,9 @@ class AtomicFile:
             close()
             return self.commit()
         except BaseException:
-            with contextlib.suppress(Exception):
-                on_error()
+            if not failing_on_full_disk():
+                with contextlib.suppress(Exception):
+                    on_error()
             self.discard()
             raise
 
@@ -157,6 +255,10 @@ class AtomicWriter:
             return
         handle, self._file = self._file, None
         self._discarded = True
+        if failing_on_full_disk():  # see failing_on_full_disk: closing could crash
+            _UNCLOSED.append(handle)
+            self._atomic.discard()
+            return
         self._atomic.abandon(handle.close)
 
     def __enter__(self) -> Self:
@@ -269,7 +371,8 @@ def staged_directory(
         raise NotADirectoryError(f"{os.fspath(path)!r} exists and is not a directory")
     parent, name = os.path.split(target)
     created = _make_parents(parent)
-    tmp = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+    remove_orphans(parent, name)  # left by a killed writer of the same destination
+    tmp = os.path.join(parent, f".{name}.{_tag()}.tmp")
     try:
         os.mkdir(tmp)
         for entry in carry:
@@ -279,7 +382,7 @@ def staged_directory(
         if not os.path.exists(target):
             os.rename(tmp, target)
         elif replace:
-            old = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:8]}.old")
+            old = os.path.join(parent, f".{name}.{_tag()}.old")
             os.rename(target, old)
             os.rename(tmp, target)
             shutil.rmtree(old, ignore_errors=True)

@@ -12,23 +12,35 @@ traceback (`--debug`, before or after the command, adds it):
   diverged run): the library's ValueError/TypeError/OSError messages, which name the
   file and field; any other exception is reported as unexpected, with a hint to
   rerun with `--debug`;
-* a closed stdout (`meshsim inspect DIR | head -1`) ends the command quietly.
+* a closed stdout (`meshsim inspect DIR | head -1`) ends the command quietly;
+* a full disk is one line from every command, `<path>: no space left on device`,
+  exit 1; the process then ends at once (HDF5 objects whose writes failed can crash
+  in their finalizers);
+* errors of library threads (orbax's) and the tracebacks libraries print or log on
+  their own are collected into that one line (`--debug` shows them).
 
 Commands that write files write them atomically and leave nothing behind when
-they fail (`meshsim.atomic`), so a corrected retry runs as if it were the first.
+they fail (`meshsim.atomic`), so a corrected retry runs as if it were the first;
+what a killed command (kill -9) left is removed by the next one on the same
+destination. `train`, `evaluate`, `rollout`, `forecast` and `plot` hold the run
+directory's lock (`meshsim.runs.lock`): a second command on a run in use is refused
+at once, naming the holder's pid and host.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import os
+import re
 import sys
+import threading
 import traceback
 
 import meshsim
-from meshsim.atomic import dumps_json
+from meshsim.atomic import TEMPORARY_NAME, dumps_json, is_disk_full
 
 
 def _check_dataset_dir(path: str, name: str) -> None:
@@ -102,7 +114,12 @@ def _cmd_rollout(args) -> int:
     from meshsim.runs import run_rollouts
 
     path = run_rollouts(
-        args.workdir, split=args.split, num=args.num, steps=args.steps, export=args.export
+        args.workdir,
+        split=args.split,
+        num=args.num,
+        steps=args.steps,
+        export=args.export,
+        overrides=args.set,
     )
     print(f"wrote {path}")
     return 0
@@ -111,7 +128,9 @@ def _cmd_rollout(args) -> int:
 def _cmd_evaluate(args) -> int:
     from meshsim.runs.evaluate import evaluate_and_summarize
 
-    _, text = evaluate_and_summarize(args.workdir, split=args.split, num=args.num, steps=args.steps)
+    _, text = evaluate_and_summarize(
+        args.workdir, split=args.split, num=args.num, steps=args.steps, overrides=args.set
+    )
     print(text)
     return 0
 
@@ -120,7 +139,12 @@ def _cmd_forecast(args) -> int:
     from meshsim.runs import run_forecast
 
     path = run_forecast(
-        args.workdir, init_time=args.init_time, steps=args.steps, out=args.out, split=args.split
+        args.workdir,
+        init_time=args.init_time,
+        steps=args.steps,
+        out=args.out,
+        split=args.split,
+        overrides=args.set,
     )
     print(f"wrote {path}")
     return 0
@@ -186,6 +210,18 @@ def _split_name(text: str) -> str:
             f"expected a split name such as 'train' or 'valid' (a file stem, no path), got {text!r}"
         )
     return text
+
+
+def _add_data_overrides(p: argparse.ArgumentParser) -> None:
+    """`--set data.KEY=VALUE` on a command that reads a trained run."""
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="data.* override of the run's config, e.g. data.path=DIR where the dataset "
+        "has moved (repeatable)",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -304,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="rollout length (default: the data's; longer where the prescribed values "
             "are constant)",
         )
+        _add_data_overrides(p)
         if name == "rollout":
             p.add_argument(
                 "--export",
@@ -318,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_int_at_least(1), required=True, help="6-h steps (lead times)")
     p.add_argument("--out", required=True, help="a new zarr store, e.g. forecast.zarr")
     p.add_argument("--split", type=_split_name, default="valid")
+    _add_data_overrides(p)
     p.set_defaults(func=_cmd_forecast)
 
     p = add("plot", help="plots and animations for a run directory")
@@ -368,6 +406,108 @@ def _error(command: str, message: str) -> None:
     print(f"meshsim {command}: error: {message}", file=sys.stderr)
 
 
+def _chain(error: BaseException) -> list[BaseException]:
+    """`error` and the exceptions it was raised from or during (`__cause__`/`__context__`)."""
+    out, seen = [], set()
+    while error is not None and id(error) not in seen and len(out) < 20:
+        seen.add(id(error))
+        out.append(error)
+        error = error.__cause__ or error.__context__
+    return out
+
+
+_FILENAME = re.compile(r"filename = '([^']+)'")  # in HDF5's error text
+
+
+def _published_name(path: str) -> str:
+    """The path a temporary of `meshsim.atomic` was to become (each temporary component
+    of `path` replaced by its target's name)."""
+    parts = [
+        (m["name"] if (m := TEMPORARY_NAME.match(part)) else part) for part in path.split(os.sep)
+    ]
+    return os.sep.join(parts)
+
+
+def no_space_path(errors: list[BaseException], default: str) -> str | None:
+    """The path that the "no space left on device" errors among `errors` (and the
+    exceptions they were raised from) name, else `default` (the command's output);
+    None when none of them is a full disk."""
+    found = False
+    for e in (c for error in errors for c in _chain(error)):
+        if not is_disk_full(e):
+            continue
+        found = True
+        if isinstance(e, OSError) and e.filename:
+            return _published_name(os.fspath(e.filename))
+        match = _FILENAME.search(str(e))
+        if match:
+            return _published_name(match.group(1))
+    return default if found else None
+
+
+def _output_of(args) -> str:
+    """Where a command writes (named in a full-disk error when the library does not)."""
+    for name in ("out", "dst", "workdir"):
+        value = getattr(args, name, None)
+        if value:
+            return value
+    return "."
+
+
+class _LibraryErrors:
+    """Collects the errors that libraries would print as tracebacks on their own, so the
+    command reports one line (`--debug` prints them as well):
+
+    * `errors`: exceptions of library threads (orbax's, prefetching): a command whose
+      thread failed fails with that thread's error;
+    * `ignored`: exceptions Python can only print: a finalizer's (HDF5 objects of a file
+      that could not be written), or a C++ callback's (tensorstore's, into an event loop
+      that orbax already closed). They are not failures by themselves, but say why one
+      happened (a full disk).
+
+    `install` sets `threading.excepthook`, `sys.unraisablehook` and `sys.excepthook`;
+    `restore` puts the previous ones back.
+    """
+
+    def __init__(self, debug: bool):
+        self.debug, self.errors, self.ignored = debug, [], []
+        self._previous = None
+
+    def _thread(self, hook_args) -> None:
+        if hook_args.exc_type is SystemExit:
+            return
+        self.errors.append(hook_args.exc_value)
+        if self.debug:
+            threading.__excepthook__(hook_args)
+
+    def _unraisable(self, hook_args) -> None:
+        self.ignored.append(hook_args.exc_value)
+        if self.debug:
+            sys.__unraisablehook__(hook_args)
+
+    def _uncaught(self, exc_type, exc_value, tb) -> None:
+        self.ignored.append(exc_value)
+        if self.debug:
+            sys.__excepthook__(exc_type, exc_value, tb)
+
+    def install(self) -> None:
+        self._previous = (threading.excepthook, sys.unraisablehook, sys.excepthook)
+        threading.excepthook, sys.unraisablehook = self._thread, self._unraisable
+        sys.excepthook = self._uncaught
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            threading.excepthook, sys.unraisablehook, sys.excepthook = self._previous
+
+
+class _NoTracebacks(logging.Filter):
+    """Drops the tracebacks that libraries attach to log records (shown with --debug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
+
+
 def _one_line(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return "; ".join(lines) or type(error).__name__
@@ -391,15 +531,26 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it touches
+    # orbax logs every file it touches, and its failures with tracebacks: those become
+    # the command's one error line (all of it with --debug or -v).
+    quiet_libraries = not (args.debug or args.verbose)
+    logging.getLogger("absl").setLevel(logging.CRITICAL if quiet_libraries else logging.WARNING)
+    if not args.debug:
+        for handler in logging.getLogger().handlers:
+            if not any(isinstance(f, _NoTracebacks) for f in handler.filters):
+                handler.addFilter(_NoTracebacks())
     logging.getLogger("jax").setLevel(logging.WARNING)  # e.g. "Unable to initialize backend"
     if args.command is None:
         parser.print_help()
         return 0
+    thread_errors = _LibraryErrors(args.debug)
+    thread_errors.install()
     try:
         if args.command in ("train", "rollout", "evaluate", "forecast", "demo"):
             enable_compilation_cache()
         code = int(args.func(args) or 0)
+        if thread_errors.errors:  # the command finished, but a library thread failed
+            raise RuntimeError("a background thread failed") from thread_errors.errors[0]
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except BrokenPipeError:
@@ -411,6 +562,19 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             traceback.print_exc()
+        candidates = [e, *thread_errors.errors, *thread_errors.ignored]
+        full = no_space_path(candidates, _output_of(args))
+        if full is not None:
+            _error(
+                args.command,
+                f"{full}: no space left on device (nothing half-written is left; free some space "
+                "and run it again)",
+            )
+            if argv is None:  # the real command: see _exit_now
+                _exit_now(1)
+            return 1
+        if thread_errors.errors and not isinstance(e, EXPECTED_ERRORS):
+            e = thread_errors.errors[0]  # the main thread's error followed the thread's
         if isinstance(e, EXPECTED_ERRORS):
             _error(args.command, _one_line(e))
         else:
@@ -420,6 +584,20 @@ def main(argv: list[str] | None = None) -> int:
                 f"(run 'meshsim --debug {args.command} ...' for the traceback)",
             )
         return 1
+    finally:
+        if argv is not None:  # in-process (tests, notebooks); the command keeps them to exit
+            thread_errors.restore()
+
+
+def _exit_now(code: int) -> None:
+    """Ends the process at once after a full disk: HDF5 and tensorstore objects that
+    failed mid-write can crash (SIGSEGV) in their finalizers at interpreter exit, after
+    the error was reported; everything meshsim writes is atomic, so there is nothing
+    left to flush but the standard streams."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

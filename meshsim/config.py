@@ -133,6 +133,9 @@ class DataConfig(Validated):
     # WeatherBench2-layout stores: the data variables read (empty: every variable with
     # a `time` dimension)
     variables: tuple[str, ...] = ()
+    # WeatherBench2-layout stores: latitudes may cover a band only (otherwise they must
+    # reach within one grid spacing of both poles)
+    regional: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -399,6 +402,39 @@ def _load_json(path: str) -> ExperimentConfig:
     return config_from_dict(ExperimentConfig, data)
 
 
+def _exception_text(e: BaseException) -> str:
+    """`Type: message` of an exception, on one line."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return f"{type(e).__name__}: {'; '.join(lines)}" if lines else type(e).__name__
+
+
+def _call_get_config(path: str):
+    """Imports the config file `path` and calls its `get_config()`.
+
+    Raises:
+      ValueError: the file cannot be imported (not Python, a syntax error, an exception
+        at import) or `get_config()` raises; the message names the file and carries the
+        exception's own message.
+    """
+    spec = importlib.util.spec_from_file_location("meshsim_experiment_config", path)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"config: {path!r} is not a Python file (expected experiments/<name>.py)")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        raise ValueError(
+            f"config: {path!r} cannot be imported as Python ({_exception_text(e)})"
+        ) from e
+    get_config: Callable | None = getattr(module, "get_config", None)
+    if get_config is None:
+        raise ValueError(f"config: {path!r} defines no get_config()")
+    try:
+        return get_config()
+    except Exception as e:
+        raise ValueError(f"config: get_config() of {path!r} failed ({_exception_text(e)})") from e
+
+
 def load_config(path: str, overrides: Sequence[str] | None = None) -> ExperimentConfig:
     """Loads `get_config()` from a Python file (or a run's config.json) and applies
     overrides; the result is validated (see the module doc)."""
@@ -409,13 +445,7 @@ def load_config(path: str, overrides: Sequence[str] | None = None) -> Experiment
     else:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"config: no such file {path!r}")
-        spec = importlib.util.spec_from_file_location("meshsim_experiment_config", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        get_config: Callable | None = getattr(module, "get_config", None)
-        if get_config is None:
-            raise ValueError(f"config: {path!r} defines no get_config()")
-        config = get_config()
+        config = _call_get_config(path)
     if not isinstance(config, ExperimentConfig):
         raise TypeError(
             f"config: get_config() must return ExperimentConfig, got {type(config).__name__}"

@@ -51,7 +51,7 @@ def test_temporary_is_a_dot_sibling_that_keeps_the_extension(tmp_path):
     assert f.path == str(tmp_path / "train.h5")
     directory, name = os.path.split(f.tmp)
     assert directory == str(tmp_path)
-    assert re.fullmatch(r"\.train\.h5\.[0-9a-f]{8}\.tmp\.h5", name)
+    assert re.fullmatch(r"\.train\.h5\.\d+-[0-9a-f]{8}\.tmp\.h5", name)
     assert os.path.splitext(f.tmp)[1] == ".h5"
     assert AtomicFile(tmp_path / "README").tmp.endswith(".tmp")  # no extension to keep
     assert AtomicFile(tmp_path / "train.h5").tmp != f.tmp  # concurrent writers do not clash
@@ -138,7 +138,7 @@ def test_atomic_writer_publishes_on_commit_only(tmp_path):
     w = LinesWriter(path)
     w.write("a")
     (tmp_name,) = set(os.listdir(tmp_path)) - {"out.txt"}
-    assert re.fullmatch(r"\.out\.txt\.[0-9a-f]{8}\.tmp\.txt", tmp_name)
+    assert re.fullmatch(r"\.out\.txt\.\d+-[0-9a-f]{8}\.tmp\.txt", tmp_name)
     assert path.read_text() == "old\n" and not w.closed
     assert w.commit() == str(path) and w.closed
     assert path.read_text() == "a\n1 lines\n" and os.listdir(tmp_path) == ["out.txt"]

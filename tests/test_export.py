@@ -48,7 +48,7 @@ def test_xdmf_failure_keeps_old_files_and_leaves_no_temp(tmp_path, monkeypatch):
     # While writing, the heavy data went to a temporary dot-file named after the xdmf's.
     (listing,) = seen
     assert listing[1:] == ["rollout.h5", "rollout.xdmf"]
-    assert re.fullmatch(r"\.rollout\.xdmf\.[0-9a-f]{8}\.tmp\.h5", listing[0]), listing
+    assert re.fullmatch(r"\.rollout\.xdmf\.\d+-[0-9a-f]{8}\.tmp\.h5", listing[0]), listing
     after = {name: (tmp_path / name).read_bytes() for name in os.listdir(tmp_path)}
     assert after == before
 
@@ -78,7 +78,9 @@ def test_vtk_frame_failure_leaves_no_temp(tmp_path, monkeypatch):
     points, cells = grid_cells(3, 3)
 
     def failing_write(self, path, *args, **kwargs):
-        assert re.fullmatch(r"\.frame_00000\.vtu\.[0-9a-f]{8}\.tmp\.vtu", os.path.basename(path))
+        assert re.fullmatch(
+            r"\.frame_00000\.vtu\.\d+-[0-9a-f]{8}\.tmp\.vtu", os.path.basename(path)
+        )
         with open(path, "w") as f:
             f.write("partial")
         raise RuntimeError("disk full")

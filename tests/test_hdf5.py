@@ -99,7 +99,7 @@ def test_hdf5_writer_is_atomic(tmp_path):
     # While writing, only a temporary dot-file sibling (same extension) exists beside it.
     (listing,) = seen_during_write
     assert listing[1:] == ["meta.json", "train.h5"]
-    assert re.fullmatch(r"\.train\.h5\.[0-9a-f]{8}\.tmp\.h5", listing[0]), listing
+    assert re.fullmatch(r"\.train\.h5\.\d+-[0-9a-f]{8}\.tmp\.h5", listing[0]), listing
     assert sorted(os.listdir(tmp_path)) == ["meta.json", "train.h5"]
     assert (tmp_path / "train.h5").read_bytes() == before
 

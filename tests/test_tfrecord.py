@@ -418,7 +418,7 @@ def test_writer_is_crash_safe_and_validates(tmp_path):
 def test_writer_uses_a_temporary_sibling_until_closed(tmp_path):
     path = tmp_path / "x.tfrecord"
     path.write_bytes(frame(b"old"))
-    temp = re.compile(r"\.x\.tfrecord\.[0-9a-f]{8}\.tmp\.tfrecord")
+    temp = re.compile(r"\.x\.tfrecord\.\d+-[0-9a-f]{8}\.tmp\.tfrecord")
 
     writer = tfrecord.TFRecordWriter(path)  # aborted: the old file survives, no temp left
     writer.write(b"new")

@@ -175,3 +175,48 @@ def test_generate_shallow_water_cli(tmp_path, capsys):
         == 1
     )  # no silent overwrite
     assert "exists" in capsys.readouterr().err
+
+
+def test_forecast_on_a_full_disk_and_killed_then_retried(demo, capsys, monkeypatch, tmp_path):
+    """ENOSPC in the zarr writer is one line and leaves nothing; a forecast killed (kill
+    -9) while writing is retried with the same result (tests/test_fault_injection.py
+    has the other commands)."""
+    import errno
+    import subprocess
+    import sys
+
+    from tests.test_fault_injection import KILL_AT, _env
+
+    workdir, _ = demo
+    valid = xr.open_zarr(workdir / "data" / "valid.zarr")
+    init = str(valid["time"].values[2])[:19]
+    argv = ["forecast", "--workdir", str(workdir / "run"), "--init-time", init, "--steps", "2"]
+    reference = tmp_path / "ref.zarr"
+    assert main([*argv, "--out", str(reference)]) == 0
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "full.zarr"))
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", full)
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "full.zarr")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "full.zarr: no space left on device" in err[0], err
+    assert sorted(os.listdir(tmp_path)) == ["ref.zarr"]
+    monkeypatch.undo()
+
+    out = subprocess.run(
+        [sys.executable, "-c", KILL_AT, "xarray:Dataset.to_zarr", "1", *argv]
+        + ["--out", str(tmp_path / "f.zarr")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert out.returncode == -9, out.stderr[-2000:]
+    assert not (tmp_path / "f.zarr").exists()
+    assert main([*argv, "--out", str(tmp_path / "f.zarr")]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["f.zarr", "ref.zarr"]  # the orphan went
+    a, b = xr.open_zarr(reference), xr.open_zarr(tmp_path / "f.zarr")
+    assert a.identical(b) or all(np.array_equal(a[v].values, b[v].values) for v in a.data_vars)

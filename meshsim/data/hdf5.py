@@ -122,6 +122,7 @@ class HDF5Writer(AtomicWriter):
     def _finish(self, file) -> None:
         file.attrs["meta"] = json.dumps(self.meta)
         file.attrs["num_trajectories"] = self.num_written
+        file.flush()  # a full disk raises here; HDF5 can crash in close() instead
         file.close()
 
     def write(self, trajectory: Mapping[str, np.ndarray]) -> None:
@@ -133,6 +134,7 @@ class HDF5Writer(AtomicWriter):
         except ValueError as e:
             raise ValueError(f"{self.path}: trajectory {self.num_written}: {e}") from None
         group = file.create_group(_group_name(self.num_written))
+        datasets = []
         for name in _stored_fields(self.meta):
             array = np.ascontiguousarray(trajectory[name])
             options: dict[str, Any] = {}
@@ -142,7 +144,12 @@ class HDF5Writer(AtomicWriter):
                     "compression_opts": self._compression_opts,
                     "chunks": _chunks(array, self.meta["features"].get(name)),
                 }
-            group.create_dataset(name, data=array, **options)
+            datasets.append(group.create_dataset(name, data=array, **options))
+        # Flushed while the datasets are open: a failed write (a full disk) raises here.
+        # Flushed when they are released instead, it is only printed, and HDF5 may
+        # crash (SIGSEGV) on the file's next operation.
+        file.flush()
+        del datasets
         self.num_written += 1
 
     def commit(self) -> str:

@@ -201,6 +201,74 @@ def time_step(times: np.ndarray) -> np.timedelta64:
 # ---------------------------------------------------------------------------- lazy trajectories
 
 
+def check_time_axis(ds, path: str) -> np.ndarray:
+    """[T] datetime64[ns] times of a store; forcings are computed from them, so they must
+    be a real datetime coordinate.
+
+    Raises:
+      ValueError: naming the file, when `time` has no coordinate values or they are not
+        datetimes (e.g. plain integers).
+    """
+    if "time" not in ds.coords:
+        raise ValueError(
+            f"{path}: time: expected a datetime64 coordinate (forcings are computed from "
+            "the time), but the store has a time dimension without coordinate values"
+        )
+    values = np.asarray(ds["time"].values)
+    if values.dtype.kind != "M":
+        raise ValueError(
+            f"{path}: time: expected datetime64 values (forcings are computed from the "
+            f"time), got {values.dtype} values such as {values.ravel()[:3].tolist()}"
+        )
+    return values.astype("datetime64[ns]")
+
+
+def check_global_latitudes(latitudes: np.ndarray, path: str) -> None:
+    """Checks that ascending `latitudes` [H] float64 (deg) span pole to pole, to within
+    one grid spacing (grids with or without the poles), as the weather task's globe
+    assumes.
+
+    Raises:
+      ValueError: naming the file and the latitudes covered, with the regional setting.
+    """
+    spacing = float(np.max(np.diff(latitudes)))
+    if latitudes[0] - spacing > -90 + 1e-6 or latitudes[-1] + spacing < 90 - 1e-6:
+        raise ValueError(
+            f"{path}: latitude: expected a global grid (from within {spacing:g}° of each "
+            f"pole), got {latitudes[0]:g}°…{latitudes[-1]:g}°; for a regional dataset set "
+            "data.regional=True"
+        )
+
+
+def check_same_layout(reference: WeatherDataset, other: WeatherDataset) -> None:
+    """Checks that split `other` has the variables, levels and grid of `reference` (the
+    training split), so a model trained on one reads the other.
+
+    Raises:
+      ValueError: naming `other`'s file and the first field that differs.
+    """
+    ref, got = reference.meta["channels"], other.meta["channels"]
+    if ref != got:
+        missing = [c for c in ref if c not in got]
+        extra = [c for c in got if c not in ref]
+        raise ValueError(
+            f"{other.path}: variables: expected the channels of {reference.path} "
+            f"(variables × levels: {ref}), missing {missing}, extra {extra}"
+        )
+    for name in ("latitudes", "longitudes"):
+        a, b = getattr(reference, name), getattr(other, name)
+        if a.shape != b.shape or not np.allclose(a, b):
+            raise ValueError(
+                f"{other.path}: {name[:-1]}: expected the grid of {reference.path} "
+                f"({a.size} values {a[0]:g}…{a[-1]:g}), got {b.size} values {b[0]:g}…{b[-1]:g}"
+            )
+    if reference.static_names != other.static_names:
+        raise ValueError(
+            f"{other.path}: static variables: expected {list(reference.static_names)} "
+            f"(as {reference.path}), got {list(other.static_names)}"
+        )
+
+
 class LazyFrames:
     """A `[T, H·W, C]` array-like over one trajectory that reads frames on demand.
 
@@ -262,13 +330,17 @@ class WeatherDataset(Sequence):
       segments: [(start, stop)] time-index ranges of the trajectories.
     """
 
-    def __init__(self, path: str | os.PathLike, variables: Sequence[str] = ()):
+    def __init__(
+        self, path: str | os.PathLike, variables: Sequence[str] = (), *, regional: bool = False
+    ):
         self.path = os.fspath(path)
         self.ds = open_weather(self.path)
         self.channels = channels_of(self.ds, variables)
-        self.times = np.asarray(self.ds["time"].values, "datetime64[ns]")
+        self.times = check_time_axis(self.ds, self.path)
         self.segments = time_segments(self.times)
         self.latitudes = np.asarray(self.ds["latitude"].values, np.float64)
+        if not regional:
+            check_global_latitudes(self.latitudes, self.path)
         self.longitudes = np.asarray(self.ds["longitude"].values, np.float64)
         self.static_names = tuple(static_variables(self.ds))
         static = [np.asarray(self.ds[n].values, np.float32).reshape(-1) for n in self.static_names]
@@ -323,13 +395,18 @@ class WeatherDataset(Sequence):
 
 
 def open_weather_split(
-    directory: str | os.PathLike, split: str, variables: Sequence[str] = ()
+    directory: str | os.PathLike,
+    split: str,
+    variables: Sequence[str] = (),
+    *,
+    regional: bool = False,
 ) -> WeatherDataset:
-    """`{directory}/{split}.zarr` (or `.nc`) as a `WeatherDataset`."""
+    """`{directory}/{split}.zarr` (or `.nc`) as a `WeatherDataset` (`regional`: latitudes
+    need not cover the globe)."""
     for ext in (".zarr", ".nc"):
         path = os.path.join(os.fspath(directory), split + ext)
         if os.path.exists(path):
-            return WeatherDataset(path, variables)
+            return WeatherDataset(path, variables, regional=regional)
     raise FileNotFoundError(f"weather dataset: no {split}.zarr or {split}.nc in {directory!r}")
 
 

@@ -10,11 +10,11 @@ forecast variable, so WeatherBench2-style evaluation code reads them as they are
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Sequence
 
 import numpy as np
 
+from meshsim import atomic
 from meshsim.data.weather import Channel
 
 
@@ -176,14 +176,8 @@ def write_zarr(ds, path: str | os.PathLike) -> str:
     path = os.path.abspath(os.fspath(path))
     if os.path.exists(path):
         raise FileExistsError(f"out: {path!r} exists; choose another path or remove it")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    # A staging directory (`meshsim.atomic`): what a killed forecast left is removed by
+    # the next one to the same path.
+    with atomic.staged_directory(path) as tmp:
         ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path

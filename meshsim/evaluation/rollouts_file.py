@@ -48,6 +48,7 @@ class RolloutsWriter(atomic.AtomicWriter):
 
     def _finish(self, file) -> None:
         file.attrs["state_field"] = self._state_field
+        file.flush()  # a full disk raises here; HDF5 can crash in close() instead
         file.close()
 
     def add(self, trajectory, frames: int, truth: np.ndarray) -> Callable[[int, np.ndarray], None]:

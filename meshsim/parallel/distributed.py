@@ -95,7 +95,19 @@ def initialize(coordinator: str | None = None, num_processes=None, process_id=No
 
     kwargs = resolve(coordinator, num_processes, process_id)
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(**kwargs)
+    try:
+        jax.distributed.initialize(**kwargs)
+    except (ValueError, RuntimeError) as e:
+        if kwargs:
+            raise ConnectionError(
+                f"--distributed: cannot join the run at --coordinator "
+                f"{kwargs['coordinator_address']} ({str(e).strip().splitlines()[0][:200]})"
+            ) from e
+        raise ValueError(
+            "--distributed: no coordinator given and no cluster detected (SLURM, Open MPI, "
+            "...): give --coordinator host:port --num-processes N --process-id I, or set "
+            f"{ENV['coordinator']}, {ENV['num_processes']} and {ENV['process_id']}"
+        ) from e
     logger.info(
         "process %d of %d: %d local devices, %d in all",
         jax.process_index(),

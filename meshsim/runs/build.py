@@ -10,11 +10,18 @@ Bad settings raise ValueError/TypeError naming the config field.
 
 from __future__ import annotations
 
+import os
+
 import jax
 
 from meshsim.config import ExperimentConfig
 from meshsim.data import open_dataset
-from meshsim.data.weather import is_weather_directory, open_weather_split
+from meshsim.data.weather import (
+    WeatherDataset,
+    check_same_layout,
+    is_weather_directory,
+    open_weather_split,
+)
 from meshsim.models import EncodeProcessDecode, get_model
 from meshsim.simulator import Simulator
 from meshsim.tasks import Task, built_from_data, get_task, load_task_module
@@ -24,9 +31,69 @@ def open_split(config: ExperimentConfig, split: str):
     """One split of the config's dataset: a mesh dataset (HDF5/TFRecord, `open_dataset`)
     or a WeatherBench2-layout zarr/netCDF store (`open_weather_split`, read lazily,
     the variables of `data.variables`)."""
-    if is_weather_directory(config.data.path):
-        return open_weather_split(config.data.path, split, config.data.variables)
-    return open_dataset(config.data.path, split)
+    path = config.data.path
+    if path and not os.path.exists(path):
+        raise FileNotFoundError(
+            f"data.path: dataset directory {path!r} does not exist (if the dataset has "
+            "moved, give its new place with --set data.path=DIR)"
+        )
+    if is_weather_directory(path):
+        return open_weather_split(path, split, config.data.variables, regional=config.data.regional)
+    return open_dataset(path, split)
+
+
+def check_splits(config: ExperimentConfig, train) -> None:
+    """Checks that the validation split, where there is one, has the training split's
+    layout (for WeatherBench2 stores: variables, levels, grid), before a run writes
+    anything.
+
+    Raises:
+      ValueError: naming the validation file and the field that differs.
+    """
+    if not isinstance(train, WeatherDataset):
+        return  # mesh splits share one meta.json
+    try:
+        valid = open_split(config, config.data.valid_split)
+    except FileNotFoundError:
+        return
+    check_same_layout(train, valid)
+
+
+def _fields_of(dataset) -> list[str]:
+    """The trajectory fields a dataset holds (from its meta, else its first trajectory)."""
+    features = dataset.meta.get("features")
+    if isinstance(features, dict):
+        return sorted(features)
+    return sorted(dataset[0]) if len(dataset) else []
+
+
+def build_for_data(config: ExperimentConfig, dataset) -> tuple[dict | None, Simulator]:
+    """(the dataset meta the task is built from, the simulator) for training on
+    `dataset`, checking that the data has the fields the task reads.
+
+    Raises:
+      ValueError: one line naming the task, the data directory and the missing fields
+        (e.g. a mesh task on weather data, or the reverse).
+    """
+    name, path = config.task.name, config.data.path
+    meta = task_meta(config, dataset)
+    try:
+        sim = build_simulator(config, meta)
+    except KeyError as e:
+        raise ValueError(
+            f"task {name!r}: the data in {path!r} lacks the field(s) {[e.args[0]]} the task "
+            f"is built from (it has {sorted(meta or {})}): data of another kind of task?"
+        ) from None
+    task = sim.task
+    needed = {task.state_field, *(task.structure_fields or ())}
+    have = _fields_of(dataset)
+    missing = sorted(needed - set(have))
+    if missing:
+        raise ValueError(
+            f"task {name!r}: the data in {path!r} lacks the field(s) {missing} the task reads "
+            f"(it has {have}): data of another kind of task?"
+        )
+    return meta, sim
 
 
 def task_meta(config: ExperimentConfig, dataset) -> dict | None:

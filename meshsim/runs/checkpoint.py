@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import zlib
 from typing import Any
 
@@ -132,12 +133,52 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def save(self, step: int, state: Any) -> None:
-        """Writes `state` as checkpoint `step` (atomically), its manifest, and prunes old ones."""
-        self._manager.save(int(step), args=self._ocp.args.StandardSave(state), force=True)
-        self._manager.wait_until_finished()
-        if jax.process_index() == 0:  # every process saves its shards; one lists the files
-            write_manifest(self.step_dir(step))
+        """Writes `state` as checkpoint `step` (atomically), its manifest, and prunes old ones.
+
+        Raises:
+          CheckpointError: the save failed (a full disk, the checkpoint directory removed
+            during the run, ...): one message naming the directory; the original error
+            is its `__cause__`.
+        """
+        try:
+            self._manager.save(int(step), args=self._ocp.args.StandardSave(state), force=True)
+            self._manager.wait_until_finished()
+            if jax.process_index() == 0:  # every process saves its shards; one lists the files
+                write_manifest(self.step_dir(step))
+        except Exception as e:
+            self.remove_temporaries(failed_save=True)  # this process holds the run
+            if not os.path.isdir(self.directory):
+                reason = "the directory was removed during the run"
+            else:
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                reason = f"{type(e).__name__}: {reason}"
+            raise CheckpointError(
+                f"{self.directory}: cannot save checkpoint {int(step)} ({reason})"
+            ) from e
         logger.info("saved checkpoint %d to %s", step, self.directory)
+
+    def remove_temporaries(self, *, failed_save: bool = False) -> list[str]:
+        """Removes what an unfinished save left: orbax's `<step>.orbax-checkpoint-tmp*`
+        directories (a complete checkpoint is only ever renamed from one). Only a
+        process that holds the run's lock may call it: a killed run's are reported (a
+        WARNING), a `failed_save`'s of this process are not. Returns the removed paths."""
+        if not os.path.isdir(self.directory):
+            return []
+        removed = []
+        for name in sorted(os.listdir(self.directory)):
+            if ".orbax-checkpoint-tmp" in name:
+                path = os.path.join(self.directory, name)
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        if removed and not failed_save:
+            logger.warning(
+                "removed %d unfinished checkpoint(s) of a killed run: %s",
+                len(removed),
+                ", ".join(removed),
+            )
+        if removed:
+            self._manager.reload()
+        return removed
 
     def _restore_step(self, abstract: Any, step: int) -> Any:
         verify_manifest(self.step_dir(step))

@@ -14,13 +14,14 @@ and `rollouts.h5` are published together when everything succeeded.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from meshsim import atomic
-from meshsim.data import open_dataset
 from meshsim.evaluation import RolloutsWriter, evaluate_trajectories, format_summary
-from meshsim.runs.build import build_task
+from meshsim.runs.build import build_task, open_split
 from meshsim.runs.forecast import evaluate_forecasts, format_scores
+from meshsim.runs.lock import run_lock
 from meshsim.runs.workdir import Run, check_finite_model, load_config_of, load_meta, open_run
 from meshsim.tasks import Task
 from meshsim.validation import check_int
@@ -36,7 +37,7 @@ def _evaluate_rollouts(
     (`meshsim.evaluation.evaluate_trajectories`), split, checkpoint_step.
     """
     config, sim, state = run.config, run.sim, run.state
-    dataset = open_dataset(config.data.path, split)
+    dataset = open_split(config, split)
     n = len(dataset) if num is None else min(num, len(dataset))
     if n == 0:
         raise ValueError(f"split {split!r} of {config.data.path!r} holds no trajectories")
@@ -98,47 +99,61 @@ def evaluate_run(
 
 
 def run_evaluation(
-    workdir: str, *, split: str = "valid", num: int | None = None, steps: int | None = None
+    workdir: str,
+    *,
+    split: str = "valid",
+    num: int | None = None,
+    steps: int | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Scores the run in `workdir` on `split` as its task asks (`Task.scoring`) and
     writes `metrics.json` (and, for rollout scoring, `rollouts.h5`).
 
     `num` trajectories (default all); `steps` predicted steps (default the data's;
     for rollouts, more are allowed where the prescribed values are constant, and the
-    metrics then cover the known frames).
+    metrics then cover the known frames). `overrides`: `data.*` settings (`--set
+    data.path=DIR` where the dataset has moved). Holds the run's lock
+    (`meshsim.runs.lock`).
     """
-    return evaluate_run(open_run(workdir), split=split, num=num, steps=steps)
+    with run_lock(workdir, "evaluate"):
+        return evaluate_run(open_run(workdir, overrides), split=split, num=num, steps=steps)
 
 
-def evaluate_and_summarize(workdir: str, **kwargs) -> tuple[dict[str, Any], str]:
+def evaluate_and_summarize(
+    workdir: str, *, overrides: Sequence[str] = (), **kwargs
+) -> tuple[dict[str, Any], str]:
     """(metrics, a few lines for the terminal): `meshsim evaluate`."""
-    run = open_run(workdir)
-    metrics = evaluate_run(run, **kwargs)
-    return metrics, scoring_of(run).summary(run, metrics)
+    with run_lock(workdir, "evaluate"):
+        run = open_run(workdir, overrides)
+        metrics = evaluate_run(run, **kwargs)
+        return metrics, scoring_of(run).summary(run, metrics)
 
 
-def run_rollouts(workdir: str, *, split="valid", num=None, steps=None, export=False) -> str:
+def run_rollouts(
+    workdir: str, *, split="valid", num=None, steps=None, export=False, overrides=()
+) -> str:
     """Rollouts saved to `workdir/rollouts.h5` (prediction, truth, mesh per trajectory),
     with the metrics of `run_evaluation`.
 
     With `export`, also ParaView files under `workdir/paraview/` (replaced as a whole):
     an XDMF time series per trajectory for fixed meshes, per-frame VTU files with
     moving points for Lagrangian tasks. Frames past the ground truth export NaN truth
-    and error.
+    and error. `overrides` as for `run_evaluation`; holds the run's lock.
     """
     from meshsim.plotting import paraview
 
-    run = open_run(workdir)
-    if run.sim.task.scoring != "rollout":
-        raise ValueError(
-            f"workdir {workdir!r}: task {run.sim.task.name!r} is scored by forecasts; "
-            "use meshsim forecast"
-        )
-    evaluate_run(run, split=split, num=num, steps=steps)
-    path = os.path.join(workdir, "rollouts.h5")
-    if export:
-        paraview.export_rollouts(path, os.path.join(workdir, "paraview"), run.sim.task)
-    return path
+    with run_lock(workdir, "rollout"):
+        run = open_run(workdir, overrides)
+        if run.sim.task.scoring != "rollout":
+            raise ValueError(
+                f"workdir {workdir!r}: task {run.sim.task.name!r} is scored by forecasts; "
+                "use meshsim forecast"
+            )
+        evaluate_run(run, split=split, num=num, steps=steps)
+        path = os.path.join(workdir, "rollouts.h5")
+        if export:
+            paraview.export_rollouts(path, os.path.join(workdir, "paraview"), run.sim.task)
+        return path
 
 
 def run_plots(workdir: str, *, frame: int | None = None, every: int = 2) -> list[str]:
@@ -147,8 +162,9 @@ def run_plots(workdir: str, *, frame: int | None = None, every: int = 2) -> list
     Raises:
       FileNotFoundError: no run in `workdir`, or nothing to plot in it yet.
     """
-    task = build_task(load_config_of(workdir), load_meta(workdir))
-    return plot_run(workdir, task, frame=frame, every=every)
+    with run_lock(workdir, "plot"):
+        task = build_task(load_config_of(workdir), load_meta(workdir))
+        return plot_run(workdir, task, frame=frame, every=every)
 
 
 def plot_run(workdir: str, task: Task, *, frame: int | None = None, every: int = 2) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,6 +26,7 @@ from meshsim.evaluation.forecast import (
 )
 from meshsim.rollout import rollout_trajectory
 from meshsim.runs.build import open_split
+from meshsim.runs.lock import run_lock
 from meshsim.runs.workdir import STATISTICS, Run, open_run
 
 logger = logging.getLogger(__name__)
@@ -100,16 +102,39 @@ def evaluate_forecasts(
     return result
 
 
-def run_forecast(workdir: str, *, init_time: str, steps: int, out: str, split: str = "valid"):
+def run_forecast(
+    workdir: str,
+    *,
+    init_time: str,
+    steps: int,
+    out: str,
+    split: str = "valid",
+    overrides: Sequence[str] = (),
+):
     """Forecasts `steps` lead times from `init_time` (a time of `split`) and writes them
     to the new zarr store `out` (WeatherBench2 layout: `init_time`,
     `prediction_timedelta`, `level`, `latitude`, `longitude`). Returns `out`.
 
     Raises:
       ValueError: `init_time` is not a time of the split with an input time before it
-        and `steps` frames after it (forcings beyond the data are not computed yet).
+        and `steps` frames after it (forcings beyond the data are not computed yet), or
+        the run's task is not scored by forecasts.
+      RunLockedError: another command works on the run (`meshsim.runs.lock`).
+
+    `overrides`: `data.*` settings (`--set data.path=DIR` where the dataset has moved).
     """
-    config, sim, state = open_run(workdir)[:3]
+    with run_lock(workdir, "forecast"):
+        return _run_forecast(workdir, init_time, steps, out, split, overrides)
+
+
+def _run_forecast(workdir, init_time, steps, out, split, overrides):
+    """`run_forecast` under the run's lock."""
+    config, sim, state = open_run(workdir, overrides)[:3]
+    if sim.task.scoring != "forecast":
+        raise ValueError(
+            f"workdir {workdir!r}: task {sim.task.name!r} is scored by rollouts, not forecasts; "
+            "meshsim forecast needs a weather run (use meshsim rollout or evaluate)"
+        )
     dataset = open_split(config, split)
     try:
         t0 = np.datetime64(init_time, "ns")

@@ -22,6 +22,7 @@ metrics.jsonl); no checkpoint with non-finite values is ever written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -37,13 +38,15 @@ from meshsim.evaluation import evaluate_rollouts
 from meshsim.graph import suggest_capacity
 from meshsim.normalization import save_normalizers
 from meshsim.parallel.placement import Placement, make_placement
-from meshsim.runs.build import build_simulator, open_split, task_meta
+from meshsim.runs.build import build_for_data, check_splits, open_split
 from meshsim.runs.checkpoint import Checkpointer
+from meshsim.runs.lock import run_lock
 from meshsim.runs.workdir import (
     DATASET_META,
     RUN_FILES,
     STATISTICS,
     MetricsLog,
+    check_workdir,
     prepare_workdir,
     remove_created,
     truncate_metrics,
@@ -172,7 +175,7 @@ def _periodic_eval_data(config: ExperimentConfig, task: Task) -> tuple[list, int
         return [], 0
     try:
         valid_ds = open_split(config, config.data.valid_split)
-    except (FileNotFoundError, ValueError):
+    except FileNotFoundError:  # a split that exists but does not fit is an error
         logger.warning("no %r split: periodic evaluation is off", config.data.valid_split)
         return [], 0
     trajs = [valid_ds[i] for i in range(min(tc.eval_trajectories, len(valid_ds)))]
@@ -227,6 +230,48 @@ def _check_finite_state(state: TrainState, step: int, what: str) -> None:
         raise NonFiniteError(f"step {step}: {what} hold {bad} of {total} values NaN or inf")
 
 
+def _check_window_length(config: ExperimentConfig, sim: Simulator, lengths, path: str) -> None:
+    """ValueError naming the settings when no trajectory is long enough for a training
+    window (history + 1 input frame + `model.bundle_steps` × `train.unroll_steps` targets)."""
+    k, bundle = config.train.unroll_steps, sim.bundle_steps
+    history = sim.task.history
+    needed = history + 1 + k * bundle
+    longest = max(lengths, default=0)
+    if longest >= needed:
+        return
+    fits = (longest - history - 1) // k
+    fix = f"--set model.bundle_steps={fits}" if bundle > 1 and fits >= 1 else None
+    raise ValueError(
+        f"{path}: a training window needs {needed} frames ({history + 1} input + "
+        f"model.bundle_steps={bundle} × train.unroll_steps={k} targets), but the longest "
+        f"trajectory has {longest}: "
+        + (f"use {fix} (or less), or longer trajectories" if fix else "use longer trajectories")
+    )
+
+
+def _absolute_data_path(config: ExperimentConfig) -> ExperimentConfig:
+    """`config` with `data.path` absolute, so config.json works from any directory."""
+    if not config.data.path:
+        return config
+    data = dataclasses.replace(config.data, path=os.path.abspath(config.data.path))
+    return dataclasses.replace(config, data=data)
+
+
+def _check_restart(workdir: str, resuming: bool) -> None:
+    """Says loudly when a workdir holds metrics of a run but no checkpoint (deleted, or
+    the run was killed before its first one): training starts again from step 0."""
+    if resuming:
+        return
+    path = os.path.join(workdir, "metrics.jsonl")
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        logger.warning(
+            "workdir %r has metrics.jsonl but no checkpoint (removed, or the run was killed "
+            "before its first one): training starts again from step 0 and the old metrics "
+            "are dropped",
+            workdir,
+        )
+
+
 def run_training(
     config: ExperimentConfig, workdir: str, *, max_steps: int | None = None, progress: bool = True
 ) -> TrainState:
@@ -242,8 +287,28 @@ def run_training(
       ValueError, TypeError: a bad config or bad data (before anything is written).
       NonFiniteError: a non-finite loss or gradient norm with train.on_nonfinite="stop",
         or non-finite normalizer statistics (NaN/inf in the data).
-      CheckpointError: no readable checkpoint to resume from.
+      CheckpointError: no readable checkpoint to resume from, or a save that failed.
+      RunLockedError: another process is working on `workdir` (`meshsim.runs.lock`).
+      NotADirectoryError: `workdir` is a file.
     """
+    check_workdir(workdir)
+    if jax.process_index() != 0:  # process 0 holds the lock for every process of the run
+        return _run_training(config, workdir, max_steps=max_steps, progress=progress)
+    workdir_existed = os.path.isdir(workdir)
+    try:
+        with run_lock(workdir, "train", create=True):
+            return _run_training(config, workdir, max_steps=max_steps, progress=progress)
+    finally:
+        if not workdir_existed:  # a failed fresh run leaves no empty directory behind
+            with contextlib.suppress(OSError):
+                os.rmdir(workdir)
+
+
+def _run_training(
+    config: ExperimentConfig, workdir: str, *, max_steps: int | None, progress: bool
+) -> TrainState:
+    """`run_training` under the run's lock."""
+    config = _absolute_data_path(config)
     tc = config.train
     if tc.on_nonfinite not in NONFINITE_POLICIES:
         raise ValueError(
@@ -253,14 +318,16 @@ def run_training(
     tx = make_optimizer(tc.optimizer)
     # Everything that reads (and so checks) the data comes before anything is written.
     train_ds = open_split(config, config.data.train_split)
-    meta = task_meta(config, train_ds)
-    sim = build_simulator(config, meta)
+    meta, sim = build_for_data(config, train_ds)
+    check_splits(config, train_ds)
     task = sim.task
     placement = make_placement(config.parallel, batch_size=config.data.batch_size)
     statics = _static(train_ds, task)
     budget = dataset_budget(statics, task)
     placed_sim = _placed_simulator(placement, sim, statics)
-    trajectories, lengths = _process_shard(train_ds, _lengths(train_ds, task))
+    all_lengths = _lengths(train_ds, task)
+    _check_window_length(config, sim, all_lengths, getattr(train_ds, "path", config.data.path))
+    trajectories, lengths = _process_shard(train_ds, all_lengths)
     eval_trajs, eval_steps = _periodic_eval_data(config, task)
     primary = jax.process_index() == 0
     if not placement.is_single_device:
@@ -271,9 +338,12 @@ def run_training(
     checkpointer = Checkpointer(
         os.path.join(workdir, "checkpoints"), max_to_keep=tc.keep_checkpoints
     )
+    if primary:  # under the run's lock: anything unfinished there is a killed run's
+        checkpointer.remove_temporaries()
     resuming = checkpointer.latest_step() is not None
     try:
         if primary:
+            _check_restart(workdir, resuming)
             prepare_workdir(config, workdir, resuming=resuming)
             if meta is not None:
                 atomic.write_json(os.path.join(workdir, DATASET_META), meta)

@@ -15,10 +15,11 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from meshsim import atomic
-from meshsim.config import ExperimentConfig, config_from_dict, config_to_dict
+from meshsim.config import ExperimentConfig, apply_overrides, config_from_dict, config_to_dict
 from meshsim.runs.build import build_simulator
 from meshsim.runs.checkpoint import Checkpointer
 from meshsim.simulator import Simulator
@@ -67,6 +68,9 @@ def prepare_workdir(config: ExperimentConfig, workdir: str, *, resuming: bool) -
             old = json.load(f)
         a = {**old, "train": {**old.get("train", {}), "steps": None}, "parallel": None}
         b = {**new, "train": {**new["train"], "steps": None}, "parallel": None}
+        for d in (a, b):  # older runs stored data.path as given, relative to their cwd
+            if isinstance(d.get("data"), dict) and d["data"].get("path"):
+                d["data"] = {**d["data"], "path": os.path.abspath(d["data"]["path"])}
         diff = _config_diff(a, b)
         if diff:
             raise ValueError(
@@ -137,12 +141,16 @@ class MetricsLog:
             self._tb.close()
 
 
-def load_config_of(workdir: str) -> ExperimentConfig:
-    """The config.json of a run directory.
+def load_config_of(workdir: str, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """The config.json of a run directory, with `data.*` overrides (`--set data.path=...`
+    where the dataset has moved since training).
 
     Raises:
       FileNotFoundError: no such directory, or no run in it.
+      NotADirectoryError: `workdir` is a file.
+      ValueError: an override outside `data`, or a bad one.
     """
+    check_workdir(workdir)
     if not os.path.isdir(workdir):
         raise FileNotFoundError(f"workdir {workdir!r} does not exist")
     path = os.path.join(workdir, "config.json")
@@ -151,7 +159,22 @@ def load_config_of(workdir: str) -> ExperimentConfig:
             f"workdir {workdir!r} holds no run (no config.json): train into it first"
         )
     with open(path) as f:
-        return config_from_dict(ExperimentConfig, json.load(f))
+        config = config_from_dict(ExperimentConfig, json.load(f))
+    if overrides:
+        bad = [o for o in overrides if not o.strip().startswith("data.")]
+        if bad:
+            raise ValueError(
+                f"--set {bad[0]}: only data.* settings (e.g. data.path, where the dataset "
+                "moved) can be changed after training"
+            )
+        config = apply_overrides(config, overrides)
+    return config
+
+
+def check_workdir(workdir: str) -> None:
+    """NotADirectoryError when `workdir` exists and is not a directory (e.g. a file)."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise NotADirectoryError(f"workdir {workdir!r} is not a directory")
 
 
 class Run(NamedTuple):
@@ -178,8 +201,9 @@ def load_run(workdir: str) -> tuple[ExperimentConfig, Simulator, TrainState]:
     return open_run(workdir)[:3]
 
 
-def open_run(workdir: str) -> Run:
-    """The newest readable checkpoint of a run directory, with its config and simulator.
+def open_run(workdir: str, overrides: Sequence[str] = ()) -> Run:
+    """The newest readable checkpoint of a run directory, with its config (and its
+    `data.*` `overrides`, see `load_config_of`) and simulator.
 
     The restore template comes from `jax.eval_shape`, so no training data is opened.
     A damaged newest checkpoint is reported (WARNING) and an older one used.
@@ -187,7 +211,7 @@ def open_run(workdir: str) -> Run:
     Raises:
       FileNotFoundError: no such run, or no checkpoint in it yet.
     """
-    config = load_config_of(workdir)
+    config = load_config_of(workdir, overrides)
     sim = build_simulator(config, load_meta(workdir))
     like = abstract_train_state(
         sim,

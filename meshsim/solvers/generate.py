@@ -101,6 +101,14 @@ def generate_dataset(
     if domain == "shallow_water":  # weather data: WeatherBench2-layout zarr, not HDF5
         from meshsim.solvers.shallow_water import generate_shallow_water
 
+        spacing = SHALLOW_WATER_RESOLUTION_DEG / mesh_resolution
+        if not (spacing <= 90 and abs(180 / spacing - round(180 / spacing)) < 1e-9):
+            raise ValueError(
+                f"mesh_resolution (--mesh-resolution): for shallow_water it sets the grid "
+                f"spacing {SHALLOW_WATER_RESOLUTION_DEG}°/mesh_resolution, which must divide "
+                f"180°; got {mesh_resolution!r} (a {spacing:g}° spacing); use e.g. 0.5, 1 or 2"
+            )
+
         return generate_shallow_water(
             out,
             split=split,
