@@ -157,25 +157,7 @@ def taylor_green(
     k = 2 * math.pi
     xs, ys = k * (x[:, 0] - shift[0]), k * (x[:, 1] - shift[1])
     v = amp * np.stack([-np.cos(xs) * np.sin(ys), np.sin(xs) * np.cos(ys)], -1)
-    nu = 1.0 / reynolds
-    c0 = 10.0 * 1.2
-    cfg = SPHConfig(
-        dim=2, dx=dx, box=((0.0, 1.0), (0.0, 1.0)), periodic=(True, True),
-        dt=_dt(dx, c0, viscosity=nu), c0=c0, gamma=1.0, viscosity=nu, shifting=0.1,
-    )  # fmt: skip
-    write_every = max(1, round(0.01 / cfg.dt))
-    params = {"case": "taylor_green", "amplitude": amp, "phase": shift.tolist(), "viscosity": nu}
-    types = np.zeros(len(x), np.int32)
-    return SPHCase(
-        "taylor_green",
-        x.astype(np.float32),
-        v.astype(np.float32),
-        types,
-        cfg,
-        write_every,
-        None,
-        params,
-    )
+    return _periodic_vortex("taylor_green", x, v, dx, reynolds, amp, shift)
 
 
 def taylor_green_3d(
@@ -193,24 +175,23 @@ def taylor_green_3d(
     v = amp * np.stack(
         [np.sin(a) * np.cos(b) * np.cos(c), -np.cos(a) * np.sin(b) * np.cos(c), 0 * a], -1
     )
-    nu = 1.0 / reynolds
-    c0 = 10.0 * 1.2
+    return _periodic_vortex("taylor_green_3d", x, v, dx, reynolds, amp, shift)
+
+
+def _periodic_vortex(name, x, v, dx, reynolds, amp, shift) -> SPHCase:
+    """A Taylor-Green case in the periodic unit square or cube from its lattice `x [N, D]`
+    and velocities `v [N, D]`: linear EOS, c0 = 12, nu = 1/Re, shifting 0.1, a frame
+    every 0.01."""
+    dim, nu, c0 = x.shape[1], 1.0 / reynolds, 10.0 * 1.2
     cfg = SPHConfig(
-        dim=3, dx=dx, box=((0.0, 1.0),) * 3, periodic=(True,) * 3,
+        dim=dim, dx=dx, box=((0.0, 1.0),) * dim, periodic=(True,) * dim,
         dt=_dt(dx, c0, viscosity=nu), c0=c0, gamma=1.0, viscosity=nu, shifting=0.1,
     )  # fmt: skip
     write_every = max(1, round(0.01 / cfg.dt))
-    params = {"case": "taylor_green_3d", "amplitude": amp, "phase": shift.tolist(), "viscosity": nu}
+    params = {"case": name, "amplitude": amp, "phase": shift.tolist(), "viscosity": nu}
     types = np.zeros(len(x), np.int32)
     return SPHCase(
-        "taylor_green_3d",
-        x.astype(np.float32),
-        v.astype(np.float32),
-        types,
-        cfg,
-        write_every,
-        None,
-        params,
+        name, x.astype(np.float32), v.astype(np.float32), types, cfg, write_every, None, params
     )
 
 
