@@ -228,7 +228,7 @@ class ParticleDiagnostics(RolloutDiagnostics):
         beats = "beats" if not lost else f"does NOT beat (loses at {', '.join(lost)})"
         text = (
             f"The model {beats} constant-velocity extrapolation at MSE-5, MSE-20 and the "
-            f"kinetic-energy MSE, with {walls if walls is not None else 'n/a'} wall "
+            f"kinetic-energy MSE, with {f'{walls:g}' if walls is not None else 'n/a'} wall "
             "penetrations."
         )
         return ok, text
