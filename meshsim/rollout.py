@@ -33,7 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from meshsim.graph import MultiGraph, PaddingBudget, pad, suggest_capacity
+from meshsim.graph import MultiGraph, PaddingBudget, pad
+from meshsim.graph.padding import grow_edges
 from meshsim.graph.window import pad_window
 from meshsim.normalization import Normalizers
 from meshsim.simulator import Simulator
@@ -302,22 +303,18 @@ def _grown(budget: PaddingBudget, needed: dict, begin: int) -> PaddingBudget | N
     """A budget with room for `needed` edges ({edge set: [] int32}), or None if it
     has room already. Logs what it grows (the next call recompiles)."""
     needed = {name: int(count) for name, count in jax.device_get(needed).items()}
-    short = {k: v for k, v in needed.items() if v > budget.n_edge[k]}
-    if not short:
-        return None
-    n_edge = dict(budget.n_edge)
-    for name, count in short.items():
-        n_edge[name] = suggest_capacity(count)
+    budget, grown = grow_edges(budget, needed)
+    for name, (old, new) in grown.items():
         logger.warning(
             "rollout steps %d+: edge set %r needed %d edges but has %d slots; growing "
             "the budget to %d and recompiling",
             begin,
             name,
-            count,
-            budget.n_edge[name],
-            n_edge[name],
+            needed[name],
+            old,
+            new,
         )
-    return dataclasses.replace(budget, n_edge=n_edge)
+    return budget if grown else None
 
 
 def _to_host(states: jax.Array, n: int, num_nodes: int) -> np.ndarray:

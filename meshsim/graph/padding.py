@@ -146,6 +146,25 @@ class PaddingBudget:
         )
 
 
+def grow_edges(
+    budget: PaddingBudget, needed: Mapping[str, int]
+) -> tuple[PaddingBudget, dict[str, tuple[int, int]]]:
+    """`budget` with room for `needed` edges ({edge set: edges}), each short edge set
+    grown to `suggest_capacity` of its need; and {edge set: (old slots, new slots)} of
+    those grown ({} and `budget` itself when everything fits). Host side."""
+    from meshsim.graph.radius import suggest_capacity
+
+    grown = {
+        name: (budget.n_edge[name], suggest_capacity(count))
+        for name, count in needed.items()
+        if count > budget.n_edge[name]
+    }
+    if not grown:
+        return budget, {}
+    n_edge = {**budget.n_edge, **{name: new for name, (_, new) in grown.items()}}
+    return dataclasses.replace(budget, n_edge=n_edge), grown
+
+
 def _grow(a, extra: int, fill=0) -> np.ndarray:
     a = np.asarray(a)
     return np.concatenate([a, np.full((extra,) + a.shape[1:], fill, a.dtype)])

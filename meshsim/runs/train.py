@@ -35,7 +35,7 @@ import numpy as np
 from meshsim import atomic
 from meshsim.config import ExperimentConfig
 from meshsim.evaluation import evaluate_rollouts
-from meshsim.graph import suggest_capacity
+from meshsim.graph.padding import grow_edges
 from meshsim.normalization import save_normalizers
 from meshsim.parallel.placement import Placement, make_placement
 from meshsim.runs.build import build_for_data, check_splits, open_split
@@ -415,21 +415,19 @@ def _grown_budget(budget, metrics: dict, step: int):
     }
     if not host["overflow"]:  # (a pmap step's metrics carry a device axis: max over it)
         return None
-    n_edge = dict(budget.n_edge)
-    for key, value in host.items():
-        name = key.removeprefix("edges_needed/")
-        if key.startswith("edges_needed/") and value > n_edge[name]:
-            n_edge[name] = suggest_capacity(value)
-            logger.warning(
-                "step %d: edge set %r needed %d edges but the batches have %d slots; the "
-                "step was not applied; growing the budget to %d and recompiling",
-                step,
-                name,
-                value,
-                budget.n_edge[name],
-                n_edge[name],
-            )
-    return dataclasses.replace(budget, n_edge=n_edge)
+    needed = {k.removeprefix("edges_needed/"): v for k, v in host.items() if k != "overflow"}
+    budget, grown = grow_edges(budget, needed)
+    for name, (old, new) in grown.items():
+        logger.warning(
+            "step %d: edge set %r needed %d edges but the batches have %d slots; the "
+            "step was not applied; growing the budget to %d and recompiling",
+            step,
+            name,
+            needed[name],
+            old,
+            new,
+        )
+    return budget
 
 
 def _train_loop(
