@@ -58,7 +58,9 @@ def _cmd_inspect(args) -> int:
     from meshsim.data import format_inspection, inspect_dataset
 
     _check_dataset_dir(args.dir, "dir")
-    report = inspect_dataset(args.dir, max_trajectories=args.max_trajectories)
+    report = inspect_dataset(
+        args.dir, max_trajectories=args.max_trajectories, world_radius=args.world_radius
+    )
     print(dumps_json(report, indent=2) if args.json else format_inspection(report))
     return 0
 
@@ -260,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_at_least(0),
         default=None,
         help="read at most this many trajectories per split",
+    )
+    p.add_argument(
+        "--world-radius",
+        type=float,
+        default=None,
+        help="count MeshGraphNets world edges at this radius (default: the dataset's "
+        "world_edge_radius, if any)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_inspect)

@@ -75,12 +75,16 @@ def _aggregations() -> list[str]:
 
 # Kept here rather than imported: `meshsim.solvers` pulls in the meshing extras.
 # tests/test_bad_inputs.py checks it covers `meshsim.solvers.generate.DOMAINS`;
-# "shallow_water" (meshsim.solvers.shallow_water) is the weather-style domain; the
-# others after it are SPH particle cases (meshsim.solvers.sph_cases).
+# "shallow_water" (meshsim.solvers.shallow_water) is the weather-style domain;
+# "cloth_sphere" and "deforming_plate" the contact ones (meshsim.solvers.cloth_contact,
+# meshsim.solvers.plate); the others after them are SPH particle cases
+# (meshsim.solvers.sph_cases).
 GENERATE_DOMAINS = (
     "cylinder_flow",
     "flag",
     "shallow_water",
+    "cloth_sphere",
+    "deforming_plate",
     "dam_break",
     "taylor_green",
     "lid_driven_cavity",

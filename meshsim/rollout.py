@@ -255,7 +255,7 @@ def iter_rollout(
       ValueError: on a bad `steps` or `chunk`, naming why a longer rollout is refused.
     """
     task = sim.task
-    state = np.asarray(trajectory[task.state_field])
+    state = np.asarray(task.state(trajectory))
     start = task.history if start is None else start
     steps = state.shape[0] - 1 - start if steps is None else steps
     chunk = check_int("chunk", chunk, minimum=1, expected="≥ 1")
@@ -341,7 +341,7 @@ def rollout_trajectory(
     """
     if steps is None:
         first = sim.task.history if start is None else start
-        steps = np.shape(trajectory[sim.task.state_field])[0] - 1 - first
+        steps = sim.task.num_frames(trajectory) - 1 - first
     out, t = None, 0
     for frames in iter_rollout(
         sim, params, normalizers, trajectory, steps=steps, start=start, chunk=chunk, budget=budget

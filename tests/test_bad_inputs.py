@@ -91,7 +91,7 @@ OVERRIDES = [
     (
         "task.name=fluid",
         ValueError,
-        r"^task\.name: expected one of \[.cfd., .cloth., .*got .fl",
+        r"^task\.name: expected one of \[.airfoil., .cfd., .cloth., .*got .fl",
     ),
     ("task.noise_std=abc", TypeError, r"^task\.noise_std: expected a float ≥ 0 or None, got 'abc'"),
     (

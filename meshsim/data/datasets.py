@@ -25,7 +25,7 @@ from meshsim.data.meta import (
     validate_meta,
 )
 from meshsim.graph import unique_edges
-from meshsim.validation import check_int, is_int
+from meshsim.validation import check_int, check_number, is_int
 
 __all__ = [
     "FORMATS",
@@ -348,8 +348,14 @@ def inspect_dataset(
     *,
     splits: Sequence[str] | None = None,
     max_trajectories: int | None = None,
+    world_radius: float | None = None,
 ) -> dict[str, Any]:
     """Summarizes a dataset directory: per split, counts, mesh sizes and field layout.
+
+    With a world-edge radius (`world_radius`, else the meta's `world_edge_radius`) and
+    `world_pos` data, also MeshGraphNets' world edges: the directed pairs of nodes
+    closer than the radius that no mesh edge joins, most over 8 frames per trajectory
+    (`"world_edges"`).
 
     Particle datasets (native with a `"particles"` meta section, LagrangeBench or
     learning_to_simulate) get `meshsim.data.particle_inspect.inspect_particle_dataset`'s
@@ -362,7 +368,8 @@ def inspect_dataset(
     Returns:
       `{"directory", "meta": top-level meta keys except the schema, "splits": {split:
       {"format", "path", "num_trajectories", "inspected", "nodes", "edges", "cells":
-      {"min", "mean", "max"} or None, "fields": {name: {"type", "shape", "dtype"}}}}}`;
+      {"min", "mean", "max"} or None, "world_edges": the same or None, "fields": {name:
+      {"type", "shape", "dtype"}}}}}`;
       a `shape` entry is -1 where it varies between trajectories.
     """
     directory = _require_directory(directory)
@@ -372,14 +379,18 @@ def inspect_dataset(
             directory, splits=splits, max_trajectories=max_trajectories
         )
     meta = load_meta(directory)
+    check_number("world_radius", world_radius, greater_than=0, optional=True)
+    radius = world_radius or meta.get("world_edge_radius")
+    radius = float(radius) if radius and "world_pos" in meta["features"] else None
     report: dict[str, Any] = {
         "directory": directory,
         "meta": {k: v for k, v in meta.items() if k not in ("features", "field_names")},
+        "world_radius": radius,
         "splits": {},
     }
     for split in list_splits(directory) if splits is None else splits:
         dataset = open_dataset(directory, split, meta=meta)
-        nodes, edges, cells, shapes, dtypes = [], [], [], {}, {}
+        nodes, edges, cells, shapes, dtypes, world = [], [], [], {}, {}, []
         inspected = 0
         if dataset.format == "hdf5":  # read only connectivity and row counts
             needed = [n for n in meta["features"] if n in CELL_FIELDS]
@@ -389,7 +400,7 @@ def inspect_dataset(
                 if spec["type"] == "dynamic_varlen"
             ]
             infos = hdf5.iter_hdf5_field_info(directory, split)
-            trajectories = dataset.iter(fields=needed)
+            trajectories = dataset.iter(fields=needed + (["world_pos"] if radius else []))
         else:
             infos, trajectories = None, iter(dataset)
         for count, arrays in enumerate(trajectories):
@@ -414,6 +425,8 @@ def inspect_dataset(
                     edges.append(count_mesh_edges(first))
                 except ValueError as e:  # e.g. a degenerate cell
                     raise ValueError(f"{dataset.path}: trajectory {count}: {e}") from e
+                if radius is not None:
+                    world.append(_count_world_edges(arrays["world_pos"], first, radius))
         report["splits"][split] = {
             "format": dataset.format,
             "path": dataset.path,
@@ -422,6 +435,7 @@ def inspect_dataset(
             "nodes": _stats(nodes),
             "edges": _stats(edges),
             "cells": _stats(cells),
+            "world_edges": _stats(world),
             "fields": {
                 name: {
                     "type": _field_type(meta, name),
@@ -432,6 +446,21 @@ def inspect_dataset(
             },
         }
     return report
+
+
+def _count_world_edges(world_pos: np.ndarray, cells: np.ndarray, radius: float) -> int:
+    """The most directed world edges (pairs closer than `radius` that no mesh edge of
+    `cells` joins) on 8 evenly spaced frames of `world_pos [T, N, D]`."""
+    from scipy.spatial import cKDTree
+
+    pairs = unique_edges(np.asarray(cells))
+    mesh = set(map(tuple, np.sort(pairs, axis=1).tolist()))
+    world_pos = np.asarray(world_pos, np.float64)
+    most = 0
+    for t in np.unique(np.linspace(0, len(world_pos) - 1, 8).astype(int)):
+        close = cKDTree(world_pos[t]).query_pairs(radius)
+        most = max(most, 2 * sum(1 for pair in close if pair not in mesh))
+    return most
 
 
 def _merge_shape(old: list[int], new: Sequence[int]) -> list[int]:
@@ -469,6 +498,10 @@ def format_inspection(report: Mapping[str, Any]) -> str:
             f"  {split:<10} {info['format']:<9} {count:>12}  {fmt(info['nodes']):>24}"
             f"  {fmt(info['edges']):>24}"
         )
+        if info.get("world_edges") is not None:
+            lines.append(
+                f"  {'':<10} world edges (directed, most per frame) {fmt(info['world_edges'])}"
+            )
     for split, info in report["splits"].items():
         lines.append(f"fields ({split}):")
         for name, field in info["fields"].items():

@@ -22,6 +22,13 @@ from __future__ import annotations
 
 from meshsim.diagnostics._checks import MissingFlowParameter
 from meshsim.diagnostics.cloth import edge_strain, mean_abs_strain, strain_error
+from meshsim.diagnostics.contact import (
+    ContactDiagnostics,
+    PlateDiagnostics,
+    obstacle_faces,
+    penetrations,
+    surface_faces,
+)
 from meshsim.diagnostics.flow import (
     FlowParameters,
     Probe,
@@ -45,6 +52,11 @@ from meshsim.diagnostics.rollout import (
 
 __all__ = [
     "ClothDiagnostics",
+    "ContactDiagnostics",
+    "PlateDiagnostics",
+    "obstacle_faces",
+    "penetrations",
+    "surface_faces",
     "FlowDiagnostics",
     "FlowParameters",
     "MissingFlowParameter",

@@ -72,7 +72,7 @@ def score_rollout(
       meta: the dataset's meta.json dict (a flow's frame time `dt`).
     """
     task = sim.task
-    truth = np.asarray(trajectory[task.state_field])[task.history :]  # [K, N, d]
+    truth = np.asarray(task.state(trajectory, slice(task.history, None)))  # [K, N, d]
     steps = truth.shape[0] - 1 if steps is None else steps
     chunks = iter_rollout(
         sim, state.params, state.normalizers, trajectory, steps=steps, budget=budget

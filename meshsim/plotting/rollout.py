@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from meshsim import atomic
+from meshsim.diagnostics import surface_faces
 from meshsim.evaluation.rollouts_file import iter_rollouts_h5
 from meshsim.plotting._figures import save_figure
 from meshsim.plotting.mesh import animate_cloth, animate_rollout, plot_comparison
@@ -165,7 +166,10 @@ def plot_first_rollout(
         still = plot_particles(pred, png, truth=truth, frame=frame, kinematic=kinematic)
         movie = animate_particles(pred, gif, truth=truth, kinematic=kinematic, every=every)
         return [str(still), *(str(p) for p in movie)]
-    if task.lagrangian:  # the mesh moves: draw it
+    if task.lagrangian:  # the mesh moves: draw it (a solid's surface triangles)
+        if cells is not None and np.asarray(cells).reshape(-1, np.shape(cells)[-1]).shape[1] == 4:
+            cells = surface_faces(np.asarray(cells))[0]
+        pred, truth = task.plot_positions(pred), task.plot_positions(truth)
         return [str(p) for p in animate_cloth(pred, cells, gif, truth=truth, every=every)]
     pred_scalar, label = task.plot_scalar(pred)
     truth_scalar, _ = task.plot_scalar(truth)

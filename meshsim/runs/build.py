@@ -85,7 +85,7 @@ def build_for_data(config: ExperimentConfig, dataset) -> tuple[dict | None, Simu
             f"is built from (it has {sorted(meta or {})}): data of another kind of task?"
         ) from None
     task = sim.task
-    needed = {task.state_field, *(task.structure_fields or ())}
+    needed = {*task.state_sources, *(task.structure_fields or ())}
     have = _fields_of(dataset)
     missing = sorted(needed - set(have))
     if missing:

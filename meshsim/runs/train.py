@@ -145,11 +145,12 @@ class _NoLog:
 def _lengths(dataset, task: Task) -> list[int]:
     """Frames per trajectory: from meta.json for fixed-length fields (no data read),
     otherwise by reading the state field of each trajectory."""
-    feature = dataset.meta.get("features", {}).get(task.state_field, {})
+    feature = dataset.meta.get("features", {}).get(task.state_sources[0], {})
     shape = feature.get("shape") or [-1]
     if feature.get("type") == "dynamic" and shape[0] > 0:  # [T, -1, d] with T fixed
         return [int(shape[0])] * len(dataset)
-    return [int(t[task.state_field].shape[0]) for t in dataset.iter(fields=[task.state_field])]
+    first = task.state_sources[0]
+    return [int(t[first].shape[0]) for t in dataset.iter(fields=[first])]
 
 
 def _static(dataset, task: Task) -> list[dict]:
@@ -181,7 +182,7 @@ def _periodic_eval_data(config: ExperimentConfig, task: Task) -> tuple[list, int
     trajs = [valid_ds[i] for i in range(min(tc.eval_trajectories, len(valid_ds)))]
     if not trajs:
         return [], 0
-    shortest = min(len(t[task.state_field]) for t in trajs)
+    shortest = min(task.num_frames(t) for t in trajs)
     return trajs, min(tc.eval_rollout_steps, shortest - task.order)
 
 

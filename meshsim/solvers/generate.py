@@ -31,7 +31,10 @@ PARTICLE_DOMAINS = (
     "lid_driven_cavity",
     "poiseuille",
 )
-DOMAINS = ("cylinder_flow", "flag", "shallow_water", *PARTICLE_DOMAINS)
+# MeshGraphNets' contact domains: cloth on a sphere (sphere_simple layout) and a plate
+# pushed by an actuator (deforming_plate layout), each with a `world_edge_radius`.
+CONTACT_DOMAINS = ("cloth_sphere", "deforming_plate")
+DOMAINS = ("cylinder_flow", "flag", "shallow_water", *CONTACT_DOMAINS, *PARTICLE_DOMAINS)
 SHALLOW_WATER_RESOLUTION_DEG = 5.625  # output grid at mesh_resolution 1 (33 × 64 with poles)
 SHALLOW_WATER_STEP_HOURS = 6.0
 
@@ -56,6 +59,20 @@ def _simulator(domain: str, steps: int, mesh_resolution: float) -> tuple[Callabl
             return cloth_trajectory(mesh, steps=steps, seed=seed)
 
         return simulate, {"simulator": "meshsim-cloth", "dt": 0.02}
+    if domain == "cloth_sphere":
+        from meshsim.solvers.cloth_contact import cloth_sphere_meta, cloth_sphere_trajectory
+
+        def simulate(seed):
+            return cloth_sphere_trajectory(seed=seed, steps=steps, mesh_resolution=mesh_resolution)
+
+        return simulate, cloth_sphere_meta()
+    if domain == "deforming_plate":
+        from meshsim.solvers.plate import plate_meta, plate_trajectory
+
+        def simulate(seed):
+            return plate_trajectory(seed=seed, steps=steps, mesh_resolution=mesh_resolution)
+
+        return simulate, plate_meta()
     if domain in PARTICLE_DOMAINS:  # mesh_resolution divides the particle spacing
         from meshsim.solvers.sph_cases import case_trajectory
 

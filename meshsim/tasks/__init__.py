@@ -13,8 +13,14 @@ from meshsim.tasks.base import (
     one_hot_node_type,
     relative_edge_features,
 )
-from meshsim.tasks.cfd import CfdTask, cfd_task
-from meshsim.tasks.cloth import ClothTask, cloth_task
+from meshsim.tasks.cfd import AirfoilTask, CfdTask, airfoil_task, cfd_task
+from meshsim.tasks.cloth import (
+    ClothTask,
+    ContactClothTask,
+    cloth_contact_task,
+    cloth_task,
+    flag_dynamic_task,
+)
 from meshsim.tasks.particles import (
     PARTICLES,
     ParticleOptions,
@@ -30,6 +36,7 @@ from meshsim.tasks.registry import (
     task_option_hint,
     task_options,
 )
+from meshsim.tasks.solids import DeformingPlateTask, deforming_plate_task
 from meshsim.tasks.weather import (
     WeatherOptions,
     WeatherTask,
@@ -37,26 +44,40 @@ from meshsim.tasks.weather import (
     weather_normalizers,
     weather_task,
 )
+from meshsim.tasks.world_edges import WORLD_EDGES, ContactOptions
 
 register_task("cfd", cfd_task)
 register_task("cloth", cloth_task)
 register_task("weather", weather_task, options=WeatherOptions)
 register_task("particles", particle_task, options=ParticleOptions)
+register_task("airfoil", airfoil_task)
+register_task("deforming_plate", deforming_plate_task, options=ContactOptions)
+register_task("sphere_simple", cloth_contact_task, options=ContactOptions)
+register_task("flag_dynamic", flag_dynamic_task, options=ContactOptions)
 
 __all__ = [
     "MESH_EDGES",
     "PARTICLES",
     "TASKS",
+    "WORLD_EDGES",
+    "AirfoilTask",
     "CfdTask",
     "ClothTask",
+    "ContactClothTask",
+    "ContactOptions",
+    "DeformingPlateTask",
     "MeshTask",
     "ParticleOptions",
     "ParticleTask",
     "Task",
     "WeatherOptions",
     "WeatherTask",
+    "airfoil_task",
     "built_from_data",
     "cfd_task",
+    "cloth_contact_task",
+    "deforming_plate_task",
+    "flag_dynamic_task",
     "channel_weights",
     "cloth_task",
     "get_task",

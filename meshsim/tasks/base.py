@@ -41,6 +41,12 @@ from meshsim.graph import (
 )
 from meshsim.graph.window import Window
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
+from meshsim.tasks.world_edges import (
+    WORLD_EDGES,
+    rebuild_world_edges,
+    world_edge_capacity,
+    world_edge_slots,
+)
 
 Fields = Mapping[str, jax.Array]
 MESH_EDGES = "mesh"  # MeshGraphNets' mesh-space edge set (cells → edges)
@@ -85,6 +91,15 @@ class Task:
         is moved by (1 − γ)·noise (1.0 for cfd, 0.1 for cloth in the paper).
       lagrangian: the state is the node positions (plots and exports move the mesh).
       shared_structure: every example has the same graph, so a batch holds one copy.
+      state_parts: ((trajectory field, width), ...) concatenated into the state when it
+        is made of several fields (airfoil: velocity, density and pressure; the plate:
+        world_pos and stress); () when the state is the trajectory field `state_field`.
+        A composite state's name joins the parts with "+" ("velocity+density+pressure").
+      direct_channels: state channels the network predicts as values rather than as
+        changes (pressure, stress: MeshGraphNets' outputs that are not integrated); they
+        are not network inputs. Order-1 tasks only.
+      noise_scale: per-channel factor on `noise_std` (airfoil: density noise 1e-3 of the
+        velocity noise); None: the same noise on every channel.
 
     Class attributes (what the layers above ask a task instead of its name):
       diagnostics: the `meshsim.diagnostics.RolloutDiagnostics` subclass evaluation
@@ -108,10 +123,31 @@ class Task:
     noise_gamma: float = 1.0
     lagrangian: bool = False
     shared_structure: bool = False
+    state_parts: tuple[tuple[str, int], ...] = ()
+    direct_channels: tuple[int, ...] = ()
+    noise_scale: tuple[float, ...] | None = None
 
     def __post_init__(self):
         if self.order not in (1, 2):
             raise ValueError(f"order: expected 1 or 2, got {self.order}")
+        if self.state_parts:
+            width = sum(w for _, w in self.state_parts)
+            if width != self.output_size:
+                raise ValueError(
+                    f"state_parts: widths {self.state_parts} add up to {width}, expected "
+                    f"output_size {self.output_size}"
+                )
+        if any(not 0 <= c < self.output_size for c in self.direct_channels):
+            raise ValueError(
+                f"direct_channels: expected channels in 0..{self.output_size - 1}, "
+                f"got {self.direct_channels}"
+            )
+        if self.direct_channels and self.order != 1:
+            raise ValueError("direct_channels: only order-1 tasks predict values directly")
+        if self.noise_scale is not None and len(self.noise_scale) != self.output_size:
+            raise ValueError(
+                f"noise_scale: expected {self.output_size} factors, got {self.noise_scale}"
+            )
         for field in ("noise_std", "noise_gamma"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -183,6 +219,38 @@ class Task:
     # ------------------------------------------------------------------ host side
 
     @property
+    def state_sources(self) -> tuple[str, ...]:
+        """The trajectory fields the state is read from."""
+        return tuple(name for name, _ in self.state_parts) or (self.state_field,)
+
+    def state(self, trajectory: Mapping[str, np.ndarray], index=slice(None)) -> np.ndarray:
+        """[T', N, output_size] the state at frames `index` (an int, a slice or an index
+        array) of a trajectory: its state field, or its `state_parts` concatenated."""
+        if not self.state_parts:
+            return np.asarray(trajectory[self.state_field])[index]
+        parts = []
+        for name, width in self.state_parts:
+            if name not in trajectory:
+                raise ValueError(
+                    f"{name}: the trajectory has no such field; task {self.name!r} reads its "
+                    f"state from {list(self.state_sources)}, it has {sorted(trajectory)}"
+                )
+            value = np.asarray(trajectory[name])
+            if value.ndim != 3 or value.shape[-1] != width:
+                raise ValueError(f"{name}: expected [T, N, {width}], got {value.shape}")
+            parts.append(value[index])
+        return np.concatenate(parts, axis=-1)
+
+    def num_frames(self, trajectory: Mapping[str, np.ndarray]) -> int:
+        """Frames in a trajectory (the length of its first state field)."""
+        return int(np.shape(trajectory[self.state_sources[0]])[0])
+
+    @property
+    def input_channels(self) -> tuple[int, ...]:
+        """State channels that are network inputs (all but `direct_channels`)."""
+        return tuple(c for c in range(self.output_size) if c not in self.direct_channels)
+
+    @property
     def history(self) -> int:
         """Frames before t a window needs (order − 1; GraphCast's two input times: 1)."""
         return self.order - 1
@@ -206,20 +274,20 @@ class Task:
         [N, k, P]` (`prescribed_frames`). A simulator bundling K frames per call reads
         its targets from these too (k ≥ K; k·K for k unrolled calls).
         """
-        state = trajectory[self.state_field]
-        if state.ndim != 3 or state.shape[-1] != self.output_size:
+        shape = (self.num_frames(trajectory), *self.state(trajectory, 0).shape)
+        if len(shape) != 3 or shape[-1] != self.output_size:
             raise ValueError(
-                f"{self.state_field}: expected [T, N, {self.output_size}], got {state.shape}"
+                f"{self.state_field}: expected [T, N, {self.output_size}], got {shape}"
             )
-        if t not in self.window_times(state.shape[0], horizon):
+        if t not in self.window_times(shape[0], horizon):
             raise ValueError(
-                f"t: expected in {self.window_times(state.shape[0], horizon)}, got {t} "
-                f"(trajectory length {state.shape[0]}, order {self.order}, horizon {horizon})"
+                f"t: expected in {self.window_times(shape[0], horizon)}, got {t} "
+                f"(trajectory length {shape[0]}, order {self.order}, horizon {horizon})"
             )
         fields = {**self.static_fields(trajectory), **self.input_fields(trajectory, t)}
-        fields[f"target|{self.state_field}"] = np.asarray(state[t + 1], np.float32)
+        fields[f"target|{self.state_field}"] = np.asarray(self.state(trajectory, t + 1), np.float32)
         if horizon > 1:
-            future = np.asarray(state[t + 1 : t + 1 + horizon], np.float32)
+            future = np.asarray(self.state(trajectory, slice(t + 1, t + 1 + horizon)), np.float32)
             fields[f"future|{self.state_field}"] = future.swapaxes(0, 1)
             prescribed = self.prescribed_frames(trajectory, t, horizon)
             fields["future|prescribed"] = prescribed.swapaxes(0, 1)
@@ -227,10 +295,10 @@ class Task:
 
     def input_fields(self, trajectory: Mapping[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
         """The dynamic inputs at time t: the state, and for order 2 the previous one."""
-        state = trajectory[self.state_field]
-        fields = {self.state_field: np.asarray(state[t], np.float32)}
+        fields = {self.state_field: np.asarray(self.state(trajectory, t), np.float32)}
         if self.order == 2:
-            fields[f"prev|{self.state_field}"] = np.asarray(state[t - 1], np.float32)
+            previous = self.state(trajectory, t - 1)
+            fields[f"prev|{self.state_field}"] = np.asarray(previous, np.float32)
         return fields
 
     def prescribed_frames(
@@ -240,10 +308,9 @@ class Task:
         (`advance`'s `prescribed`): here the states at start+1..start+steps, used on the
         prescribed nodes. Times past the trajectory's end repeat its last frame (a
         rollout checks first that this is right: `meshsim.rollout`). Host side."""
-        state = trajectory[self.state_field]
-        last = state.shape[0] - 1
+        last = self.num_frames(trajectory) - 1
         index = np.minimum(np.arange(start + 1, start + 1 + steps), last)
-        return np.asarray(state[index] if index.size else state[:0], np.float32)
+        return np.asarray(self.state(trajectory, index if index.size else slice(0, 0)), np.float32)
 
     @property
     def uses_dataset_statistics(self) -> bool:
@@ -265,10 +332,11 @@ class Task:
     # ------------------------------------------------------------------ jit side
 
     def velocity(self, fields: Fields) -> jax.Array:
-        """[N, d] the node velocity input: the state itself, or x_t − x_{t−1}."""
+        """[N, d'] the node velocity input: the state itself (its `input_channels`), or
+        x_t − x_{t−1}."""
         state = fields[self.state_field]
         if self.order == 1:
-            return state
+            return state[..., list(self.input_channels)] if self.direct_channels else state
         return state - fields[f"prev|{self.state_field}"]
 
     def simulated_mask(self, fields: Fields) -> jax.Array:
@@ -289,15 +357,19 @@ class Task:
         cur = fields[self.state_field]
         nxt = fields[f"target|{self.state_field}"]
         if self.order == 1:
-            return nxt - cur
+            return jnp.where(self._direct(), nxt, nxt - cur)
         return nxt - 2.0 * cur + fields[f"prev|{self.state_field}"]
 
     def integrate(self, fields: Fields, output: jax.Array) -> jax.Array:
         """[N, d] next state from a de-normalised network output."""
         cur = fields[self.state_field]
         if self.order == 1:
-            return cur + output
+            return jnp.where(self._direct(), output, cur + output)
         return 2.0 * cur + output - fields[f"prev|{self.state_field}"]
+
+    def _direct(self) -> np.ndarray:
+        """[output_size] bool: the channels predicted as values (`direct_channels`)."""
+        return np.isin(np.arange(self.output_size), self.direct_channels)
 
     def add_noise(self, fields: Fields, rng: jax.Array, node_mask: jax.Array) -> dict:
         """Training noise on simulated real nodes (MeshGraphNets App. A.2). Jit-safe.
@@ -310,7 +382,9 @@ class Task:
             return dict(fields)
         state = fields[self.state_field]
         keep = (self.simulated_mask(fields) & node_mask)[:, None]
-        noise = jnp.where(keep, self.noise_std * jax.random.normal(rng, state.shape), 0.0)
+        std = self.noise_std * np.asarray(self.noise_scale or 1.0, np.float32)
+        std = np.where(self._direct(), 0.0, std).astype(np.float32)  # values: no noise
+        noise = jnp.where(keep, std * jax.random.normal(rng, state.shape), 0.0)
         out = dict(fields)
         out[self.state_field] = state + noise
         out[f"target|{self.state_field}"] = (
@@ -336,34 +410,71 @@ class Task:
         states. Lagrangian tasks are drawn as moving meshes instead."""
         return states[..., 0], f"{self.state_field}[0]"
 
+    def plot_positions(self, states: np.ndarray) -> np.ndarray:
+        """[..., N, D] where a Lagrangian task's nodes are drawn, from `[..., N, d]` states
+        (the states themselves unless they hold more than positions)."""
+        return states
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MeshTask(Task):
-    """A task on one triangle/tetrahedral mesh: node set `mesh`, edge set `mesh` from cells.
+    """A task on one triangle/tetrahedral mesh: node set `mesh`, edge set `mesh` from cells,
+    and with `world_radius > 0` MeshGraphNets' world edges (`meshsim.tasks.world_edges`).
 
     Node features: the velocity input and the one-hot node type; edge features:
-    the relative mesh-space position and its norm (`mesh_edge_features`).
+    the relative mesh-space position and its norm (`mesh_edge_features`); world edges:
+    the relative world position and its norm.
 
     Attributes:
       mesh_dim: width of mesh_pos (2 for both built-in domains).
+      world_radius: r_W, the world-edge radius; 0: no world edges.
+      world_dim: the state channels that are world positions (the first `world_dim`).
+      capacity_margin: world-edge slots over the most pairs seen in the data.
     """
 
     mesh_dim: int = 2
+    world_radius: float = 0.0
+    world_dim: int = 3
+    capacity_margin: float = 1.25
+
+    def __post_init__(self):
+        super().__post_init__()
+        radius = self.world_radius
+        if not (isinstance(radius, int | float) and np.isfinite(radius)) or radius < 0:
+            raise ValueError(f"world_radius: expected a finite number ≥ 0, got {radius!r}")
+        if self.world_radius and self.world_dim > self.output_size:
+            raise ValueError(
+                f"world_dim: the state has {self.output_size} channels, got {self.world_dim}"
+            )
 
     @property
     def node_feature_sizes(self) -> dict[str, int]:
-        return {self.node_set: self.output_size + NUM_NODE_TYPES}
+        return {self.node_set: len(self.input_channels) + NUM_NODE_TYPES}
 
     @property
     def edge_types(self) -> dict[str, tuple[str, str, int]]:
-        return {MESH_EDGES: (self.node_set, self.node_set, self.mesh_dim + 1)}
+        types = {MESH_EDGES: (self.node_set, self.node_set, self.mesh_edge_width)}
+        if self.world_radius:
+            types[WORLD_EDGES] = (self.node_set, self.node_set, self.world_dim + 1)
+        return types
+
+    @property
+    def mesh_edge_width(self) -> int:
+        """Width of the `mesh` edge features (`mesh_edge_features`)."""
+        return self.mesh_dim + 1
+
+    @property
+    def dynamic_edge_sets(self) -> tuple[str, ...]:
+        return (WORLD_EDGES,) if self.world_radius else ()
 
     @property
     def structure_fields(self) -> tuple[str, ...]:
-        return ("cells", "mesh_pos")
+        extra = self.state_sources if self.world_radius else ()
+        return ("cells", "mesh_pos", *extra)
 
     def structure(self, trajectory: Mapping[str, np.ndarray]) -> MultiGraph:
-        """`mesh` edges (both directions) from the cells of frame 0; N from mesh_pos."""
+        """`mesh` edges (both directions) from the cells of frame 0; N from mesh_pos; with
+        world edges, their slots sized from the trajectory's positions."""
         cells = np.asarray(trajectory["cells"])
         cells = cells[0] if cells.ndim == 3 else cells
         num_nodes = int(np.asarray(trajectory["mesh_pos"]).shape[-2])
@@ -374,15 +485,51 @@ class MeshTask(Task):
                 "(mesh_pos)"
             )
         no_features = np.zeros((senders.shape[0], 0), np.float32)
+        edge_sets = {
+            MESH_EDGES: edge_set(
+                no_features, senders, receivers, sender=self.node_set, receiver=self.node_set
+            )
+        }
+        if self.world_radius:
+            frames = self.num_frames(trajectory)
+            sample = np.unique(np.linspace(0, frames - 1, 16).astype(int))
+            positions = self.state(trajectory, sample)[..., : self.world_dim]
+            capacity = world_edge_capacity(positions, self.world_radius, self.capacity_margin)
+            edge_sets[WORLD_EDGES] = world_edge_slots(capacity, num_nodes, self.node_set)
         return MultiGraph(
             node_sets={self.node_set: node_set(np.zeros((num_nodes, 0), np.float32))},
-            edge_sets={
-                MESH_EDGES: edge_set(
-                    no_features, senders, receivers, sender=self.node_set, receiver=self.node_set
-                )
-            },
+            edge_sets=edge_sets,
             graph_mask=np.ones(1, bool),
         )
+
+    def partition_positions(self, trajectory, structure):
+        if self.world_radius:
+            raise ValueError(
+                f"task {self.name!r}: graph parallelism cuts a fixed graph into parts once, "
+                "but world edges are rebuilt every step; use parallel.data instead of "
+                "parallel.graph"
+            )
+        return super().partition_positions(trajectory, structure)
+
+    def world_position(self, fields: Fields) -> jax.Array:
+        """[N, world_dim] node positions in world space (the state's first channels)."""
+        return fields[self.state_field][..., : self.world_dim]
+
+    def dynamic_structure(
+        self, fields: Fields, structure: MultiGraph
+    ) -> tuple[MultiGraph, dict[str, jax.Array]]:
+        """`structure` with the world edges of the current positions. Jit-safe."""
+        if not self.world_radius:
+            return structure, {}
+        world, needed = rebuild_world_edges(
+            self.world_position(fields),
+            structure.edge_sets[WORLD_EDGES],
+            structure.edge_sets[MESH_EDGES],
+            structure.node_sets[self.node_set].mask,
+            self.world_radius,
+        )
+        edge_sets = {**structure.edge_sets, WORLD_EDGES: world}
+        return structure.replace(edge_sets=edge_sets), {WORLD_EDGES: needed}
 
     def static_fields(self, trajectory: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {
@@ -394,16 +541,28 @@ class MeshTask(Task):
         """[E, F] features of `mesh` edges: relative mesh_pos and its norm."""
         return relative_edge_features(fields["mesh_pos"], senders, receivers)
 
-    def build_graph(self, fields: Fields, structure: MultiGraph) -> MultiGraph:
-        nodes = jnp.concatenate(
+    def node_features(self, fields: Fields) -> jax.Array:
+        """[N, F] node features: the velocity input and the one-hot node type."""
+        return jnp.concatenate(
             [self.velocity(fields), one_hot_node_type(fields["node_type"])], axis=-1
         )
+
+    def build_graph(self, fields: Fields, structure: MultiGraph) -> MultiGraph:
         mesh = structure.edge_sets[MESH_EDGES]
         features = self.mesh_edge_features(fields, mesh.senders, mesh.receivers)
+        edge_sets = {**structure.edge_sets, MESH_EDGES: mesh.replace(features=features)}
+        if self.world_radius:
+            world = structure.edge_sets[WORLD_EDGES]
+            x = self.world_position(fields)
+            rel = relative_edge_features(x, world.senders, world.receivers)
+            rel = jnp.where(world.mask[:, None], rel, 0.0)
+            edge_sets[WORLD_EDGES] = world.replace(features=rel)
         return structure.replace(
             node_sets={
                 **structure.node_sets,
-                self.node_set: structure.node_sets[self.node_set].replace(features=nodes),
+                self.node_set: structure.node_sets[self.node_set].replace(
+                    features=self.node_features(fields)
+                ),
             },
-            edge_sets={**structure.edge_sets, MESH_EDGES: mesh.replace(features=features)},
+            edge_sets=edge_sets,
         )

@@ -1,20 +1,23 @@
-"""Lagrangian cloth (MeshGraphNets flag_simple).
+"""Lagrangian cloth (MeshGraphNets flag_simple; sphere_simple and flag_dynamic with
+world edges).
 
 Inputs: world_pos_t − world_pos_{t−1} [N, 3] + one-hot node type; `mesh` edge
 features: relative world_pos and its norm, then relative mesh_pos and its norm
-(world-space features on the mesh edges; MeshGraphNets' separate `world` edge
-set, for contact, is not used by flag_simple); output: the normalised
+(world-space features on the mesh edges); for contact (sphere_simple: cloth and a
+moving sphere in one mesh; flag_dynamic: self-contact) a `world` edge set joins nodes
+within r_W that the mesh does not (`meshsim.tasks.world_edges`); output: the normalised
 acceleration, integrated as x_{t+1} = 2x_t − x_{t−1} + a. NORMAL nodes are
-simulated; HANDLE nodes follow their prescribed positions. Noise σ = 0.003,
+simulated; HANDLE and OBSTACLE nodes follow their prescribed positions. Noise σ = 0.003,
 γ = 0.1 (Pfaff et al. 2021, Table 4).
 """
 
 import jax
 import jax.numpy as jnp
 
-from meshsim.diagnostics import ClothDiagnostics
+from meshsim.diagnostics import ClothDiagnostics, ContactDiagnostics
 from meshsim.node_types import NodeType
-from meshsim.tasks.base import MESH_EDGES, MeshTask, relative_edge_features
+from meshsim.tasks.base import MeshTask, relative_edge_features
+from meshsim.tasks.world_edges import world_radius_from
 
 
 class ClothTask(MeshTask):
@@ -24,14 +27,19 @@ class ClothTask(MeshTask):
     diagnostics = ClothDiagnostics
 
     @property
-    def edge_types(self) -> dict[str, tuple[str, str, int]]:
-        width = self.output_size + 1 + self.mesh_dim + 1
-        return {MESH_EDGES: (self.node_set, self.node_set, width)}
+    def mesh_edge_width(self) -> int:
+        return self.output_size + 1 + self.mesh_dim + 1
 
     def mesh_edge_features(self, fields, senders, receivers) -> jax.Array:
         world = relative_edge_features(fields[self.state_field], senders, receivers)
         mesh = relative_edge_features(fields["mesh_pos"], senders, receivers)
         return jnp.concatenate([world, mesh], axis=-1)
+
+
+class ContactClothTask(ClothTask):
+    """Cloth with world edges; rollouts diagnosed by strain and obstacle penetrations."""
+
+    diagnostics = ContactDiagnostics
 
 
 def cloth_task(*, noise_std: float = 0.003, noise_gamma: float = 0.1) -> ClothTask:
@@ -46,3 +54,37 @@ def cloth_task(*, noise_std: float = 0.003, noise_gamma: float = 0.1) -> ClothTa
         noise_gamma=noise_gamma,
         lagrangian=True,
     )
+
+
+SPHERE_WORLD_RADIUS = 0.05  # default r_W of the cloth contact tasks (a dataset may set its own)
+
+
+def cloth_contact_task(
+    *,
+    meta=None,
+    noise_std: float = 1e-3,
+    noise_gamma: float = 0.1,
+    world_radius: float = 0.0,
+    capacity_margin: float = 1.25,
+    name: str = "sphere_simple",
+) -> ClothTask:
+    """Cloth with world edges (MeshGraphNets sphere_simple / flag_dynamic): r_W from the
+    option, the dataset's `world_edge_radius`, else 0.05. Contact rollouts are diagnosed
+    by their penetrations (`ContactDiagnostics`)."""
+    return ContactClothTask(
+        name=name,
+        state_field="world_pos",
+        order=2,
+        output_size=3,
+        loss_node_types=(int(NodeType.NORMAL),),
+        noise_std=noise_std,
+        noise_gamma=noise_gamma,
+        lagrangian=True,
+        world_radius=world_radius_from(meta, world_radius, SPHERE_WORLD_RADIUS),
+        capacity_margin=capacity_margin,
+    )
+
+
+def flag_dynamic_task(**kwargs) -> ClothTask:
+    """MeshGraphNets' flag_dynamic: the contact cloth task with self-contact only."""
+    return cloth_contact_task(name="flag_dynamic", **kwargs)

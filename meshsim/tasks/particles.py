@@ -43,6 +43,7 @@ from meshsim.graph import EdgeSet, MultiGraph, node_set, radius_graph
 from meshsim.options import Validated, setting
 from meshsim.tasks.base import Fields, Task
 from meshsim.tasks.walls import closest_points, nearest_segment
+from meshsim.tasks.world_edges import dynamic_edge_counts
 
 PARTICLES = "particles"  # the node set and the dynamic edge set of a particle task
 WALLS = "walls"  # wall segments: a node set, and the wall-contact edge set from it
@@ -67,15 +68,6 @@ class ParticleOptions(Validated):
     radius: float = setting(0.0, ge=0)
     capacity_margin: float = setting(1.25, ge=1)
     contain: bool = True
-
-
-def _edge_counts(edges: EdgeSet, real: jax.Array) -> jax.Array:
-    """[num_graphs] int32 edge counts: `real` in the graph, the empty slots in the first
-    padding graph (`meshsim.graph.pad`'s convention)."""
-    n_edge = jnp.zeros(edges.n_edge.shape, jnp.int32).at[0].set(real)
-    if edges.n_edge.shape[0] > 1:
-        n_edge = n_edge.at[1].set(edges.num_edges - real)
-    return n_edge
 
 
 def minimum_image(rel: jax.Array, box: jax.Array, periodic: Sequence[bool]) -> jax.Array:
@@ -250,7 +242,7 @@ class ParticleTask(Task):
             senders=found.senders,
             receivers=found.receivers,
             mask=found.mask,
-            n_edge=_edge_counts(edges, real),
+            n_edge=dynamic_edge_counts(edges, real),
         )
         needed = jnp.where(found.cell_overflow, edges.num_edges + 1, found.count)
         edge_sets = {**structure.edge_sets, PARTICLES: rebuilt}
@@ -273,7 +265,7 @@ class ParticleTask(Task):
         particle = jnp.minimum(slot, particles - 1)
         real = (slot < particles) & node_mask[particle] & (distance[particle] < self.radius)
         count = jnp.sum(real.astype(jnp.int32))
-        n_edge = _edge_counts(edges, count)
+        n_edge = dynamic_edge_counts(edges, count)
         return edges.replace(
             senders=jnp.where(real, nearest[particle], walls - 1).astype(jnp.int32),
             receivers=jnp.where(real, particle, particles - 1).astype(jnp.int32),

@@ -156,7 +156,7 @@ def iter_batches(
     count = _nonempty(trajectories)
     if lengths is None:
         lengths = [
-            int(np.asarray(trajectories[i][task.state_field]).shape[0]) for i in range(count)
+            task.num_frames(trajectories[i]) for i in range(count)
         ]
     elif len(lengths) != count:
         raise ValueError(
