@@ -153,7 +153,7 @@ def _spring_pairs(points: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, ..
     return tuple(np.stack([k // n, k % n], axis=1) for k in (stretch_keys, shear_keys, bend_keys))
 
 
-def _validate_mesh(mesh: TriangleMesh) -> None:
+def _validate_mesh(mesh: TriangleMesh, require_handles: bool = True) -> None:
     if not isinstance(mesh, TriangleMesh):
         raise TypeError(f"mesh must be a TriangleMesh, got {type(mesh).__name__}")
     check_mesh(mesh.points, mesh.cells)
@@ -162,21 +162,24 @@ def _validate_mesh(mesh: TriangleMesh) -> None:
         raise ValueError(
             f"mesh.node_type must have shape [{len(mesh.points)}], got {node_type.shape}"
         )
-    if not np.any(node_type == NodeType.HANDLE):
+    if require_handles and not np.any(node_type == NodeType.HANDLE):
         raise ValueError("mesh has no HANDLE nodes: nothing holds the cloth")
 
 
-def build_cloth_system(mesh: TriangleMesh, params: ClothParams = ClothParams()) -> ClothSystem:
+def build_cloth_system(
+    mesh: TriangleMesh, params: ClothParams = ClothParams(), *, require_handles: bool = True
+) -> ClothSystem:
     """Springs, rest lengths, stiffnesses and masses of a sheet (host side, numpy).
 
     Args:
       mesh: sheet in its rest configuration (`points [N, 2]` are rest positions).
       params: stiffnesses and density.
+      require_handles: raise if no node is a HANDLE; False for a free sheet.
 
     Returns:
       A `ClothSystem` of numpy arrays.
     """
-    _validate_mesh(mesh)
+    _validate_mesh(mesh, require_handles)
     points = np.asarray(mesh.points, dtype=np.float64)
     cells = np.asarray(mesh.cells, dtype=np.int32)
     node_area = _node_areas(points, cells)
@@ -328,9 +331,13 @@ def _forces(system, x, v, t, consts, gusts):
     return force
 
 
-@functools.partial(jax.jit, static_argnames=("num_frames", "substeps"))
-def _rollout(system, x0, v0, consts, gusts, *, num_frames, substeps):
-    """`(world_pos, velocity)`, each `[num_frames, N, 3]`, from `x0, v0 [N, 3]`."""
+@functools.partial(jax.jit, static_argnames=("num_frames", "substeps", "collide"))
+def _rollout(system, x0, v0, consts, gusts, *, num_frames, substeps, collide=None, collider=None):
+    """`(world_pos, velocity)`, each `[num_frames, N, 3]`, from `x0, v0 [N, 3]`.
+
+    `collide(collider, x, v, t) -> (x, v)` (optional; `collider` a traced pytree):
+    a contact response to free nodes' positions and half-step velocities `[N, 3]`
+    after each drift (`meshsim.solvers.cloth_contact`)."""
     dt = consts["dt"] / substeps
     free = ~system.pinned[:, None]
     inv_mass = jnp.where(free, 1.0 / system.mass[:, None], 0.0)
@@ -346,6 +353,9 @@ def _rollout(system, x0, v0, consts, gusts, *, num_frames, substeps):
         t = (frame * substeps + s + 1) * dt
         v_half = v + 0.5 * dt * a
         x = jnp.where(free, x + dt * v_half, x)  # pinned nodes are never touched
+        if collide is not None:  # contact moves free nodes only
+            x_c, v_c = collide(collider, x, v_half, t)
+            x, v_half = jnp.where(free, x_c, x), jnp.where(free, v_c, v_half)
         a = accel(x, v_half, t)
         return (x, v_half + 0.5 * dt * a, a, frame), None
 

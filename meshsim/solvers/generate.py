@@ -65,7 +65,7 @@ def _simulator(domain: str, steps: int, mesh_resolution: float) -> tuple[Callabl
         def simulate(seed):
             return cloth_sphere_trajectory(seed=seed, steps=steps, mesh_resolution=mesh_resolution)
 
-        return simulate, cloth_sphere_meta()
+        return simulate, cloth_sphere_meta(mesh_resolution)
     if domain == "deforming_plate":
         from meshsim.solvers.plate import plate_meta, plate_trajectory
 
