@@ -72,7 +72,7 @@ def _simulator(domain: str, steps: int, mesh_resolution: float) -> tuple[Callabl
         def simulate(seed):
             return plate_trajectory(seed=seed, steps=steps, mesh_resolution=mesh_resolution)
 
-        return simulate, plate_meta()
+        return simulate, plate_meta(mesh_resolution=mesh_resolution)
     if domain in PARTICLE_DOMAINS:  # mesh_resolution divides the particle spacing
         from meshsim.solvers.sph_cases import case_trajectory
 

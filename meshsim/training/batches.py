@@ -155,9 +155,7 @@ def iter_batches(
     start_step = check_int("start_step", start_step, minimum=0)
     count = _nonempty(trajectories)
     if lengths is None:
-        lengths = [
-            task.num_frames(trajectories[i]) for i in range(count)
-        ]
+        lengths = [task.num_frames(trajectories[i]) for i in range(count)]
     elif len(lengths) != count:
         raise ValueError(
             f"lengths: expected {count} entries (one per trajectory), got {len(lengths)}"
