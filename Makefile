@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Parallel test workers; the suite is sized for 2 cores.
 TEST_WORKERS ?= 2
 
-.PHONY: env test lint format docs demo demo-weather demo-particles bench bench-smoke clean
+.PHONY: env test lint format docs demo demo-weather demo-particles demo-plate demo-sphere bench bench-smoke clean
 
 env: $(STAMP)
 
@@ -47,6 +47,15 @@ demo-weather: env
 # constant velocity: runs/demo-particles/{metrics.json,report.md,rollout.gif}.
 demo-particles: env
 	$(VENV)/bin/meshsim demo --config experiments/particles_dam_break.py --workdir runs/demo-particles
+
+# Built-in plate (finite elements, an actuator pressing) and cloth-on-sphere data, the
+# contact tasks with world edges, rollouts scored against persistence with penetrations
+# counted: runs/demo-{plate,sphere}/{metrics.json,report.md,rollout.gif}.
+demo-plate: env
+	$(VENV)/bin/meshsim demo --config experiments/deforming_plate_lite.py --workdir runs/demo-plate
+
+demo-sphere: env
+	$(VENV)/bin/meshsim demo --config experiments/sphere_simple_lite.py --workdir runs/demo-sphere
 
 bench: env
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,bench]"

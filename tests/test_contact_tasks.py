@@ -158,6 +158,7 @@ def test_penetrations_count_nodes_inside_a_sphere_and_a_box():
 CASES = {
     "deforming_plate": (plate_trajectory, plate_meta, "deforming_plate.py"),
     "sphere_simple": (sphere_trajectory, sphere_meta, "sphere_simple.py"),
+    "flag_dynamic": (sphere_trajectory, sphere_meta, "flag_dynamic.py"),
     "airfoil": (airfoil_trajectory, airfoil_meta, "airfoil.py"),
 }
 

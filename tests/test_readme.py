@@ -30,6 +30,10 @@ NOT_RUN_HERE = {
     "make test": "the suite itself",
     "make demo-particles": "the full-size particles demo; tests/test_particles_cli.py runs "
     "`meshsim demo --config experiments/particles_dam_break.py --quick`",
+    "make demo-plate": "the full-size plate demo; tests/test_contact_demos.py runs "
+    "`meshsim demo --config experiments/deforming_plate_lite.py --quick`",
+    "make demo-sphere": "the full-size cloth-on-sphere demo; tests/test_contact_demos.py "
+    "runs `meshsim demo --config experiments/sphere_simple_lite.py --quick`",
     "make demo-weather": "the full-size weather demo; tests/test_weather_cli.py runs "
     "`meshsim demo --config experiments/weather_shallow_water.py --quick`",
     # Install.

@@ -245,6 +245,33 @@ class ContactDiagnostics(RolloutDiagnostics):
                 rows.append((label, s[f"rmse_{part}_{h}_model"], s[f"rmse_{part}_{h}_persistence"]))
         return rows
 
+    @classmethod
+    def gate(cls, summary: Mapping[str, Any]) -> tuple[bool, str] | None:
+        """Passes when every part's all-step RMSE is below persistence's and the model
+        puts no more nodes inside the obstacle per frame than the truth plus one."""
+        worse = [
+            part
+            for part, _, _ in cls.parts
+            if not (
+                summary[f"rmse_{part}_all_model"] is not None
+                and summary[f"rmse_{part}_all_persistence"] is not None
+                and summary[f"rmse_{part}_all_model"] < summary[f"rmse_{part}_all_persistence"]
+            )
+        ]
+        inside, truth = (
+            summary["penetrations_per_frame_model"],
+            summary["penetrations_per_frame_truth"],
+        )
+        deep = inside is None or inside > (truth or 0.0) + 1.0
+        if worse or deep:
+            why = [f"{', '.join(worse)} RMSE over all steps not below persistence"] if worse else []
+            why += [f"{inside} nodes per frame inside the obstacle (truth {truth})"] if deep else []
+            return False, "; ".join(why)
+        return (
+            True,
+            "every part beats persistence over all steps, and nothing sinks into the obstacle",
+        )
+
 
 class PlateDiagnostics(ContactDiagnostics):
     """`ContactDiagnostics` of a plate: states `world_pos+stress`, RMSE of the position
