@@ -285,11 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_convert)
 
     p = add("generate", help="simulate a built-in dataset (HDF5; zarr for shallow_water)")
-    p.add_argument(
-        "domain",
-        choices=["cylinder_flow", "flag", "shallow_water", "dam_break", "taylor_green"]
-        + ["taylor_green_3d", "lid_driven_cavity", "poiseuille"],
-    )
+    from meshsim.config import GENERATE_DOMAINS
+
+    p.add_argument("domain", choices=list(GENERATE_DOMAINS))
     p.add_argument("--out", required=True)
     p.add_argument("--trajectories", type=_int_at_least(1), default=10)
     p.add_argument("--steps", type=_int_at_least(3), default=300, help="frames per trajectory")
