@@ -294,7 +294,7 @@ def animate_cloth(
 ) -> list[Path]:
     """Animates a cloth rollout `world_pos [T, N, 3]` (beside `truth [T, N, 3]` if given).
 
-    Axis limits are fixed over the whole rollout. Each frame redraws the surface
+    Axis limits are fixed over the whole rollout (the truth's extent, if given). Each frame redraws the surface
     (`plot_trisurf`), ~0.2 s per frame for two panels of 700 triangles.
 
     Returns:
@@ -313,7 +313,9 @@ def animate_cloth(
     if truth is not None:
         series.append(("truth", field_array(truth, "truth", world_pos.shape), "tab:orange"))
     check_frames(fps, every)
-    limits = _cube_limits(np.stack([s[1] for s in series]))
+    # The truth's extent when there is one: a prediction that drifts away leaves the
+    # frame instead of shrinking every frame to a dot.
+    limits = _cube_limits(series[-1][1])
     fig = Figure(figsize=(4.5 * len(series), 4.5), layout="constrained")
     axes = [fig.add_subplot(1, len(series), i + 1, projection="3d") for i in range(len(series))]
     heading = fig.suptitle("")
