@@ -320,6 +320,16 @@ class TaskConfig(Validated):
 
         object.__setattr__(self, "options", task_options(self.name, self.options, self.module))
 
+    def set_options(self) -> dict:
+        """The options that differ from the task's defaults (what a switch to another
+        task by `--set task.name=...` carries over)."""
+        from meshsim.tasks import task_options
+
+        defaults = task_options(self.name, {}, self.module)
+        return {
+            k: v for k, v in self.options.items() if defaults.get(k, v) != v or k not in defaults
+        }
+
     def option_hint(self, key: str) -> Any:
         """The type hint of option `key` of this task (Any when it declares none)."""
         from meshsim.tasks import task_option_hint
@@ -438,6 +448,9 @@ def _replace_path(obj, path: list[str], value: str, full_key: str):
         if dataclasses.is_dataclass(current):
             raise ValueError(f"override {full_key!r}: is a section; set one of its fields")
         new = parse_value(value, type_hints(type(obj))[path[0]])
+        if isinstance(obj, TaskConfig) and path[0] in ("name", "module") and new != current:
+            # Another task: the old one's options left at their defaults do not carry over.
+            return dataclasses.replace(obj, **{path[0]: new, "options": obj.set_options()})
     elif isinstance(current, dict) and len(path) == 2:  # task.options.KEY: the task's hint
         new = {**current, path[1]: parse_value(value, obj.option_hint(path[1]))}
     else:
