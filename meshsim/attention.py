@@ -126,11 +126,14 @@ def segment_attention(
     peak = jax.lax.stop_gradient(jnp.where(jnp.isfinite(peak), peak, 0.0))
     # exp(-inf) = 0 for padding edges: no inf · 0 in the value or the gradient.
     weights = jnp.exp(jnp.where(real[:, None], scores - peak[receivers], -jnp.inf))  # [E, H]
-    total = ops.segment_sum(weights, receivers, num_receivers)  # [R, H]
-    summed = ops.segment_sum(weights[..., None] * values, receivers, num_receivers)
+    # One scatter for the weighted values and the normaliser: [E, H, D + 1].
+    ones = jnp.ones(values.shape[:-1] + (1,), values.dtype)
+    both = weights[..., None] * jnp.concatenate([values, ones], axis=-1)
+    both = ops.segment_sum(both, receivers, num_receivers)  # [R, H, D + 1]
+    summed, total = both[..., :-1], both[..., -1:]
     # A receiver with a real edge has total ≥ 1 (its largest term is exp(0)); one without
     # has total 0 and summed 0, and divides by 1 instead.
-    return summed / jnp.where(total > 0, total, 1.0)[..., None]
+    return summed / jnp.where(total > 0, total, 1.0)
 
 
 class EdgeAttention(nn.Module):
@@ -164,7 +167,8 @@ class EdgeAttention(nn.Module):
           x_sender: [N_s, L] normalised sender latents.
           x_receiver: [N_r, L] normalised receiver latents.
           edge: [E, L] the updated edge latents' increment (u_k).
-          senders, receivers: [E] int32 indices into the sender and receiver sets.
+          senders: [E] int32 index into the sender set.
+          receivers: [E] int32 index into the receiver set.
           mask: [E] bool real edges, or None.
 
         Returns:

@@ -347,3 +347,19 @@ def test_bad_settings_name_the_field():
         meshsim.MeshGraphNet(
             output_size=2, block=TransformerBlock, block_options=(("latent_size", 4),)
         )
+
+
+def test_bfloat16_matmuls_stay_close_to_float32():
+    """bfloat16 matmuls (accelerators), float32 norms, softmax and sums: outputs float32,
+    within bfloat16's rounding of the float32 block."""
+    latents, structure = random_block_inputs(seed=3)
+    latents = jax.tree_util.tree_map(lambda a: a.astype(np.float32), latents)
+    f32 = block(dtype=jnp.float32)
+    params = random_params(f32, latents, structure, dtype=np.float32)
+    (a, _), (b, _) = (
+        jax.jit(m.apply)(params, latents, structure) for m in (f32, block(dtype=jnp.bfloat16))
+    )
+    for n in a.nodes:
+        assert b.nodes[n].dtype == jnp.float32
+        scale = float(np.abs(a.nodes[n]).max())
+        assert float(np.abs(np.asarray(b.nodes[n]) - np.asarray(a.nodes[n])).max()) < 0.05 * scale
