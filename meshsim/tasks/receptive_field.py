@@ -92,6 +92,15 @@ class MeshOptions(Validated):
             types[FROM_GLOBAL] = (GLOBAL_NODES, mesh_set, self.global_nodes)
         return types
 
+    def positions(self, mesh_positions: np.ndarray) -> dict[str, np.ndarray]:
+        """{added node set: [N_s, D] float64} where graph parallelism places the added
+        nodes: the global nodes, which have no place of their own, at the centroid of
+        `mesh_positions [N, D]`."""
+        if not self.global_nodes:
+            return {}
+        centroid = np.asarray(mesh_positions, np.float64).mean(0, keepdims=True)
+        return {GLOBAL_NODES: np.repeat(centroid, self.global_nodes, axis=0)}
+
     def structure(
         self, senders: np.ndarray, receivers: np.ndarray, num_nodes: int, mesh_set: str
     ) -> tuple[dict[str, NodeSet], dict[str, EdgeSet]]:
