@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from meshsim.attention import TransformerBlock
 from meshsim.graph import (
     EdgeSet,
     MultiGraph,
@@ -45,6 +46,7 @@ __all__ = [
     "PaddingBudget",
     "Simulator",
     "Stage",
+    "TransformerBlock",
     "__version__",
     "batch",
     "count_params",

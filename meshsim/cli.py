@@ -58,8 +58,13 @@ def _cmd_inspect(args) -> int:
     from meshsim.data import format_inspection, inspect_dataset
 
     _check_dataset_dir(args.dir, "dir")
+    names = ("k_hop", "dilation", "dilation_levels", "global_nodes")
+    extra = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     report = inspect_dataset(
-        args.dir, max_trajectories=args.max_trajectories, world_radius=args.world_radius
+        args.dir,
+        max_trajectories=args.max_trajectories,
+        world_radius=args.world_radius,
+        receptive_field=extra if set(extra) - {"dilation_levels"} else None,
     )
     print(dumps_json(report, indent=2) if args.json else format_inspection(report))
     return 0
@@ -270,6 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="count MeshGraphNets world edges at this radius (default: the dataset's "
         "world_edge_radius, if any)",
     )
+    for flag, what in (
+        ("--k-hop", "pairs within K hops (task.options.k_hop)"),
+        ("--dilation", "pairs d, 2d, ... hops apart (task.options.dilation)"),
+        ("--dilation-levels", "multiples of the dilation (task.options.dilation_levels)"),
+        ("--global-nodes", "global nodes joined to every node (task.options.global_nodes)"),
+    ):
+        p.add_argument(flag, type=_int_at_least(0), default=None, help=f"count the edges of {what}")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_inspect)
 

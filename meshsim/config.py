@@ -61,6 +61,18 @@ def _model_names() -> list[str]:
     return sorted(MODELS)
 
 
+def _block_names() -> list[str]:
+    from meshsim.models import BLOCKS
+
+    return sorted(BLOCKS)
+
+
+def _norms() -> list[str]:
+    from meshsim.attention import NORMS
+
+    return list(NORMS)
+
+
 def _activations() -> list[str]:
     from meshsim.nn import ACTIVATIONS
 
@@ -155,6 +167,16 @@ class ModelConfig(Validated):
     task's one-step target relative to the frame before it) and a rollout advances K
     frames per call (`meshsim.simulator.Simulator`). Training windows then hold
     `train.unroll_steps`·K future frames. 1: one frame per call, as MeshGraphNets.
+
+    `block` picks the processor block of `meshsim.models.BLOCKS`: "interaction"
+    (message passing, the published networks') or "transformer"
+    (`meshsim.attention.TransformerBlock`: attention over each node's incoming edges).
+    The transformer's own settings, left None for its defaults and refused with the
+    interaction block: `num_heads` (4), `head_size` (latent / heads), `norm` ("layer"
+    or "rms") and `mlp_ratio` (the gated MLP's width over the latent, 2). The wider
+    receptive field (K-hop, dilated, global edge sets) is a task option of the mesh
+    tasks (`task.options.k_hop`, ...; `meshsim.tasks.MeshOptions`), since it changes the
+    graph, and serves either block.
     """
 
     _section = "model"
@@ -171,15 +193,52 @@ class ModelConfig(Validated):
     scan_unroll: int | None = setting(None, ge=1)
     dtype: str | None = setting(None, choices=MODEL_DTYPES, what="a dtype name")
     bundle_steps: int = setting(1, ge=1)  # frames predicted per network call (K)
+    block: str = setting("interaction", choices=_block_names)
+    num_heads: int | None = setting(None, ge=1)
+    head_size: int | None = setting(None, ge=1)
+    norm: str | None = setting(None, choices=_norms)
+    mlp_ratio: float | None = setting(None, gt=0)
+
+    # Settings of the transformer block (`block_kwargs`), not of the network.
+    _BLOCK_FIELDS = ("num_heads", "head_size", "norm", "mlp_ratio")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.block != "transformer":
+            for field in self._BLOCK_FIELDS:
+                if getattr(self, field) is not None:
+                    raise ValueError(
+                        f"model.{field}: a setting of model.block='transformer' (set the "
+                        f"block first), got {getattr(self, field)!r} with "
+                        f"model.block={self.block!r}"
+                    )
+        elif self.aggregation is not None:
+            raise ValueError(
+                f"model.aggregation: the transformer block aggregates by attention, got "
+                f"{self.aggregation!r} with model.block='transformer' (leave it unset)"
+            )
+        if self.num_heads is not None and self.head_size is None and self.latent_size:
+            if self.latent_size % self.num_heads:
+                raise ValueError(
+                    f"model.num_heads: model.latent_size {self.latent_size} is not a multiple "
+                    f"of {self.num_heads} heads; set model.head_size"
+                )
 
     def model_kwargs(self) -> dict[str, Any]:
-        """The fields set (not None), as keywords of the model's constructor; `dtype` as
-        a dtype name (the caller turns it into a dtype)."""
+        """The network's fields set (not None), as keywords of the model's constructor;
+        `dtype` as a dtype name (the caller turns it into a dtype). The block and its
+        settings are `block` and `block_kwargs`."""
+        skip = {"name", "block", *self._BLOCK_FIELDS}
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name != "name" and getattr(self, f.name) is not None
+            if f.name not in skip and getattr(self, f.name) is not None
         }
+
+    def block_kwargs(self) -> dict[str, Any]:
+        """The block's own settings that are set (not None), as keywords of its
+        constructor (`EncodeProcessDecode.block_options`)."""
+        return {k: getattr(self, k) for k in self._BLOCK_FIELDS if getattr(self, k) is not None}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -260,6 +319,16 @@ class TaskConfig(Validated):
         from meshsim.tasks import task_options
 
         object.__setattr__(self, "options", task_options(self.name, self.options, self.module))
+
+    def set_options(self) -> dict:
+        """The options that differ from the task's defaults (what a switch to another
+        task by `--set task.name=...` carries over)."""
+        from meshsim.tasks import task_options
+
+        defaults = task_options(self.name, {}, self.module)
+        return {
+            k: v for k, v in self.options.items() if defaults.get(k, v) != v or k not in defaults
+        }
 
     def option_hint(self, key: str) -> Any:
         """The type hint of option `key` of this task (Any when it declares none)."""
@@ -379,6 +448,9 @@ def _replace_path(obj, path: list[str], value: str, full_key: str):
         if dataclasses.is_dataclass(current):
             raise ValueError(f"override {full_key!r}: is a section; set one of its fields")
         new = parse_value(value, type_hints(type(obj))[path[0]])
+        if isinstance(obj, TaskConfig) and path[0] in ("name", "module") and new != current:
+            # Another task: the old one's options left at their defaults do not carry over.
+            return dataclasses.replace(obj, **{path[0]: new, "options": obj.set_options()})
     elif isinstance(current, dict) and len(path) == 2:  # task.options.KEY: the task's hint
         new = {**current, path[1]: parse_value(value, obj.option_hint(path[1]))}
     else:

@@ -71,7 +71,8 @@ class MLP(nn.Module):
       activation: a name from ACTIVATIONS.
       layer_norm: LayerNorm on the output.
       gather_after_first_layer: the concat trick (identical result, fewer FLOPs).
-      dtype: matmul dtype (e.g. bfloat16 on GPU); params, sums and LayerNorm stay f32.
+      dtype: matmul dtype (e.g. bfloat16 on GPU); params, sums and LayerNorm stay f32
+        (f64 when the matmuls are f64).
     """
 
     hidden_size: int
@@ -107,11 +108,12 @@ class MLP(nn.Module):
         for i, size in enumerate(sizes[1:], start=1):
             x = act(x)
             x = nn.Dense(size, dtype=self.dtype, kernel_init=kernel_init, name=f"linear_{i}")(x)
+        acc = jnp.promote_types(self.dtype, jnp.float32)  # float64 stays float64
         if self.layer_norm:
-            x = nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, dtype=jnp.float32, name="layer_norm")(
-                x.astype(jnp.float32)
+            x = nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, dtype=acc, name="layer_norm")(
+                x.astype(acc)
             )
-        return x.astype(jnp.float32)
+        return x.astype(acc)
 
 
 # (edge set, sender node set, receiver node set) — the static typing a block needs.
@@ -137,7 +139,7 @@ class InteractionBlock(nn.Module):
     and per node set (`node_<n>`).
 
     Any block with these constructor keywords and this call signature can replace it
-    in `EncodeProcessDecode(block=...)` (e.g. an attention block).
+    in `EncodeProcessDecode(block=...)` (e.g. `meshsim.attention.TransformerBlock`).
 
     Attributes:
       edge_types: ((edge set, sender set, receiver set), ...) this block runs.

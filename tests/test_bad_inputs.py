@@ -104,7 +104,11 @@ OVERRIDES = [
         ValueError,
         r"^task\.noise_gamma: expected a float ≥ 0 or None \(fin",
     ),
-    ("task.options.mesh_splits=1", ValueError, r"^task\.options: task 'cfd' takes no options"),
+    (
+        "task.options.mesh_splits=1",
+        ValueError,
+        r"^task\.options: unknown keys \['mesh_splits'\] for task 'cfd'; valid: \['k_hop'",
+    ),
     (
         "train.optimizer.learning_rate=-1",
         ValueError,

@@ -49,7 +49,7 @@ def test_top_level_names_are_the_packages_objects():
     everything = {}
     for package in PACKAGES:
         everything.update({id(obj): name for name, obj in _exports(package).items()})
-    for module in (meshsim.nn, meshsim.node_types, meshsim.simulator):
+    for module in (meshsim.nn, meshsim.attention, meshsim.node_types, meshsim.simulator):
         everything.update({id(getattr(module, n)): n for n in dir(module) if not n.startswith("_")})
     for name in meshsim.__all__:
         if name != "__version__":

@@ -215,8 +215,13 @@ def test_model_is_chosen_by_name_and_every_model_field_is_reached():
     sim = build_simulator(config)
     assert isinstance(sim.model, meshsim.MeshGraphNet)
     assert (sim.model.layer_norm, sim.model.scan_unroll, sim.model.latent_size) == (False, 3, 8)
-    model_fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"}
+    block_fields = {"block", *ModelConfig._BLOCK_FIELDS}
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"} - block_fields
     assert model_fields <= {f.name for f in dataclasses.fields(meshsim.EncodeProcessDecode)}
+    # The block's settings reach the block (EncodeProcessDecode.block_options).
+    assert set(ModelConfig._BLOCK_FIELDS) <= {
+        f.name for f in dataclasses.fields(meshsim.TransformerBlock)
+    }
     graphcast = build_simulator(apply_overrides(config, ["model.name=graphcast"]))
     assert isinstance(graphcast.model, meshsim.GraphCast)
     with pytest.raises(ValueError, match=r"model.name: expected one of \['graphcast', 'meshgraph"):
@@ -258,7 +263,9 @@ def test_config_json_of_the_earlier_layout_reads_as_the_same_run():
     cfd = config_from_dict(
         ExperimentConfig, {**old, "task": "cfd", "noise_std": 0.01, "weather": weather}
     )
-    assert cfd.task.name == "cfd" and cfd.task.noise_std == 0.01 and cfd.task.options == {}
+    assert cfd.task.name == "cfd" and cfd.task.noise_std == 0.01
+    # cfd's own options (the receptive field) at their defaults
+    assert cfd.task.options == {"k_hop": 1, "dilation": 0, "dilation_levels": 2, "global_nodes": 0}
     weather = {**weather, "variables": ["u", "v"], "variable_weights": ["u=2"]}
     wx = config_from_dict(ExperimentConfig, {**old, "task": "weather", "weather": weather})
     assert wx.data.variables == ("u", "v")

@@ -24,7 +24,8 @@ from meshsim.data.meta import (
     save_meta,
     validate_meta,
 )
-from meshsim.graph import unique_edges
+from meshsim.graph import edges_from_cells, unique_edges
+from meshsim.graph.hops import receptive_field_edge_counts
 from meshsim.validation import check_int, check_number, is_int
 
 __all__ = [
@@ -349,6 +350,7 @@ def inspect_dataset(
     splits: Sequence[str] | None = None,
     max_trajectories: int | None = None,
     world_radius: float | None = None,
+    receptive_field: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Summarizes a dataset directory: per split, counts, mesh sizes and field layout.
 
@@ -356,6 +358,11 @@ def inspect_dataset(
     `world_pos` data, also MeshGraphNets' world edges: the directed pairs of nodes
     closer than the radius that no mesh edge joins, most over 8 frames per trajectory
     (`"world_edges"`).
+
+    With `receptive_field` (the mesh tasks' options `k_hop`, `dilation`,
+    `dilation_levels`, `global_nodes`, `meshsim.tasks.MeshOptions`), also the edges
+    those options add to each mesh (`"receptive_field": {"khop", "dilated", "global":
+    {"min", "mean", "max"}}`), from the first frame's cells.
 
     Particle datasets (native with a `"particles"` meta section, LagrangeBench or
     learning_to_simulate) get `meshsim.data.particle_inspect.inspect_particle_dataset`'s
@@ -391,6 +398,7 @@ def inspect_dataset(
     for split in list_splits(directory) if splits is None else splits:
         dataset = open_dataset(directory, split, meta=meta)
         nodes, edges, cells, shapes, dtypes, world = [], [], [], {}, {}, []
+        extra: dict[str, list[int]] = {}
         inspected = 0
         if dataset.format == "hdf5":  # read only connectivity and row counts
             needed = [n for n in meta["features"] if n in CELL_FIELDS]
@@ -427,6 +435,11 @@ def inspect_dataset(
                     raise ValueError(f"{dataset.path}: trajectory {count}: {e}") from e
                 if radius is not None:
                     world.append(_count_world_edges(arrays["world_pos"], first, radius))
+                if receptive_field and n is not None:
+                    s, r = edges_from_cells(first)
+                    counts = receptive_field_edge_counts(s, r, n, **receptive_field)
+                    for key, value in counts.items():
+                        extra.setdefault(key, []).append(value)
         report["splits"][split] = {
             "format": dataset.format,
             "path": dataset.path,
@@ -436,6 +449,7 @@ def inspect_dataset(
             "edges": _stats(edges),
             "cells": _stats(cells),
             "world_edges": _stats(world),
+            "receptive_field": {k: _stats(v) for k, v in extra.items()} or None,
             "fields": {
                 name: {
                     "type": _field_type(meta, name),
@@ -502,6 +516,8 @@ def format_inspection(report: Mapping[str, Any]) -> str:
             lines.append(
                 f"  {'':<10} world edges (directed, most per frame) {fmt(info['world_edges'])}"
             )
+        for kind, stats in (info.get("receptive_field") or {}).items():
+            lines.append(f"  {'':<10} {kind} edges (directed) {fmt(stats)}")
     for split, info in report["splits"].items():
         lines.append(f"fields ({split}):")
         for name, field in info["fields"].items():

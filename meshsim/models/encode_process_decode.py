@@ -62,6 +62,20 @@ class Stage:
         check_int("Stage.steps", self.steps, minimum=1, expected="a positive int")
 
 
+# The keywords every processor block gets from the network (`EncodeProcessDecode._stage`).
+_BLOCK_KEYWORDS = (
+    "edge_types",
+    "latent_size",
+    "num_hidden_layers",
+    "activation",
+    "layer_norm",
+    "aggregation",
+    "concat_trick",
+    "dtype",
+    "halo_exchange",
+)
+
+
 class EncodeProcessDecode(nn.Module):
     """Generic staged encode-process-decode network; MeshGraphNet and GraphCast configure it.
 
@@ -84,7 +98,12 @@ class EncodeProcessDecode(nn.Module):
         experiments/benchmarks/results/latest.md). Off elsewhere.
       scan_unroll: processor steps unrolled per scan iteration (1 = fully rolled).
       dtype: matmul dtype; parameters, sums and LayerNorm stay float32.
-      block: the block class (InteractionBlock's constructor keywords and call signature).
+      block: the block class (InteractionBlock's constructor keywords and call signature):
+        `meshsim.nn.InteractionBlock` or `meshsim.attention.TransformerBlock`. A block
+        whose class sets `uses_edge_masks = True` gets (senders, receivers, mask) per edge
+        set in its `structure`, the others (senders, receivers).
+      block_options: ((field, value), ...) more keywords of the block's constructor, e.g.
+        `(("num_heads", 8),)` for TransformerBlock; checked against the block's fields.
       halo_exchange: None (default), or a `meshsim.nn.HaloExchange` handed to every
         processor block (which must have a `halo_exchange` field, as InteractionBlock
         does) to refresh halo latents after each step; set by `meshsim.parallel.graph_parallel`.
@@ -106,6 +125,7 @@ class EncodeProcessDecode(nn.Module):
     scan_unroll: int = 1
     dtype: Any = jnp.float32
     block: Any = InteractionBlock
+    block_options: tuple[tuple[str, Any], ...] = ()
     halo_exchange: Any = None
     bundle_steps: int = 1
 
@@ -129,7 +149,27 @@ class EncodeProcessDecode(nn.Module):
             raise TypeError(
                 f"halo_exchange: block {self.block.__name__} has no halo_exchange field"
             )
+        self._check_block_options()
         super().__post_init__()
+
+    def _check_block_options(self) -> None:
+        """`block_options` are (name, value) pairs naming fields of the block that the
+        network does not set itself; the block checks their values when built."""
+        options = self.block_options
+        if not isinstance(options, tuple) or not all(
+            isinstance(o, tuple) and len(o) == 2 and isinstance(o[0], str) for o in options
+        ):
+            raise TypeError(f"block_options: expected ((name, value), ...), got {options!r}")
+        own = set(_BLOCK_KEYWORDS) | {"name", "parent"}
+        valid = sorted({f.name for f in dataclasses.fields(self.block)} - own)
+        for key, _ in options:
+            if key not in valid:
+                raise ValueError(
+                    f"block_options: {key!r} is not a setting of {self.block.__name__}; "
+                    f"valid: {valid}"
+                )
+        if options:  # build one unbound block so that bad values fail here, by name
+            self.block(edge_types=(), latent_size=self.latent_size, parent=None, **dict(options))
 
     def default_stages(self) -> tuple[Stage, ...] | None:
         """Stages used when `stages` is None; None: every edge set of the graph."""
@@ -185,7 +225,9 @@ class EncodeProcessDecode(nn.Module):
         edge_types = tuple(
             (k, graph.edge_sets[k].sender, graph.edge_sets[k].receiver) for k in stage.edge_sets
         )
-        extra = {} if self.halo_exchange is None else {"halo_exchange": self.halo_exchange}
+        extra = dict(self.block_options)
+        if self.halo_exchange is not None:
+            extra["halo_exchange"] = self.halo_exchange
         return block(
             edge_types=edge_types,
             latent_size=self.latent_size,
@@ -219,8 +261,10 @@ class EncodeProcessDecode(nn.Module):
                 for k, es in sorted(graph.edge_sets.items())
             },
         )
+        masks = getattr(self.block, "uses_edge_masks", False)
         structure = {
             k: (jnp.asarray(es.senders), jnp.asarray(es.receivers))
+            + ((jnp.asarray(es.mask),) if masks else ())
             for k, es in graph.edge_sets.items()
         }
         for stage in stages:

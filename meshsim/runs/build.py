@@ -22,7 +22,7 @@ from meshsim.data.weather import (
     is_weather_directory,
     open_weather_split,
 )
-from meshsim.models import EncodeProcessDecode, get_model
+from meshsim.models import EncodeProcessDecode, get_block, get_model
 from meshsim.simulator import Simulator
 from meshsim.tasks import Task, built_from_data, get_task, load_task_module
 
@@ -119,8 +119,11 @@ def build_task(config: ExperimentConfig, meta: dict | None = None) -> Task:
 
 def build_model(config: ExperimentConfig, task: Task) -> EncodeProcessDecode:
     """The model named by `config.model.name`, with the fields the config sets and the
-    model's own defaults for the rest; its output comes from the task."""
+    model's own defaults for the rest, and the processor block `config.model.block`
+    with its settings; its output comes from the task."""
     kwargs = config.model.model_kwargs()
+    kwargs["block"] = get_block(config.model.block)
+    kwargs["block_options"] = tuple(sorted(config.model.block_kwargs().items()))
     if "dtype" in kwargs:
         try:
             kwargs["dtype"] = jax.numpy.dtype(kwargs["dtype"])

@@ -66,6 +66,10 @@ def prepare_workdir(config: ExperimentConfig, workdir: str, *, resuming: bool) -
     if resuming and os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
+        try:  # read as today's layout: settings added since then take their defaults
+            old = config_to_dict(config_from_dict(ExperimentConfig, old))
+        except (ValueError, TypeError):
+            pass  # compared as stored
         a = {**old, "train": {**old.get("train", {}), "steps": None}, "parallel": None}
         b = {**new, "train": {**new["train"], "steps": None}, "parallel": None}
         for d in (a, b):  # older runs stored data.path as given, relative to their cwd

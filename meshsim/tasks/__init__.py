@@ -27,6 +27,14 @@ from meshsim.tasks.particles import (
     ParticleTask,
     particle_task,
 )
+from meshsim.tasks.receptive_field import (
+    DILATED_EDGES,
+    FROM_GLOBAL,
+    GLOBAL_NODES,
+    KHOP_EDGES,
+    TO_GLOBAL,
+    MeshOptions,
+)
 from meshsim.tasks.registry import (
     TASKS,
     built_from_data,
@@ -46,17 +54,22 @@ from meshsim.tasks.weather import (
 )
 from meshsim.tasks.world_edges import WORLD_EDGES, ContactOptions
 
-register_task("cfd", cfd_task)
-register_task("cloth", cloth_task)
+register_task("cfd", cfd_task, options=MeshOptions)
+register_task("cloth", cloth_task, options=MeshOptions)
 register_task("weather", weather_task, options=WeatherOptions)
 register_task("particles", particle_task, options=ParticleOptions)
-register_task("airfoil", airfoil_task)
+register_task("airfoil", airfoil_task, options=MeshOptions)
 register_task("deforming_plate", deforming_plate_task, options=ContactOptions)
 register_task("sphere_simple", cloth_contact_task, options=ContactOptions)
 register_task("flag_dynamic", flag_dynamic_task, options=ContactOptions)
 
 __all__ = [
+    "DILATED_EDGES",
+    "FROM_GLOBAL",
+    "GLOBAL_NODES",
+    "KHOP_EDGES",
     "MESH_EDGES",
+    "TO_GLOBAL",
     "PARTICLES",
     "TASKS",
     "WORLD_EDGES",
@@ -66,6 +79,7 @@ __all__ = [
     "ContactClothTask",
     "ContactOptions",
     "DeformingPlateTask",
+    "MeshOptions",
     "MeshTask",
     "ParticleOptions",
     "ParticleTask",

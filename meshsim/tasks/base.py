@@ -41,6 +41,7 @@ from meshsim.graph import (
 )
 from meshsim.graph.window import Window
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
+from meshsim.tasks.receptive_field import MeshOptions
 from meshsim.tasks.world_edges import (
     WORLD_EDGES,
     rebuild_world_edges,
@@ -419,7 +420,9 @@ class Task:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class MeshTask(Task):
     """A task on one triangle/tetrahedral mesh: node set `mesh`, edge set `mesh` from cells,
-    and with `world_radius > 0` MeshGraphNets' world edges (`meshsim.tasks.world_edges`).
+    with `world_radius > 0` MeshGraphNets' world edges (`meshsim.tasks.world_edges`), and
+    the K-hop, dilated and global edge sets its `receptive_field` asks for
+    (`meshsim.tasks.receptive_field`).
 
     Node features: the velocity input and the one-hot node type; edge features:
     the relative mesh-space position and its norm (`mesh_edge_features`); world edges:
@@ -430,12 +433,15 @@ class MeshTask(Task):
       world_radius: r_W, the world-edge radius; 0: no world edges.
       world_dim: the state channels that are world positions (the first `world_dim`).
       capacity_margin: world-edge slots over the most pairs seen in the data.
+      receptive_field: the K-hop, dilated and global edge sets (`MeshOptions`; none by
+        default).
     """
 
     mesh_dim: int = 2
     world_radius: float = 0.0
     world_dim: int = 3
     capacity_margin: float = 1.25
+    receptive_field: MeshOptions = MeshOptions()
 
     def __post_init__(self):
         super().__post_init__()
@@ -446,16 +452,28 @@ class MeshTask(Task):
             raise ValueError(
                 f"world_dim: the state has {self.output_size} channels, got {self.world_dim}"
             )
+        if not isinstance(self.receptive_field, MeshOptions):
+            raise TypeError(
+                f"receptive_field: expected MeshOptions, got {type(self.receptive_field).__name__}"
+            )
+        # Only the receptive-field settings (not a subclass's), so equal tasks hash alike.
+        object.__setattr__(self, "receptive_field", self.receptive_field.receptive_field)
+
+    @property
+    def node_input_width(self) -> int:
+        """Width of the mesh nodes' features (`node_features`)."""
+        return len(self.input_channels) + NUM_NODE_TYPES
 
     @property
     def node_feature_sizes(self) -> dict[str, int]:
-        return {self.node_set: len(self.input_channels) + NUM_NODE_TYPES}
+        return {self.node_set: self.node_input_width, **self.receptive_field.node_sizes()}
 
     @property
     def edge_types(self) -> dict[str, tuple[str, str, int]]:
         types = {MESH_EDGES: (self.node_set, self.node_set, self.mesh_edge_width)}
         if self.world_radius:
             types[WORLD_EDGES] = (self.node_set, self.node_set, self.world_dim + 1)
+        types.update(self.receptive_field.edge_types(self.node_set, self.mesh_edge_width))
         return types
 
     @property
@@ -474,7 +492,8 @@ class MeshTask(Task):
 
     def structure(self, trajectory: Mapping[str, np.ndarray]) -> MultiGraph:
         """`mesh` edges (both directions) from the cells of frame 0; N from mesh_pos; with
-        world edges, their slots sized from the trajectory's positions."""
+        world edges, their slots sized from the trajectory's positions; the receptive
+        field's edge sets from the mesh edges."""
         cells = np.asarray(trajectory["cells"])
         cells = cells[0] if cells.ndim == 3 else cells
         num_nodes = int(np.asarray(trajectory["mesh_pos"]).shape[-2])
@@ -496,9 +515,13 @@ class MeshTask(Task):
             positions = self.state(trajectory, sample)[..., : self.world_dim]
             capacity = world_edge_capacity(positions, self.world_radius, self.capacity_margin)
             edge_sets[WORLD_EDGES] = world_edge_slots(capacity, num_nodes, self.node_set)
+        extra_nodes, extra_edges = self.receptive_field.structure(
+            senders, receivers, num_nodes, self.node_set
+        )
+        mesh_nodes = node_set(np.zeros((num_nodes, 0), np.float32))
         return MultiGraph(
-            node_sets={self.node_set: node_set(np.zeros((num_nodes, 0), np.float32))},
-            edge_sets=edge_sets,
+            node_sets={self.node_set: mesh_nodes, **extra_nodes},
+            edge_sets={**edge_sets, **extra_edges},
             graph_mask=np.ones(1, bool),
         )
 
@@ -509,7 +532,9 @@ class MeshTask(Task):
                 "but world edges are rebuilt every step; use parallel.data instead of "
                 "parallel.graph"
             )
-        return super().partition_positions(trajectory, structure)
+        mesh_only = structure.replace(node_sets={self.node_set: structure.node_sets[self.node_set]})
+        positions = super().partition_positions(trajectory, mesh_only)
+        return {**positions, **self.receptive_field.positions(positions[self.node_set])}
 
     def world_position(self, fields: Fields) -> jax.Array:
         """[N, world_dim] node positions in world space (the state's first channels)."""
@@ -557,12 +582,17 @@ class MeshTask(Task):
             rel = relative_edge_features(x, world.senders, world.receivers)
             rel = jnp.where(world.mask[:, None], rel, 0.0)
             edge_sets[WORLD_EDGES] = world.replace(features=rel)
-        return structure.replace(
-            node_sets={
-                **structure.node_sets,
-                self.node_set: structure.node_sets[self.node_set].replace(
-                    features=self.node_features(fields)
-                ),
-            },
-            edge_sets=edge_sets,
+        node_sets = {
+            **structure.node_sets,
+            self.node_set: structure.node_sets[self.node_set].replace(
+                features=self.node_features(fields)
+            ),
+        }
+        extra_nodes, extra_edges = self.receptive_field.features(
+            structure, lambda s, r: self.mesh_edge_features(fields, s, r)
         )
+        for name, x in extra_nodes.items():
+            node_sets[name] = node_sets[name].replace(features=x)
+        for name, x in extra_edges.items():
+            edge_sets[name] = edge_sets[name].replace(features=x)
+        return structure.replace(node_sets=node_sets, edge_sets=edge_sets)

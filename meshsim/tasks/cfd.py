@@ -17,6 +17,7 @@ import numpy as np
 from meshsim.diagnostics import FlowDiagnostics
 from meshsim.node_types import NodeType
 from meshsim.tasks.base import MeshTask
+from meshsim.tasks.receptive_field import MeshOptions
 
 
 class CfdTask(MeshTask):
@@ -36,9 +37,9 @@ class AirfoilTask(CfdTask):
     diagnostics = None
 
 
-def airfoil_task(*, noise_std: float = 10.0, noise_gamma: float = 1.0) -> AirfoilTask:
+def airfoil_task(*, noise_std: float = 10.0, noise_gamma: float = 1.0, **options) -> AirfoilTask:
     """MeshGraphNets' airfoil task (`noise_std` is the velocity noise; density gets 1e-3
-    of it)."""
+    of it); `options`: the receptive field's (`MeshOptions`: k_hop, dilation, ...)."""
     return AirfoilTask(
         name="airfoil",
         state_field="velocity+density+pressure",
@@ -50,11 +51,13 @@ def airfoil_task(*, noise_std: float = 10.0, noise_gamma: float = 1.0) -> Airfoi
         loss_node_types=(int(NodeType.NORMAL), int(NodeType.OUTFLOW)),
         noise_std=noise_std,
         noise_gamma=noise_gamma,
+        receptive_field=MeshOptions(**options),
     )
 
 
-def cfd_task(*, noise_std: float = 0.02, noise_gamma: float = 1.0) -> CfdTask:
-    """The cylinder-flow task of the MeshGraphNets paper."""
+def cfd_task(*, noise_std: float = 0.02, noise_gamma: float = 1.0, **options) -> CfdTask:
+    """The cylinder-flow task of the MeshGraphNets paper; `options`: the receptive
+    field's (`MeshOptions`: k_hop, dilation, dilation_levels, global_nodes)."""
     return CfdTask(
         name="cfd",
         state_field="velocity",
@@ -63,4 +66,5 @@ def cfd_task(*, noise_std: float = 0.02, noise_gamma: float = 1.0) -> CfdTask:
         loss_node_types=(int(NodeType.NORMAL), int(NodeType.OUTFLOW)),
         noise_std=noise_std,
         noise_gamma=noise_gamma,
+        receptive_field=MeshOptions(**options),
     )

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from meshsim.diagnostics import ClothDiagnostics, ContactDiagnostics
 from meshsim.node_types import NodeType
 from meshsim.tasks.base import MeshTask, relative_edge_features
+from meshsim.tasks.receptive_field import MeshOptions
 from meshsim.tasks.world_edges import world_radius_from
 
 
@@ -42,8 +43,9 @@ class ContactClothTask(ClothTask):
     diagnostics = ContactDiagnostics
 
 
-def cloth_task(*, noise_std: float = 0.003, noise_gamma: float = 0.1) -> ClothTask:
-    """The flag_simple task of the MeshGraphNets paper."""
+def cloth_task(*, noise_std: float = 0.003, noise_gamma: float = 0.1, **options) -> ClothTask:
+    """The flag_simple task of the MeshGraphNets paper; `options`: the receptive field's
+    (`MeshOptions`: k_hop, dilation, dilation_levels, global_nodes)."""
     return ClothTask(
         name="cloth",
         state_field="world_pos",
@@ -53,6 +55,7 @@ def cloth_task(*, noise_std: float = 0.003, noise_gamma: float = 0.1) -> ClothTa
         noise_std=noise_std,
         noise_gamma=noise_gamma,
         lagrangian=True,
+        receptive_field=MeshOptions(**options),
     )
 
 
@@ -67,10 +70,12 @@ def cloth_contact_task(
     world_radius: float = 0.0,
     capacity_margin: float = 1.25,
     name: str = "sphere_simple",
+    **options,
 ) -> ClothTask:
     """Cloth with world edges (MeshGraphNets sphere_simple / flag_dynamic): r_W from the
     option, the dataset's `world_edge_radius`, else 0.05. Contact rollouts are diagnosed
-    by their penetrations (`ContactDiagnostics`)."""
+    by their penetrations (`ContactDiagnostics`). `options`: the receptive field's
+    (`MeshOptions`)."""
     return ContactClothTask(
         name=name,
         state_field="world_pos",
@@ -82,6 +87,7 @@ def cloth_contact_task(
         lagrangian=True,
         world_radius=world_radius_from(meta, world_radius, SPHERE_WORLD_RADIUS),
         capacity_margin=capacity_margin,
+        receptive_field=MeshOptions(**options),
     )
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from meshsim.diagnostics import PlateDiagnostics
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
 from meshsim.tasks.base import Fields, MeshTask, one_hot_node_type, relative_edge_features
+from meshsim.tasks.receptive_field import MeshOptions
 from meshsim.tasks.world_edges import world_radius_from
 
 PLATE_STATE = "world_pos+stress"
@@ -47,8 +48,8 @@ class DeformingPlateTask(MeshTask):
     kinematic_types: tuple[int, ...] = (int(NodeType.OBSTACLE),)
 
     @property
-    def node_feature_sizes(self) -> dict[str, int]:
-        return {self.node_set: self.world_dim + NUM_NODE_TYPES}
+    def node_input_width(self) -> int:
+        return self.world_dim + NUM_NODE_TYPES
 
     @property
     def mesh_edge_width(self) -> int:
@@ -109,9 +110,10 @@ def deforming_plate_task(
     noise_gamma: float = 1.0,
     world_radius: float = 0.0,
     capacity_margin: float = 1.25,
+    **options,
 ) -> DeformingPlateTask:
     """MeshGraphNets' deforming_plate task; r_W from the option, the dataset's
-    `world_edge_radius`, else 0.03."""
+    `world_edge_radius`, else 0.03; `options`: the receptive field's (`MeshOptions`)."""
     return DeformingPlateTask(
         name="deforming_plate",
         state_field=PLATE_STATE,
@@ -126,4 +128,5 @@ def deforming_plate_task(
         lagrangian=True,
         world_radius=world_radius_from(meta, world_radius, PLATE_WORLD_RADIUS),
         capacity_margin=capacity_margin,
+        receptive_field=MeshOptions(**options),
     )

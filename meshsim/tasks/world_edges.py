@@ -26,15 +26,17 @@ import numpy as np
 
 from meshsim.graph import EdgeSet, radius_graph
 from meshsim.graph.membership import edges_in
-from meshsim.options import Validated, setting
+from meshsim.options import setting
+from meshsim.tasks.receptive_field import MeshOptions
 
 WORLD_EDGES = "world"  # the edge set's name
 _CAPACITY_FRAMES = 16  # frames sampled per trajectory to size the slots
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ContactOptions(Validated):
-    """The contact tasks' own settings (`task.options.*` in a config).
+class ContactOptions(MeshOptions):
+    """The contact tasks' own settings (`task.options.*` in a config): the mesh tasks'
+    (`MeshOptions`: k_hop, dilation, dilation_levels, global_nodes) and
 
     `world_radius`: r_W, the world-edge radius (0: the dataset's `world_edge_radius`
     in meta.json, else the task's published default); `capacity_margin`: world-edge
