@@ -294,8 +294,9 @@ def animate_cloth(
 ) -> list[Path]:
     """Animates a cloth rollout `world_pos [T, N, 3]` (beside `truth [T, N, 3]` if given).
 
-    Axis limits are fixed over the whole rollout (the truth's extent, if given). Each frame redraws the surface
-    (`plot_trisurf`), ~0.2 s per frame for two panels of 700 triangles.
+    Axis limits are fixed over the whole rollout (the truth's extent, if given). Each
+    frame redraws the surface (`plot_trisurf`), ~0.2 s per frame for two panels of 700
+    triangles.
 
     Returns:
         The paths written (GIF, then MP4 when `mp4` and ffmpeg is available).
