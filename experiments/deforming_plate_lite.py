@@ -3,8 +3,10 @@ quasi-static finite elements with an actuator pressing on a clamped plate): the 
 demo (`make demo-plate`).
 
 MeshGraphNets' deforming_plate recipe (world edges, position change and von Mises
-stress out) at a CPU size, with noise σ = 0.0003 (the paper's 0.003 is more than this
-plate moves in a frame, 0.0006–0.0009 on average): latent 64, 8 message-passing steps, 2000
+stress out) at a CPU size, with noise σ = 0.00005: the paper's 0.003 is more than this
+plate moves in a frame (0.0006–0.0009 on average, 0 before the actuator touches it),
+and at 0.0003 the noise was most of the position target and 2000 steps learned
+nothing (loss at the zero-prediction level): latent 64, 8 message-passing steps, 2000
 steps. Scored against the kinematic baseline (the plate held still while the actuator
 moves) on position and stress RMSE, with penetrations into the actuator counted.
 """
@@ -39,7 +41,7 @@ QUICK_OVERRIDES = [
 def get_config() -> ExperimentConfig:
     return ExperimentConfig(
         name="deforming_plate_lite",
-        task=TaskConfig(name="deforming_plate", noise_std=3e-4, noise_gamma=1.0),
+        task=TaskConfig(name="deforming_plate", noise_std=5e-5, noise_gamma=1.0),
         data=DataConfig(
             path="data/deforming_plate_lite",
             batch_size=1,
