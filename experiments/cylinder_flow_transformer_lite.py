@@ -12,42 +12,20 @@ wider receptive field of the transformer's seed paper is a task option, off here
 (pairs 2 and 4 hops apart), `task.options.global_nodes=4` (4 global nodes).
 """
 
-from meshsim.config import DataConfig, ExperimentConfig, ModelConfig, lite_train_config
+import dataclasses
+import os
 
-# `meshsim demo --quick` (the test suite's smoke run): a coarse mesh, short
-# trajectories, a tiny network and schedule.
-QUICK_OVERRIDES = [
-    "data.generate_train_trajectories=3",
-    "data.generate_valid_trajectories=1",
-    "data.generate_steps=40",
-    "model.latent_size=16",
-    "model.num_message_passing_steps=2",
-    "train.steps=60",
-    "train.accumulate_steps=10",
-    "train.checkpoint_every=30",
-    "train.log_every=10",
-    "data.generate_mesh_resolution=0.4",
-]
+from meshsim.config import ExperimentConfig, load_config
+from meshsim.runs.demo import quick_overrides
+
+# The preset this one varies: everything but the processor block is its own.
+BASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cylinder_flow_lite.py")
+
+# `meshsim demo --quick` (the test suite's smoke run): the base preset's sizes.
+QUICK_OVERRIDES = quick_overrides(BASE)
 
 
 def get_config() -> ExperimentConfig:
-    return ExperimentConfig(
-        name="cylinder_flow_transformer_lite",
-        task="cfd",
-        data=DataConfig(
-            path="data/cylinder_flow_lite",
-            batch_size=1,
-            generate_train_trajectories=16,
-            generate_valid_trajectories=4,
-            generate_steps=300,
-            generate_mesh_resolution=0.7,
-        ),
-        model=ModelConfig(
-            latent_size=64,
-            num_message_passing_steps=8,
-            bundle_steps=16,
-            block="transformer",
-            num_heads=4,
-        ),
-        train=lite_train_config(),
-    )
+    base = load_config(BASE)
+    model = dataclasses.replace(base.model, block="transformer", num_heads=4)
+    return dataclasses.replace(base, name="cylinder_flow_transformer_lite", model=model)

@@ -10,60 +10,20 @@ the processor over its multimesh neighbours, in mesh2grid every grid point over 
 mesh vertices; 4 heads of width 16, a gated MLP twice the latent wide.
 """
 
-from meshsim.config import (
-    DataConfig,
-    ExperimentConfig,
-    ModelConfig,
-    OptimizerConfig,
-    TaskConfig,
-    TrainConfig,
-)
+import dataclasses
+import os
 
-# `meshsim demo --quick` (the test suite's smoke run): tiny data, network and schedule.
-QUICK_OVERRIDES = [
-    "data.generate_train_trajectories=2",
-    "data.generate_valid_trajectories=1",
-    "data.generate_steps=16",
-    "data.generate_mesh_resolution=0.5",
-    "data.batch_size=2",
-    "task.options.mesh_splits=1",
-    "model.latent_size=8",
-    "model.num_message_passing_steps=1",
-    "train.steps=6",
-    "train.unroll_steps=2",
-    "train.unroll_schedule=3",
-    "train.checkpoint_every=3",
-    "train.log_every=3",
-]
+from meshsim.config import ExperimentConfig, load_config
+from meshsim.runs.demo import quick_overrides
+
+# The preset this one varies: everything but the processor block is its own.
+BASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weather_shallow_water.py")
+
+# `meshsim demo --quick` (the test suite's smoke run): the base preset's sizes.
+QUICK_OVERRIDES = quick_overrides(BASE)
 
 
 def get_config() -> ExperimentConfig:
-    return ExperimentConfig(
-        name="weather_transformer",
-        task=TaskConfig(name="weather", options={"mesh_splits": 3}),
-        data=DataConfig(
-            path="data/shallow_water",
-            batch_size=2,
-            generate_domain="shallow_water",
-            generate_train_trajectories=8,
-            generate_valid_trajectories=2,
-            generate_steps=40,  # 10 days of 6-hourly frames per trajectory
-        ),
-        model=ModelConfig(
-            name="graphcast",
-            latent_size=64,
-            num_message_passing_steps=4,
-            block="transformer",
-            num_heads=4,
-        ),
-        train=TrainConfig(
-            steps=1500,
-            accumulate_steps=0,  # fixed dataset statistics: nothing to accumulate
-            log_every=50,
-            eval_every=0,
-            checkpoint_every=500,
-            unroll_steps=3,
-            unroll_schedule=600,
-            optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=1500, min_learning_rate=1e-5),
-        ),
-    )
+    base = load_config(BASE)
+    model = dataclasses.replace(base.model, block="transformer", num_heads=4)
+    return dataclasses.replace(base, name="weather_transformer", model=model)
