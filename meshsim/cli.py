@@ -54,6 +54,20 @@ def _check_dataset_dir(path: str, name: str) -> None:
         )
 
 
+def _region(text: str) -> tuple[float, float, float, float]:
+    """LAT_MIN,LAT_MAX,LON_MIN,LON_MAX degrees (argparse type)."""
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not -90 <= values[0] < values[1] <= 90:
+        raise argparse.ArgumentTypeError(
+            f"expected LAT_MIN,LAT_MAX,LON_MIN,LON_MAX degrees with -90 ≤ LAT_MIN < LAT_MAX "
+            f"≤ 90, got {text!r}"
+        )
+    return values
+
+
 def _cmd_inspect(args) -> int:
     from meshsim.data import format_inspection, inspect_dataset
 
@@ -97,6 +111,8 @@ def _cmd_generate(args) -> int:
         split=args.split,
         mesh_resolution=args.mesh_resolution,
         progress=True,
+        region=args.region,
+        region_resolution=args.region_resolution,
     )
     print(f"wrote {path}")
     return 0
@@ -147,10 +163,11 @@ def _cmd_forecast(args) -> int:
 
     path = run_forecast(
         args.workdir,
-        init_time=args.init_time,
+        init_times=args.init_times,
         steps=args.steps,
         out=args.out,
         split=args.split,
+        batch=args.batch,
         overrides=args.set,
     )
     print(f"wrote {path}")
@@ -312,6 +329,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="mesh refinement factor (1: ~1.9k-node channel, ~1.6k-node flag, 5.625° grid; "
         "particle cases: divides the particle spacing, 1: ~0.5-2k particles)",
     )
+    p.add_argument(
+        "--region",
+        type=_region,
+        default=None,
+        help="shallow_water: also write a fine cut-out over LAT_MIN,LAT_MAX,LON_MIN,LON_MAX "
+        "(degrees; a box running east, e.g. 20,60,340,40) into OUT/regional",
+    )
+    p.add_argument(
+        "--region-resolution",
+        type=_positive_float,
+        default=2.0,
+        help="how many times finer the regional grid is than the global one (default 2)",
+    )
     p.set_defaults(func=_cmd_generate)
 
     p = add("train", help="train a model from an experiment config")
@@ -368,9 +398,26 @@ def build_parser() -> argparse.ArgumentParser:
             )
         p.set_defaults(func=func)
 
-    p = add("forecast", help="a weather forecast from an initial time, written as zarr")
+    p = add(
+        "forecast",
+        help="weather forecasts from many initial times, written as one zarr store in "
+        "WeatherBench2's forecast convention",
+    )
     p.add_argument("--workdir", required=True)
-    p.add_argument("--init-time", required=True, help="e.g. 2000-01-03T06 (a time of the data)")
+    p.add_argument(
+        "--init-times",
+        "--init-time",
+        dest="init_times",
+        required=True,
+        help="times of the data: one (2000-01-03T06), a comma list, or a range START/STOP "
+        "(every time between) or START/STOP/STEP (e.g. 2000-01-02T00/2000-01-05T00/12h)",
+    )
+    p.add_argument(
+        "--batch",
+        type=_int_at_least(1),
+        default=8,
+        help="initial times per compiled rollout call (device memory grows with it)",
+    )
     p.add_argument("--steps", type=_int_at_least(1), required=True, help="6-h steps (lead times)")
     p.add_argument("--out", required=True, help="a new zarr store, e.g. forecast.zarr")
     p.add_argument("--split", type=_split_name, default="valid")

@@ -149,9 +149,23 @@ class DataConfig(Validated):
     # WeatherBench2-layout stores: the data variables read (empty: every variable with
     # a `time` dimension)
     variables: tuple[str, ...] = ()
+    # WeatherBench2-layout stores: the static variables read (None: every variable over
+    # latitude and longitude only)
+    static_variables: tuple[str, ...] | None = None
     # WeatherBench2-layout stores: latitudes may cover a band only (otherwise they must
     # reach within one grid spacing of both poles)
     regional: bool = False
+    # Stretched grids (`meshsim.data.stretched`): a directory of fine regional stores
+    # (`<split>.zarr`, same variables and times) set into the global ones ("": none;
+    # a relative path is taken from data.path), and how far beyond the regional box
+    # (degrees) global points are dropped
+    regional_path: str = ""
+    region_margin: float = setting(0.0, ge=0)
+    # shallow_water: also write a regional cut-out over (lat_min, lat_max, lon_min,
+    # lon_max) degrees into <data.path>/regional, on a grid generate_region_resolution
+    # times finer than the global one
+    generate_region: tuple[float, ...] = ()
+    generate_region_resolution: float = setting(2.0, gt=0)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -351,3 +351,82 @@ def rollout_trajectory(
         out[t : t + frames.shape[0]] = frames
         t += frames.shape[0]
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _batch_fn(sim: Simulator):
+    """`rollout` vmapped over initial fields and prescribed frames, the structure shared:
+    one jitted function per simulator (and per batch shape)."""
+
+    def batch(params, normalizers, fields, structure, prescribed):
+        def one(f, p):
+            return rollout(sim, params, normalizers, fields=f, structure=structure, prescribed=p)[1]
+
+        return jax.vmap(one)(fields, prescribed)
+
+    return jax.jit(batch)
+
+
+def iter_rollout_batch(
+    sim: Simulator,
+    params: Any,
+    normalizers: Normalizers,
+    trajectory: Mapping[str, np.ndarray],
+    starts,
+    *,
+    steps: int,
+    batch: int = 8,
+) -> Iterator[np.ndarray]:
+    """Rollouts of `steps` steps from many initial frames of one trajectory, `batch` at a
+    time through one compiled, vmapped scan (many forecasts from one dataset).
+
+    Args:
+      starts: [S] initial frame indices (each with `task.history` frames before it).
+      steps: predicted steps of every rollout (within the trajectory, or past it where
+        `iter_rollout` allows that).
+      batch: rollouts per call; the last call is padded with copies of its last start,
+        so every call has the same shape and the function compiles once.
+
+    Yields:
+      [b, steps + 1, N, d] float32 on the host per call (frame 0 the initial state),
+      b = `batch` except for the last call; S rows in all, in the order of `starts`.
+
+    Raises:
+      ValueError: a task whose edges are rebuilt every step (their budget may grow
+        during a rollout: use `iter_rollout`), a bad `batch`, or a start without its
+        history or steps.
+    """
+    task = sim.task
+    if task.dynamic_edge_sets:
+        raise ValueError(
+            f"task {task.name!r}: batched rollouts need a fixed graph, but edge sets "
+            f"{list(task.dynamic_edge_sets)} are rebuilt every step; use iter_rollout"
+        )
+    batch = check_int("batch", batch, minimum=1, expected="≥ 1")
+    starts = [int(s) for s in np.asarray(starts).reshape(-1)]
+    length = task.num_frames(trajectory)
+    graph = task.structure(trajectory)
+    num_nodes = graph.num_nodes(task.node_set)
+    budget = PaddingBudget.fit(graph)
+    structure = jax.device_put(pad(graph, budget))
+    pad_nodes = budget.n_node[task.node_set] - num_nodes
+    fn = _batch_fn(sim)
+    for begin in range(0, len(starts), batch):
+        chosen = starts[begin : begin + batch]
+        real = len(chosen)
+        chosen += [chosen[-1]] * (batch - real)
+        fields, frames = [], []
+        for start in chosen:
+            if start < task.history:
+                raise ValueError(f"starts: {start} has no {task.history} earlier frame(s)")
+            window = pad_window(task.window(trajectory, start, graph), budget, task.node_set)
+            if not 1 <= steps <= length - 1 - start:  # past the data: read it all to check
+                _check_steps(sim, np.asarray(task.state(trajectory)), window.fields, start, steps)
+            fields.append({k: v for k, v in window.fields.items() if not k.startswith("target|")})
+            prescribed = task.prescribed_frames(trajectory, start, steps)
+            frames.append(np.pad(prescribed, ((0, 0), (0, pad_nodes), (0, 0))))
+        stacked = jax.tree.map(lambda *xs: np.stack(xs), *fields)
+        states = fn(params, normalizers, stacked, structure, np.stack(frames))
+        states = np.asarray(jax.device_get(states))[:real, :, :num_nodes]
+        initial = np.stack([task.state(trajectory, s) for s in chosen[:real]])[:, None]
+        yield np.concatenate([initial, states], axis=1).astype(np.float32, copy=False)

@@ -87,7 +87,7 @@ def test_forecast_writes_wb2_zarr_and_evaluate_scores(demo, capsys):
     )
     ds = xr.open_zarr(out)
     assert ds["geopotential"].dims == (
-        "init_time",
+        "time",
         "prediction_timedelta",
         "level",
         "latitude",

@@ -232,14 +232,14 @@ def test_forecast_dataset_is_wb2_layout_and_writes_atomically(tmp_path):
         longitudes=LON,
     )
     assert ds["temperature"].dims == (
-        "init_time",
+        "time",
         "prediction_timedelta",
         "level",
         "latitude",
         "longitude",
     )
     assert ds["2m_temperature"].dims == (
-        "init_time",
+        "time",
         "prediction_timedelta",
         "latitude",
         "longitude",

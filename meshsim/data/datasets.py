@@ -24,6 +24,8 @@ from meshsim.data.meta import (
     save_meta,
     validate_meta,
 )
+from meshsim.data.weather import is_weather_directory
+from meshsim.data.weather_inspect import format_weather_inspection, inspect_weather_dataset
 from meshsim.graph import edges_from_cells, unique_edges
 from meshsim.graph.hops import receptive_field_edge_counts
 from meshsim.validation import check_int, check_number, is_int
@@ -364,6 +366,10 @@ def inspect_dataset(
     those options add to each mesh (`"receptive_field": {"khop", "dilated", "global":
     {"min", "mean", "max"}}`), from the first frame's cells.
 
+    Weather directories (WeatherBench2-layout `<split>.zarr` / `.nc` stores) get
+    `meshsim.data.weather_inspect.inspect_weather_dataset`'s report (`"kind":
+    "weather"`): variables, levels, times, trajectories, grid.
+
     Particle datasets (native with a `"particles"` meta section, LagrangeBench or
     learning_to_simulate) get `meshsim.data.particle_inspect.inspect_particle_dataset`'s
     report instead (`"kind": "particles"`).
@@ -381,6 +387,8 @@ def inspect_dataset(
     """
     directory = _require_directory(directory)
     check_int("max_trajectories", max_trajectories, minimum=0, optional=True)
+    if is_weather_directory(directory):
+        return inspect_weather_dataset(directory, splits=splits)
     if particle_inspect.is_particle_dataset(directory):
         return particle_inspect.inspect_particle_dataset(
             directory, splits=splits, max_trajectories=max_trajectories
@@ -489,10 +497,17 @@ def _field_type(meta: Mapping[str, Any], name: str) -> str:
     return "length" if name.startswith("length_") else "extra"
 
 
+_FORMATTERS = {
+    "particles": particle_inspect.format_particle_inspection,
+    "weather": format_weather_inspection,
+}
+
+
 def format_inspection(report: Mapping[str, Any]) -> str:
     """Renders `inspect_dataset`'s report as plain text for the CLI."""
-    if report.get("kind") == "particles":
-        return particle_inspect.format_particle_inspection(report)
+    formatter = _FORMATTERS.get(report.get("kind"))
+    if formatter is not None:  # particle and weather directories have their own reports
+        return formatter(report)
     extras = ", ".join(f"{k}={v}" for k, v in report["meta"].items() if k != "converted_from")
     lines = [f"dataset {report['directory']} ({extras})"]
 

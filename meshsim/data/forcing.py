@@ -27,13 +27,22 @@ def _day_of_year_and_hour(times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def toa_incident_solar_radiation(times, latitudes, longitudes) -> np.ndarray:
-    """[T, H, W] float32 instantaneous top-of-atmosphere solar flux (W m⁻²).
+    """[T, H, W] float32 instantaneous top-of-atmosphere solar flux (W m⁻²) on the grid
+    `latitudes [H]` × `longitudes [W]` (deg).
 
     S₀·E₀·max(cos z, 0) with Spencer's (1971) Fourier series for the declination,
     the equation of time and the eccentricity factor E₀. ERA5's variable is this
     flux integrated over the preceding hour (J m⁻²); the shape in time and space is
     what the network uses, and inputs are z-scored anyway.
     """
+    lat = np.asarray(latitudes, np.float64)[None, :, None]
+    lon = np.asarray(longitudes, np.float64)[None, None, :]
+    return _toa(times, lat, lon)
+
+
+def _toa(times, lat, lon) -> np.ndarray:
+    """The flux at `times [T]` for `lat`, `lon` (deg) shaped to broadcast against
+    `[T, 1, ...]`: a grid `[1, H, 1]` and `[1, 1, W]`, or points `[1, N]` twice."""
     day, hour = _day_of_year_and_hour(times)
     g = 2 * np.pi * day / 365.0  # fractional year angle
     decl = (
@@ -59,30 +68,40 @@ def toa_incident_solar_radiation(times, latitudes, longitudes) -> np.ndarray:
         + 0.000719 * np.cos(2 * g)
         + 0.000077 * np.sin(2 * g)
     )
-    lat = np.deg2rad(np.asarray(latitudes, np.float64))[None, :, None]
-    lon = np.asarray(longitudes, np.float64)[None, None, :]
-    solar_time = hour[:, None, None] + lon / 15.0 + eot_min[:, None, None] / 60.0
+    lat = np.deg2rad(lat)
+    index = (slice(None),) + (None,) * (np.ndim(lon) - 1)  # [T] -> [T, 1, ...]
+    solar_time = hour[index] + lon / 15.0 + eot_min[index] / 60.0
     hour_angle = np.deg2rad(15.0 * (solar_time - 12.0))
-    d = decl[:, None, None]
+    d = decl[index]
     cos_z = np.sin(lat) * np.sin(d) + np.cos(lat) * np.cos(d) * np.cos(hour_angle)
-    return (SOLAR_CONSTANT * e0[:, None, None] * np.maximum(cos_z, 0.0)).astype(np.float32)
+    return (SOLAR_CONSTANT * e0[index] * np.maximum(cos_z, 0.0)).astype(np.float32)
 
 
 def forcing_frames(times, latitudes, longitudes) -> np.ndarray:
-    """[T, H·W, 5] float32 forcings (`FORCING_NAMES`), latitude-major like the channels.
+    """[T, H·W, 5] float32 forcings (`FORCING_NAMES`) on the grid `latitudes [H]` ×
+    `longitudes [W]`, latitude-major like the channels: `forcing_points` of its nodes."""
+    lat = np.repeat(np.asarray(latitudes, np.float64), len(longitudes))
+    lon = np.tile(np.asarray(longitudes, np.float64), len(latitudes))
+    return forcing_points(times, lat, lon)
+
+
+def forcing_points(times, latitudes, longitudes) -> np.ndarray:
+    """[T, N, 5] float32 forcings (`FORCING_NAMES`) at the points `latitudes [N]`,
+    `longitudes [N]` (deg): a grid's nodes, or any point set (a stretched grid).
 
     Solar radiation is divided by the solar constant so every forcing is O(1).
     """
     times = np.asarray(times)
-    h, w = len(latitudes), len(longitudes)
-    tisr = toa_incident_solar_radiation(times, latitudes, longitudes) / SOLAR_CONSTANT
+    lat = np.asarray(latitudes, np.float64)[None, :]
+    lon = np.asarray(longitudes, np.float64)[None, :]
+    tisr = _toa(times, lat, lon) / SOLAR_CONSTANT  # [T, N]
     day, hour = _day_of_year_and_hour(times)
     year = 2 * np.pi * day / 365.25
-    local = 2 * np.pi * ((hour[:, None] + np.asarray(longitudes)[None, :] / 15.0) % 24.0) / 24.0
-    out = np.empty((times.size, h, w, len(FORCING_NAMES)), np.float32)
+    local = 2 * np.pi * ((hour[:, None] + lon / 15.0) % 24.0) / 24.0  # [T, N]
+    out = np.empty((times.size, lat.shape[1], len(FORCING_NAMES)), np.float32)
     out[..., 0] = tisr
-    out[..., 1] = np.sin(year)[:, None, None]
-    out[..., 2] = np.cos(year)[:, None, None]
-    out[..., 3] = np.sin(local)[:, None, :]
-    out[..., 4] = np.cos(local)[:, None, :]
-    return out.reshape(times.size, h * w, len(FORCING_NAMES))
+    out[..., 1] = np.sin(year)[:, None]
+    out[..., 2] = np.cos(year)[:, None]
+    out[..., 3] = np.sin(local)
+    out[..., 4] = np.cos(local)
+    return out

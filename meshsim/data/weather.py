@@ -1,12 +1,13 @@
-"""Weather data in WeatherBench2 layout: lazy xarray reading, channels, statistics.
+"""Weather data in WeatherBench2 layout: trajectories, statistics, weights.
 
 A WeatherBench2 dataset (zarr store or netCDF file) has dims `time`, `level`,
-`latitude`, `longitude`; 3-D variables are `[time, level, latitude, longitude]`,
-2-D ones `[time, latitude, longitude]`, static fields (land-sea mask,
-geopotential at the surface) `[latitude, longitude]`. meshsim stacks variables ×
-levels into **channels** (`"u_component_of_wind/500"`, `"2m_temperature"`) on the
-grid nodes, latitude-major (`node = i·W + j`), and reads frames lazily: a window
-touches only the times it needs, never the whole archive.
+`latitude`, `longitude`; 3-D variables are over `time, level` and the two horizontal
+dims, 2-D ones over `time` and them, static fields (land-sea mask, geopotential at
+the surface) over the horizontal dims only, in either horizontal order and either
+latitude direction (`meshsim.data.weather_store` opens and reads them). meshsim stacks
+variables × levels into **channels** (`"u_component_of_wind/500"`, `"2m_temperature"`)
+on the grid nodes, latitude-major and ascending (`node = i·W + j`), and reads frames
+lazily: a window touches only the times it needs, never the whole archive.
 
 Trajectories are the runs of equally spaced times (a gap in `time` starts a new
 one), so one continuous reanalysis is one trajectory and a generated dataset of
@@ -31,148 +32,26 @@ from meshsim.data.forcing import (  # noqa: F401 (re-exported)
     FORCING_NAMES,
     SOLAR_CONSTANT,
     forcing_frames,
+    forcing_points,
     toa_incident_solar_radiation,
+)
+from meshsim.data.weather_store import (  # noqa: F401 (re-exported)
+    LEVEL_SEPARATOR,
+    Channel,
+    StoreLayout,
+    channels_of,
+    check_variables,
+    dynamic_variables,
+    open_weather,
+    read_frames,
+    static_field,
+    static_variables,
+    store_layout,
+    unreadable_variables,
 )
 from meshsim.meshes.sphere import cell_area_weights
 
 logger = logging.getLogger(__name__)
-
-LEVEL_SEPARATOR = "/"  # channel names: "<variable>/<level>" for 3-D variables
-_DIMS = ("time", "latitude", "longitude")
-
-
-def _xarray():
-    try:
-        import xarray
-    except ImportError as e:  # pragma: no cover - the weather extra is missing
-        raise ImportError(
-            "weather data needs xarray and zarr: pip install 'meshsim[weather]'"
-        ) from e
-    return xarray
-
-
-def open_weather(path: str | os.PathLike):
-    """Opens a WeatherBench2-layout dataset lazily (zarr directory or netCDF file).
-
-    Nothing is loaded: variables stay backed by the store until indexed. Latitude is
-    made ascending (−90 → 90) and longitude is checked to lie in [0, 360).
-
-    Raises:
-      FileNotFoundError: no such store.
-      ValueError: a dim is missing or the coordinates are not a regular lat-lon layout.
-    """
-    xr = _xarray()
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"weather dataset: no such zarr store or netCDF file {path!r}")
-    try:
-        if os.path.isdir(path):
-            ds = xr.open_zarr(path, chunks=None)
-        else:
-            ds = xr.open_dataset(path)
-    except Exception as e:
-        raise ValueError(f"weather dataset {path!r}: cannot open ({e})") from e
-    for dim in _DIMS:
-        if dim not in ds.dims:
-            raise ValueError(
-                f"weather dataset {path!r}: expected dims {_DIMS} (+ level), got {tuple(ds.dims)}"
-            )
-    lat = np.asarray(ds["latitude"].values, np.float64)
-    if lat.size > 1 and lat[0] > lat[-1]:
-        ds = ds.isel(latitude=slice(None, None, -1))
-        lat = lat[::-1]
-    if lat.size < 2 or np.any(np.diff(lat) <= 0) or lat[0] < -90 or lat[-1] > 90:
-        raise ValueError(f"{path}: latitude: expected strictly monotonic in [-90, 90], got {lat}")
-    lon = np.asarray(ds["longitude"].values, np.float64)
-    if lon.size < 2 or np.any(np.diff(lon) <= 0) or lon[0] < 0 or lon[-1] >= 360:
-        raise ValueError(f"{path}: longitude: expected increasing in [0, 360), got {lon}")
-    ds.attrs["meshsim_path"] = path
-    return ds
-
-
-def _name(ds) -> str:
-    return ds.attrs.get("meshsim_path", "dataset")
-
-
-def dynamic_variables(ds) -> list[str]:
-    """Data variables with dims (time, [level,] latitude, longitude), sorted by name (stores
-    do not keep an order)."""
-    dims = (_DIMS, ("time", "level", "latitude", "longitude"))
-    return sorted(name for name, var in ds.data_vars.items() if var.dims in dims)
-
-
-def static_variables(ds) -> list[str]:
-    """Data variables with dims (latitude, longitude): land-sea mask, orography..."""
-    return sorted(n for n, v in ds.data_vars.items() if v.dims == ("latitude", "longitude"))
-
-
-@dataclasses.dataclass(frozen=True)
-class Channel:
-    """One input/output channel: a 2-D variable, or a 3-D variable at one level."""
-
-    variable: str
-    level: int | None = None
-
-    @property
-    def name(self) -> str:
-        return (
-            self.variable if self.level is None else f"{self.variable}{LEVEL_SEPARATOR}{self.level}"
-        )
-
-    @classmethod
-    def parse(cls, name: str) -> Channel:
-        variable, sep, level = name.partition(LEVEL_SEPARATOR)
-        return cls(variable, int(level) if sep else None)
-
-
-def channels_of(ds, variables: Sequence[str] = ()) -> tuple[Channel, ...]:
-    """The channels of `variables` (default: every dynamic variable), levels ascending.
-
-    Raises:
-      ValueError: an unknown variable (the valid ones are listed).
-    """
-    valid = dynamic_variables(ds)
-    variables = list(variables) or valid
-    out = []
-    for v in variables:
-        if v not in valid:
-            raise ValueError(f"{_name(ds)}: variables: {v!r} is not one of {valid}")
-        if "level" in ds[v].dims:
-            out += [Channel(v, int(lv)) for lv in np.asarray(ds["level"].values)]
-        else:
-            out.append(Channel(v))
-    if not out:
-        raise ValueError(f"{_name(ds)}: variables: no dynamic variable in the dataset")
-    return tuple(out)
-
-
-def read_frames(ds, channels: Sequence[Channel], times) -> np.ndarray:
-    """[T, H·W, C] float32 frames at integer `times` (a slice or index array), lat-major.
-
-    Reads one block per variable: only the requested times leave the store.
-    """
-    blocks = []
-    levels = np.asarray(ds["level"].values) if "level" in ds.dims else None
-    by_variable: dict[str, list[int | None]] = {}
-    for c in channels:
-        by_variable.setdefault(c.variable, []).append(c.level)
-    for variable, var_levels in by_variable.items():
-        data = ds[variable].isel(time=times)
-        if var_levels[0] is None:
-            blocks.append(np.asarray(data.values)[..., None])  # [T, H, W, 1]
-        else:
-            index = [int(np.flatnonzero(levels == lv)[0]) for lv in var_levels]
-            values = np.asarray(data.isel(level=index).values)  # [T, L, H, W]
-            blocks.append(np.moveaxis(values, 1, -1))
-    frames = np.concatenate(blocks, axis=-1)  # [T, H, W, C] in `by_variable` order
-    order = []
-    offsets, start = {}, 0
-    for variable, var_levels in by_variable.items():
-        offsets[variable] = {lv: start + k for k, lv in enumerate(var_levels)}
-        start += len(var_levels)
-    order = [offsets[c.variable][c.level] for c in channels]
-    frames = frames[..., order]
-    return frames.reshape(frames.shape[0], -1, frames.shape[-1]).astype(np.float32)
 
 
 def time_segments(times: np.ndarray) -> list[tuple[int, int]]:
@@ -328,13 +207,20 @@ class WeatherDataset(Sequence):
       ds: the lazily opened xarray Dataset.
       channels: the forecast channels.
       segments: [(start, stop)] time-index ranges of the trajectories.
+      layout: the source's `StoreLayout` (forecasts are written back in it).
     """
 
     def __init__(
-        self, path: str | os.PathLike, variables: Sequence[str] = (), *, regional: bool = False
+        self,
+        path: str | os.PathLike,
+        variables: Sequence[str] = (),
+        *,
+        regional: bool = False,
+        static: Sequence[str] | None = None,
     ):
         self.path = os.fspath(path)
         self.ds = open_weather(self.path)
+        check_variables(self.ds, [*variables, *(static or ())] if variables else ())
         self.channels = channels_of(self.ds, variables)
         self.times = check_time_axis(self.ds, self.path)
         self.segments = time_segments(self.times)
@@ -342,13 +228,14 @@ class WeatherDataset(Sequence):
         if not regional:
             check_global_latitudes(self.latitudes, self.path)
         self.longitudes = np.asarray(self.ds["longitude"].values, np.float64)
-        self.static_names = tuple(static_variables(self.ds))
-        static = [np.asarray(self.ds[n].values, np.float32).reshape(-1) for n in self.static_names]
+        self.static_names = _static_names(self.ds, static, self.path)
+        static_values = [static_field(self.ds, n).reshape(-1) for n in self.static_names]
         n = self.latitudes.size * self.longitudes.size
-        self.static = np.stack(static, -1) if static else np.zeros((n, 0), np.float32)
+        self.static = np.stack(static_values, -1) if static_values else np.zeros((n, 0), np.float32)
         for k, name in enumerate(self.static_names):
             if not np.all(np.isfinite(self.static[:, k])):
                 raise ValueError(f"{self.path}: static variable {name!r} holds NaN or Inf")
+        self.layout = store_layout(self.ds, list(dict.fromkeys(c.variable for c in self.channels)))
         self.meta = {
             "format": "weatherbench2",
             "channels": [c.name for c in self.channels],
@@ -388,10 +275,42 @@ class WeatherDataset(Sequence):
             self._statistics = compute_statistics(self)
         return self._statistics
 
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """[stop − start, N, C] float32 frames of the time indices start..stop − 1."""
+        return read_frames(self.ds, self.channels, slice(start, stop))
+
+    @property
+    def point_latitudes(self) -> np.ndarray:
+        """[N] float64 latitude of every node (latitude-major)."""
+        return np.repeat(self.latitudes, self.longitudes.size)
+
+    @property
+    def point_longitudes(self) -> np.ndarray:
+        """[N] float64 longitude of every node."""
+        return np.tile(self.longitudes, self.latitudes.size)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """[N] float32 area weights of the nodes, mean 1 (`node_weights`)."""
+        return node_weights(self.latitudes, self.longitudes)
+
+    region_mask = None  # [N] bool nodes of a fine region (stretched grids), or None
+
     def iter(self, fields: Sequence[str] | None = None) -> Iterator[dict]:
         """Trajectories restricted to `fields` (all when None)."""
         for traj in self:
             yield traj if fields is None else {k: traj[k] for k in fields if k in traj}
+
+
+def _static_names(ds, static: Sequence[str] | None, path: str) -> tuple[str, ...]:
+    """The static variables to read: `static` (checked), or all of the store's."""
+    valid = static_variables(ds)
+    if static is None:
+        return tuple(valid)
+    for name in static:
+        if name not in valid:
+            raise ValueError(f"{path}: static variables: {name!r} is not one of {valid}")
+    return tuple(static)
 
 
 def open_weather_split(
@@ -400,13 +319,14 @@ def open_weather_split(
     variables: Sequence[str] = (),
     *,
     regional: bool = False,
+    static: Sequence[str] | None = None,
 ) -> WeatherDataset:
     """`{directory}/{split}.zarr` (or `.nc`) as a `WeatherDataset` (`regional`: latitudes
-    need not cover the globe)."""
+    need not cover the globe; `static`: the static variables to read, None for all)."""
     for ext in (".zarr", ".nc"):
         path = os.path.join(os.fspath(directory), split + ext)
         if os.path.exists(path):
-            return WeatherDataset(path, variables, regional=regional)
+            return WeatherDataset(path, variables, regional=regional, static=static)
     raise FileNotFoundError(f"weather dataset: no {split}.zarr or {split}.nc in {directory!r}")
 
 
@@ -472,21 +392,22 @@ class WeatherStatistics:
             )
 
 
-def compute_statistics(dataset: WeatherDataset, *, block: int = 64) -> WeatherStatistics:
-    """One streaming pass over a split (`block` frames at a time, float64 sums).
+def compute_statistics(dataset, *, block: int = 64) -> WeatherStatistics:
+    """One streaming pass over a split (`block` frames at a time, float64 sums): a
+    `WeatherDataset` or a `meshsim.data.stretched.StretchedDataset`.
 
     Raises:
       ValueError: a frame holds NaN or Inf (the time and channel are named).
     """
     c = len(dataset.channels)
-    n_nodes = dataset.latitudes.size * dataset.longitudes.size
+    n_nodes = dataset.point_latitudes.size
     total, total_sq, count = np.zeros(c), np.zeros(c), 0
     diff_sq, diff_count = np.zeros(c), 0
     per_point = np.zeros((n_nodes, c))
     for start, stop in dataset.segments:
         last = None
         for a in range(start, stop, block):
-            frames = read_frames(dataset.ds, dataset.channels, slice(a, min(a + block, stop)))
+            frames = dataset.frames(a, min(a + block, stop))
             bad = ~np.isfinite(frames)
             if bad.any():
                 t, _, k = np.argwhere(bad)[0]
@@ -510,7 +431,9 @@ def compute_statistics(dataset: WeatherDataset, *, block: int = 64) -> WeatherSt
     std = np.sqrt(np.maximum(total_sq / (count * n_nodes) - mean**2, 0.0))
     static = dataset.static.astype(np.float64)
     every = max(1, dataset.times.size // 512)  # forcings: a subsample of the split's times
-    forcing = forcing_frames(dataset.times[::every], dataset.latitudes, dataset.longitudes)
+    forcing = forcing_points(
+        dataset.times[::every], dataset.point_latitudes, dataset.point_longitudes
+    )
     forcing = forcing.reshape(-1, forcing.shape[-1]).astype(np.float64)
     return WeatherStatistics(
         channels=tuple(ch.name for ch in dataset.channels),

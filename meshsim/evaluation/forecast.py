@@ -2,9 +2,11 @@
 
 Scores follow WeatherBench2 (Rasp et al. 2024): latitude-weighted RMSE per
 channel and lead time, and the anomaly correlation coefficient (ACC) against a
-climatology. Forecasts are written as an xarray Dataset with dims `init_time`,
-`prediction_timedelta`, (`level`,) `latitude`, `longitude`, one variable per
-forecast variable, so WeatherBench2-style evaluation code reads them as they are.
+climatology. Forecasts are written in WeatherBench2's forecast convention: dims
+`time` (the initialisation), `prediction_timedelta`, (`level`,) and the horizontal
+dims in the source store's order and latitude direction, with its coordinate dtypes
+and units attributes, one variable per forecast variable. tests/test_wb2_forecast.py
+opens the written store under WB2's time conventions and checks it against the truth.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from meshsim import atomic
-from meshsim.data.weather import Channel
+from meshsim.data.weather import Channel, StoreLayout
 
 
 def _check(pred: np.ndarray, truth: np.ndarray, weights: np.ndarray) -> None:
@@ -119,17 +121,25 @@ def forecast_dataset(
     channels: Sequence[str],
     latitudes,
     longitudes,
+    layout: StoreLayout | None = None,
 ):
-    """An xarray Dataset of forecasts in WeatherBench2 layout.
+    """An xarray Dataset of forecasts in WeatherBench2's forecast convention.
 
     Args:
-      predictions: [I, L, H·W, C] forecasts (I init times, L lead times, lat-major).
+      predictions: [I, L, H·W, C] forecasts (I init times, L lead times, latitude-major
+        with latitude ascending, as meshsim's grids are).
       init_times: [I] datetime64; lead_times: [L] timedelta64.
       channels: C channel names (`variable` or `variable/level`).
+      latitudes: [H] ascending; longitudes: [W] (deg).
+      layout: the source store's `StoreLayout`; the forecast takes its horizontal dim
+        order, latitude direction, coordinate dtypes and attributes (units...). None:
+        latitude-major, ascending, float64 coordinates.
 
     Returns:
-      Dataset with dims `init_time`, `prediction_timedelta`, (`level`), `latitude`,
-      `longitude`; one variable per forecast variable (3-D ones over `level`).
+      Dataset with dims `time` (the initialisation), `prediction_timedelta` (the lead),
+      (`level`), and the horizontal dims; one variable per forecast variable (3-D ones
+      over `level`). WB2's `schema.apply_time_conventions(ds, by_init=True)` renames
+      them to `init_time` / `lead_time` and adds `valid_time`.
     """
     import xarray as xr
 
@@ -139,10 +149,18 @@ def forecast_dataset(
         raise ValueError(f"predictions: expected [I, L, {h * w}, C], got {predictions.shape}")
     if predictions.shape[-1] != len(channels):
         raise ValueError(f"channels: expected {predictions.shape[-1]} names, got {len(channels)}")
-    grid = predictions.reshape(*predictions.shape[:2], h, w, -1)
+    grid = predictions.reshape(*predictions.shape[:2], h, w, -1)  # [I, L, H, W, C]
+    latitudes = np.asarray(latitudes, np.float64)
+    horizontal = ("latitude", "longitude")
+    if layout is not None:
+        horizontal = tuple(layout.horizontal)
+        if layout.latitude_descending:
+            grid, latitudes = grid[:, :, ::-1], latitudes[::-1]
+        if horizontal == ("longitude", "latitude"):
+            grid = np.swapaxes(grid, 2, 3)  # [I, L, W, H, C]
     parsed = [Channel.parse(c) for c in channels]
     levels = sorted({c.level for c in parsed if c.level is not None})
-    dims2 = ("init_time", "prediction_timedelta", "latitude", "longitude")
+    dims2 = ("time", "prediction_timedelta", *horizontal)
     data_vars = {}
     for variable in dict.fromkeys(c.variable for c in parsed):
         idx = [k for k, c in enumerate(parsed) if c.variable == variable]
@@ -156,15 +174,21 @@ def forecast_dataset(
                 )
             stack = np.stack([grid[..., by_level[lv]] for lv in levels], axis=2)
             data_vars[variable] = (dims2[:2] + ("level",) + dims2[2:], stack)
+    dtypes = dict(layout.coordinate_dtypes) if layout is not None else {}
     coords = {
-        "init_time": np.asarray(init_times, "datetime64[ns]"),
+        "time": np.asarray(init_times, "datetime64[ns]"),
         "prediction_timedelta": np.asarray(lead_times, "timedelta64[ns]"),
-        "latitude": np.asarray(latitudes, np.float64),
-        "longitude": np.asarray(longitudes, np.float64),
+        "latitude": latitudes.astype(dtypes.get("latitude", np.float64)),
+        "longitude": np.asarray(longitudes, np.float64).astype(dtypes.get("longitude", np.float64)),
     }
     if levels:
-        coords["level"] = np.asarray(levels, np.int64)
-    return xr.Dataset(data_vars, coords=coords, attrs={"source": "meshsim forecast"})
+        coords["level"] = np.asarray(levels).astype(dtypes.get("level", np.int64))
+    ds = xr.Dataset(data_vars, coords=coords, attrs={"source": "meshsim forecast"})
+    if layout is not None:
+        for name, attrs in {**layout.coordinate_attrs, **layout.variable_attrs}.items():
+            if name in ds.variables:
+                ds[name].attrs.update(attrs)
+    return ds
 
 
 def write_zarr(ds, path: str | os.PathLike) -> str:
@@ -173,11 +197,46 @@ def write_zarr(ds, path: str | os.PathLike) -> str:
     Raises:
       FileExistsError: `path` exists (forecasts are never overwritten silently).
     """
-    path = os.path.abspath(os.fspath(path))
-    if os.path.exists(path):
-        raise FileExistsError(f"out: {path!r} exists; choose another path or remove it")
-    # A staging directory (`meshsim.atomic`): what a killed forecast left is removed by
-    # the next one to the same path.
-    with atomic.staged_directory(path) as tmp:
-        ds.to_zarr(tmp, mode="w", zarr_format=2, consolidated=True)
-    return path
+    with ForecastStore(path) as store:
+        store.append(ds)
+    return store.path
+
+
+class ForecastStore:
+    """A new zarr store of forecasts written a batch of initial times at a time (zarr
+    format 2, consolidated metadata, as WeatherBench2 publishes), so host memory holds
+    one batch; atomic: the store appears under its name complete, or not at all.
+
+        with ForecastStore("forecast.zarr") as store:
+            for batch in batches:
+                store.append(forecast_dataset(batch, ...))   # along `time`
+
+    Raises:
+      FileExistsError: on entry, when `path` exists (never overwritten silently).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.path.abspath(os.fspath(path))
+        self._staged = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> ForecastStore:
+        if os.path.exists(self.path):
+            raise FileExistsError(f"out: {self.path!r} exists; choose another path or remove it")
+        # A staging directory (`meshsim.atomic`): what a killed forecast left is removed
+        # by the next one to the same path.
+        self._staged = atomic.staged_directory(self.path)
+        self._tmp = self._staged.__enter__()
+        self._written = False
+        return self
+
+    def append(self, ds) -> None:
+        """Writes `ds` (a `forecast_dataset`) after the initial times already written."""
+        if self._written:
+            ds.to_zarr(self._tmp, append_dim="time", zarr_format=2, consolidated=True)
+        else:
+            ds.to_zarr(self._tmp, mode="w", zarr_format=2, consolidated=True)
+            self._written = True
+
+    def __exit__(self, *exc) -> bool:
+        return bool(self._staged.__exit__(*exc))

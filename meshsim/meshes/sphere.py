@@ -279,9 +279,10 @@ class WeatherMesh:
     """GraphCast's grid, multimesh and grid↔mesh edges, kept for plots and tasks.
 
     Attributes:
-      latitudes: [H] float64 grid latitudes, degrees ascending.
-      longitudes: [W] float64 grid longitudes, degrees in [0, 360).
-      grid_xyz: [H·W, 3] float64 grid points, latitude-major (`grid_points`).
+      latitudes: [H] float64 grid latitudes, degrees ascending; for scattered data
+        points (`scattered`), [N] the latitude of each point.
+      longitudes: [W] float64 grid longitudes, degrees in [0, 360); scattered: [N].
+      grid_xyz: [H·W, 3] (or [N, 3]) float64 data points, latitude-major for a grid.
       levels: mesh levels coarse to fine, vertices nested: global levels
         0..splits, then any refined ones; `levels[-1]` tiles the sphere.
       mesh_edges: (senders [Em] int32, receivers [Em] int32), the multimesh.
@@ -289,6 +290,7 @@ class WeatherMesh:
       mesh2grid: (senders [3·H·W] int32 mesh indices, receivers [3·H·W] int32 grid indices).
       radius: [V] float64 grid2mesh chord radius of each mesh vertex.
       refinement: the `Refinement` applied, or None.
+      scattered: the data nodes are a point set (`build_points_mesh`), not a grid.
     """
 
     latitudes: np.ndarray
@@ -300,6 +302,7 @@ class WeatherMesh:
     mesh2grid: tuple[np.ndarray, np.ndarray]
     radius: np.ndarray
     refinement: Refinement | None = None
+    scattered: bool = False
 
     @property
     def mesh(self) -> IcosahedralMesh:
@@ -315,8 +318,11 @@ class WeatherMesh:
         """
         from meshsim.graph import make_graph  # imports jax, which meshes otherwise avoid
 
-        h, w = len(self.latitudes), len(self.longitudes)
-        grid = np.repeat(self.latitudes, w), np.tile(self.longitudes, h)  # [H·W] each
+        if self.scattered:
+            grid = self.latitudes, self.longitudes  # [N] each
+        else:
+            h, w = len(self.latitudes), len(self.longitudes)
+            grid = np.repeat(self.latitudes, w), np.tile(self.longitudes, h)  # [H·W] each
         where = {"grid": grid, "mesh": xyz_to_latlon(self.mesh.vertices)}
         sets = {}
         for name, (s, r), ends in (
@@ -360,6 +366,51 @@ def build_weather_mesh(
       3,114,720 mesh2grid edges; ~5 s of CPU.
     """
     lat, lon = check_grid(latitudes, longitudes)
+    return _build(lat, lon, grid_points(lat, lon), splits, radius_fraction, refinement, False)
+
+
+def build_points_mesh(
+    latitudes,
+    longitudes,
+    *,
+    splits: int = 6,
+    radius_fraction: float = 0.6,
+    refinement: Refinement | None = None,
+) -> WeatherMesh:
+    """`build_weather_mesh` for data nodes at any points: a coarse global grid plus a
+    fine regional one (a stretched grid), or an unstructured set. Host side.
+
+    Args:
+      latitudes, longitudes: [N] float degrees of each point (latitude in [-90, 90],
+        longitude in [0, 360)); a point may repeat (the pole row of a grid).
+      splits, radius_fraction, refinement: as `build_weather_mesh`; with a refinement
+        each mesh vertex gathers within its own radius, so fine regional points
+        reach the refined vertices and coarse points the coarse ones.
+
+    Returns:
+      A `WeatherMesh` with `scattered=True` (`latitudes`/`longitudes` per point).
+
+    Raises:
+      ValueError: shapes differ or values are out of range.
+    """
+    lat, lon = _floats("latitudes", latitudes), _floats("longitudes", longitudes)
+    if lat.ndim != 1 or lat.shape != lon.shape or lat.size == 0:
+        raise ValueError(
+            f"latitudes, longitudes: expected two [N] arrays, got {lat.shape} and {lon.shape}"
+        )
+    bad = ~np.isfinite(lat) | ~np.isfinite(lon) | (np.abs(lat) > 90) | (lon < 0) | (lon >= 360)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"points: expected latitudes in [-90, 90] and longitudes in [0, 360), got point "
+            f"{i} at ({lat[i]}, {lon[i]})"
+        )
+    xyz = latlon_to_xyz(lat, lon).reshape(-1, 3)
+    return _build(lat, lon, xyz, splits, radius_fraction, refinement, True)
+
+
+def _build(lat, lon, grid, splits, radius_fraction, refinement, scattered) -> WeatherMesh:
+    """The multimesh and grid↔mesh edges for data points `grid` [N, 3]."""
     splits = check_int("splits", splits, minimum=0, maximum=MAX_SPLITS)
     radius_fraction = check_number("radius_fraction", radius_fraction, greater_than=0)
     levels = icosahedral_hierarchy(splits)
@@ -368,7 +419,6 @@ def build_weather_mesh(
     else:
         levels += refine(levels[-1], refinement)
         radius = vertex_radii(levels[-1], radius_fraction)
-    grid = grid_points(lat, lon)
     g2m = grid2mesh_edges(grid, levels[-1].vertices, radius)
     if unlinked := len(grid) - len(np.unique(g2m[0])):
         logger.warning(
@@ -385,6 +435,7 @@ def build_weather_mesh(
         mesh2grid=mesh2grid_edges(grid, levels[-1]),
         radius=radius,
         refinement=refinement,
+        scattered=scattered,
     )
 
 

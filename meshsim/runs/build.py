@@ -16,6 +16,7 @@ import jax
 
 from meshsim.config import ExperimentConfig
 from meshsim.data import open_dataset
+from meshsim.data.stretched import StretchedDataset, open_stretched_split
 from meshsim.data.weather import (
     WeatherDataset,
     check_same_layout,
@@ -30,15 +31,31 @@ from meshsim.tasks import Task, built_from_data, get_task, load_task_module
 def open_split(config: ExperimentConfig, split: str):
     """One split of the config's dataset: a mesh dataset (HDF5/TFRecord, `open_dataset`)
     or a WeatherBench2-layout zarr/netCDF store (`open_weather_split`, read lazily,
-    the variables of `data.variables`)."""
+    the variables of `data.variables` and
+    `data.static_variables`)."""
     path = config.data.path
     if path and not os.path.exists(path):
         raise FileNotFoundError(
             f"data.path: dataset directory {path!r} does not exist (if the dataset has "
             "moved, give its new place with --set data.path=DIR)"
         )
+    if config.data.regional_path:
+        return open_stretched_split(
+            path,
+            os.path.join(path, config.data.regional_path),
+            split,
+            config.data.variables,
+            static=config.data.static_variables,
+            margin=config.data.region_margin,
+        )
     if is_weather_directory(path):
-        return open_weather_split(path, split, config.data.variables, regional=config.data.regional)
+        return open_weather_split(
+            path,
+            split,
+            config.data.variables,
+            regional=config.data.regional,
+            static=config.data.static_variables,
+        )
     return open_dataset(path, split)
 
 
@@ -50,11 +67,15 @@ def check_splits(config: ExperimentConfig, train) -> None:
     Raises:
       ValueError: naming the validation file and the field that differs.
     """
-    if not isinstance(train, WeatherDataset):
+    if not isinstance(train, WeatherDataset | StretchedDataset):
         return  # mesh splits share one meta.json
     try:
         valid = open_split(config, config.data.valid_split)
     except FileNotFoundError:
+        return
+    if isinstance(train, StretchedDataset) and isinstance(valid, StretchedDataset):
+        check_same_layout(train.coarse, valid.coarse)
+        check_same_layout(train.fine, valid.fine)
         return
     check_same_layout(train, valid)
 

@@ -100,6 +100,11 @@ def generate(config: ExperimentConfig) -> dict[str, float]:
             split=split,
             mesh_resolution=d.generate_mesh_resolution,
             progress=True,
+            **(
+                {"region": d.generate_region, "region_resolution": d.generate_region_resolution}
+                if d.generate_region
+                else {}
+            ),
         )
         seconds[split] = time.perf_counter() - t0
     return seconds

@@ -94,6 +94,8 @@ def generate_dataset(
     mesh_resolution: float = 1.0,
     compression: str | None = None,
     progress: bool = False,
+    region: tuple[float, ...] | None = None,
+    region_resolution: float = 2.0,
 ) -> str:
     """Simulates `trajectories` runs of `steps` frames and writes `<out>/<split>.h5`
     (`<out>/<split>.zarr` in WeatherBench2 layout for "shallow_water": 6-hourly frames on
@@ -101,6 +103,9 @@ def generate_dataset(
     Particle domains (`PARTICLE_DOMAINS`, SPH) write `position` [steps, N, D] float32 and
     `particle_type` [1, N, 1] int32 with a "particles" meta entry (its velocity and
     acceleration statistics from this split); `mesh_resolution` divides the spacing.
+    With a `region` (shallow_water only: lat_min, lat_max, lon_min, lon_max degrees),
+    also the fine cut-out `<out>/regional/<split>.zarr` on a grid `region_resolution`
+    times finer, for stretched-grid models (`meshsim.data.stretched`).
 
     The file (and `meta.json`, for a new directory) appears only when complete.
 
@@ -115,6 +120,10 @@ def generate_dataset(
     from meshsim.data import HDF5Writer, infer_meta
 
     _check_arguments(domain, trajectories, steps, seed, split, mesh_resolution)
+    if region and domain != "shallow_water":
+        raise ValueError(
+            f"region (--region): only shallow_water writes a regional cut-out, not {domain!r}"
+        )
     if domain == "shallow_water":  # weather data: WeatherBench2-layout zarr, not HDF5
         from meshsim.solvers.shallow_water import generate_shallow_water
 
@@ -134,6 +143,8 @@ def generate_dataset(
             resolution_deg=SHALLOW_WATER_RESOLUTION_DEG / mesh_resolution,
             seed=seed,
             progress=progress,
+            region=tuple(region) if region else None,
+            region_resolution_deg=spacing / region_resolution if region else None,
         )
     simulate, meta_extra = _simulator(domain, steps, mesh_resolution)
     generator = {"domain": domain, "seed": seed, "mesh_resolution": mesh_resolution}

@@ -38,7 +38,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -57,9 +56,6 @@ from meshsim.solvers.shallow_water_model import (
     sample_jet_params,
 )
 from meshsim.validation import check_int
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +110,11 @@ def simulate_shallow_water(
     orography: str = "flat",
     params: Sequence[JetParams] | None = None,
     progress: bool = False,
-) -> xr.Dataset:
-    """Simulates `trajectories` randomised jets; returns a WeatherBench2-layout Dataset.
+    region: Sequence[float] | None = None,
+    region_resolution_deg: float | None = None,
+):
+    """Simulates `trajectories` randomised jets; returns a WeatherBench2-layout Dataset
+    (and with a `region`, a second one: the same simulations on a fine grid over it).
 
     Each trajectory runs ``spinup_days`` unstored (the gravity waves of the unbalanced
     bump and noise radiate away), then stores ``4 days + 1`` frames 6 h apart. Costs
@@ -134,21 +133,28 @@ def simulate_shallow_water(
       orography: "flat", "cone" or "gaussian" (`mountain_height`), same for all.
       params: explicit `JetParams`, one per trajectory (then ``seed`` is unused).
       progress: show a tqdm bar over trajectories.
+      region: (lat_min, lat_max, lon_min, lon_max) degrees, a box running east from
+        lon_min (crossing 0°E when lon_min > lon_max): also evaluate the simulations
+        on the points of the `region_resolution_deg` grid inside it (`regional_grid`).
+      region_resolution_deg: the regional grid spacing, dividing 180 (e.g. 2.8125).
 
     Returns:
-      An `xarray.Dataset` as described in the module docstring.
+      An `xarray.Dataset` as described in the module docstring; with a `region`, the
+      pair (global, regional), the regional one with a `region` attribute. Both are
+      exact evaluations of the same spectral states.
 
     Raises:
       ValueError: an argument is out of range (named in the message).
     """
-    import xarray as xr
-
     trajectories = check_int("trajectories", trajectories, minimum=1)
     seed = check_int("seed", seed, minimum=0)
     days = _check_days("days", days, zero=False)
     spinup_days = _check_days("spinup_days", spinup_days, zero=True)
     split = _check_split(split)
     lat, lon = output_grid(resolution_deg)
+    grids = {"global": (lat, lon)}
+    if region is not None:
+        grids["regional"] = regional_grid(region, region_resolution_deg)
     if params is None:
         params = [sample_jet_params(trajectory_seed(seed, split, i)) for i in range(trajectories)]
     elif len(params) != trajectories:
@@ -160,7 +166,7 @@ def simulate_shallow_water(
     outputs = round(days * 24 / OUTPUT_HOURS) + 1
     spinup_steps = round(spinup_days * 24 / OUTPUT_HOURS) * model.steps_per_output
 
-    fields = {name: [] for name in VARIABLES}
+    fields = {grid: {name: [] for name in VARIABLES} for grid in grids}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -170,9 +176,10 @@ def simulate_shallow_water(
     try:
         for p in params:
             states = model.run(model.initial_state(p), outputs=outputs, spinup_steps=spinup_steps)
-            grid_fields = model.to_latlon(states, lat, lon)  # each [T, H, W] float64
-            for name, key in zip(VARIABLES, ("u", "v", "geopotential")):
-                fields[name].append(grid_fields[key].astype(np.float32)[:, None])
+            for grid, (glat, glon) in grids.items():
+                grid_fields = model.to_latlon(states, glat, glon)  # each [T, H, W] float64
+                for name, key in zip(VARIABLES, ("u", "v", "geopotential")):
+                    fields[grid][name].append(grid_fields[key].astype(np.float32)[:, None])
             if bar is not None:
                 bar.update(1)
     finally:
@@ -185,6 +192,77 @@ def simulate_shallow_water(
     steps = np.arange(outputs) * frame
     starts = np.datetime64(BASE_DATE, "ns") + np.arange(len(params)) * period
     times = (starts[:, None] + steps[None, :]).ravel()  # [trajectories · outputs]
+    datasets = [
+        _dataset(fields[grid], *grids[grid], times, outputs, model, orography) for grid in grids
+    ]
+    attrs = {
+        "title": "meshsim rotating shallow water on the sphere (randomised Galewsky jets)",
+        "source": "meshsim.solvers.shallow_water with dinosaur "
+        f"{_dinosaur_version()} (spectral transform, vorticity-divergence)",
+        "truncation": f"T{model.truncation}",
+        "gaussian_grid": "x".join(str(n) for n in model.grid.nodal_shape[::-1]),
+        "time_step_s": model.time_step_s,
+        "time_integration": "imex_rk_sil3 (semi-implicit 3rd-order Runge-Kutta)",
+        "hyperdiffusion": f"del^4, e-folding {model.diffusion_hours} h at wavenumber T",
+        "output_interval_hours": OUTPUT_HOURS,
+        "regridding": "spectral fields evaluated exactly at the output points",
+        "mean_depth_m": MEAN_DEPTH,
+        "earth_radius_m": EARTH_RADIUS,
+        "angular_velocity_s-1": EARTH_ANGULAR_VELOCITY,
+        "gravity_m_s-2": GRAVITY,
+        "orography": orography,
+        "land_threshold_m": LAND_THRESHOLD,
+        "initial_condition": "Galewsky et al. (2004) jet, randomised (JetParams)",
+        "spinup_days": spinup_days,
+        "days": days,
+        "trajectories": len(params),
+        "trajectory_gap_days": TRAJECTORY_GAP_DAYS,
+        "seed": int(seed),
+        "split": split,
+        "trajectory_parameters": json.dumps([p._asdict() for p in params]),
+    }
+    for ds in datasets:
+        ds.attrs.update(attrs)
+    if region is None:
+        return datasets[0]
+    datasets[1].attrs["region"] = json.dumps([float(x) for x in region])
+    return datasets[0], datasets[1]
+
+
+def regional_grid(region: Sequence[float], resolution_deg) -> tuple[np.ndarray, np.ndarray]:
+    """(latitudes [H'], longitudes [W'], ascending degrees) of the equiangular grid of
+    spacing `resolution_deg` (`output_grid`) inside `region` = (lat_min, lat_max,
+    lon_min, lon_max), a box running east from lon_min.
+
+    Raises:
+      ValueError: a malformed region, or one that holds fewer than 2 × 2 points.
+    """
+    values = tuple(region) if isinstance(region, Sequence) else ()
+    if len(values) != 4 or not all(isinstance(v, int | float) for v in values):
+        raise ValueError(
+            f"region: expected (lat_min, lat_max, lon_min, lon_max) degrees, got {region!r}"
+        )
+    lat_min, lat_max, lon_min, lon_max = (float(v) for v in values)
+    if not -90 <= lat_min < lat_max <= 90:
+        raise ValueError(f"region: expected -90 ≤ lat_min < lat_max ≤ 90, got {values}")
+    if resolution_deg is None:
+        raise ValueError("region_resolution_deg: expected a spacing dividing 180 with a region")
+    lat, lon = output_grid(resolution_deg)
+    span = (lon_max - lon_min) % 360
+    lat = lat[(lat >= lat_min) & (lat <= lat_max)]
+    lon = lon[(lon - lon_min) % 360 <= span]
+    if lat.size < 2 or lon.size < 2:
+        raise ValueError(
+            f"region: {values} holds {lat.size} × {lon.size} points of the "
+            f"{resolution_deg}° grid; expected at least 2 × 2"
+        )
+    return lat, lon
+
+
+def _dataset(fields, lat, lon, times, outputs, model, orography):
+    """The Dataset of one grid's `fields` ({variable: [[T, 1, H, W]] per trajectory})."""
+    import xarray as xr
+
     units = {"u_component_of_wind": "m s**-1", "v_component_of_wind": "m s**-1"}
     long_names = {
         "u_component_of_wind": "eastward wind (pole rows: limit along each meridian)",
@@ -222,37 +300,11 @@ def simulate_shallow_water(
         "longitude": ("longitude", lon, {"units": "degrees_east"}),
         "trajectory": (
             "time",
-            np.repeat(np.arange(len(params), dtype=np.int32), outputs),
+            np.repeat(np.arange(len(fields[VARIABLES[0]]), dtype=np.int32), outputs),
             {"long_name": "index of the simulation this time belongs to"},
         ),
     }
-    attrs = {
-        "title": "meshsim rotating shallow water on the sphere (randomised Galewsky jets)",
-        "source": "meshsim.solvers.shallow_water with dinosaur "
-        f"{_dinosaur_version()} (spectral transform, vorticity-divergence)",
-        "truncation": f"T{model.truncation}",
-        "gaussian_grid": "x".join(str(n) for n in model.grid.nodal_shape[::-1]),
-        "time_step_s": model.time_step_s,
-        "time_integration": "imex_rk_sil3 (semi-implicit 3rd-order Runge-Kutta)",
-        "hyperdiffusion": f"del^4, e-folding {model.diffusion_hours} h at wavenumber T",
-        "output_interval_hours": OUTPUT_HOURS,
-        "regridding": "spectral fields evaluated exactly at the output points",
-        "mean_depth_m": MEAN_DEPTH,
-        "earth_radius_m": EARTH_RADIUS,
-        "angular_velocity_s-1": EARTH_ANGULAR_VELOCITY,
-        "gravity_m_s-2": GRAVITY,
-        "orography": orography,
-        "land_threshold_m": LAND_THRESHOLD,
-        "initial_condition": "Galewsky et al. (2004) jet, randomised (JetParams)",
-        "spinup_days": spinup_days,
-        "days": days,
-        "trajectories": len(params),
-        "trajectory_gap_days": TRAJECTORY_GAP_DAYS,
-        "seed": int(seed),
-        "split": split,
-        "trajectory_parameters": json.dumps([p._asdict() for p in params]),
-    }
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return xr.Dataset(data_vars, coords=coords)
 
 
 def _dinosaur_version() -> str:
@@ -273,31 +325,39 @@ def generate_shallow_water(
     truncation: int = 42,
     orography: str = "flat",
     progress: bool = False,
+    region: Sequence[float] | None = None,
+    region_resolution_deg: float | None = None,
 ) -> str:
-    """Simulates (`simulate_shallow_water`) and writes ``{out_dir}/{split}.zarr``.
+    """Simulates (`simulate_shallow_water`) and writes ``{out_dir}/{split}.zarr``, and
+    with a `region` the fine regional cut-out ``{out_dir}/regional/{split}.zarr``
+    (`meshsim.data.stretched.REGIONAL_DIR`; a stretched grid reads the two together).
 
-    The store is written to a hidden temporary sibling and renamed when complete, so a
-    crash leaves nothing under the final name (nor directories this call created). One
+    Each store is written to a hidden temporary sibling and renamed when complete, so
+    a crash leaves nothing under the final names (nor directories this call created);
+    the regional store is renamed first, so a global store is never without it. One
     chunk per frame. At the defaults (4 x 10 days after 1 day of spin-up, T42, 33 x 64)
     it takes ~25 s of CPU time (about as long on a 2-core machine).
 
     Args:
       out_dir: directory of the store (created if missing).
       split, trajectories, days, resolution_deg, seed, spinup_days, truncation,
-        orography, progress: as `simulate_shallow_water`.
+        orography, progress, region, region_resolution_deg: as `simulate_shallow_water`.
 
     Returns:
-      The path of the store.
+      The path of the (global) store.
 
     Raises:
-      FileExistsError: the store already exists (it is never overwritten).
+      FileExistsError: a store already exists (it is never overwritten).
       ValueError: an argument is out of range.
     """
     split = _check_split(split)
     path = os.path.join(os.fspath(out_dir), f"{split}.zarr")
-    if os.path.exists(path):
-        raise FileExistsError(f"shallow water: {path!r} exists; remove it or choose another")
-    ds = simulate_shallow_water(
+    regional = os.path.join(os.fspath(out_dir), "regional", f"{split}.zarr")
+    targets = [path] + ([regional] if region is not None else [])
+    for target in targets:
+        if os.path.exists(target):
+            raise FileExistsError(f"shallow water: {target!r} exists; remove it or choose another")
+    out = simulate_shallow_water(
         trajectories=trajectories,
         days=days,
         resolution_deg=resolution_deg,
@@ -307,14 +367,36 @@ def generate_shallow_water(
         truncation=truncation,
         orography=orography,
         progress=progress,
+        region=region,
+        region_resolution_deg=region_resolution_deg,
     )
+    datasets = list(out) if region is not None else [out]
     created = []  # directories made here, deepest first: removed again on failure
-    directory = os.path.abspath(os.fspath(out_dir))
+    directory = os.path.abspath(os.path.dirname(targets[-1]))
     while not os.path.exists(directory):
         created.append(directory)
         directory = os.path.dirname(directory)
-    os.makedirs(out_dir, exist_ok=True)
-    tmp = os.path.join(os.fspath(out_dir), f".{split}.zarr.{uuid.uuid4().hex[:8]}.tmp")
+    written = []
+    try:
+        for ds, target in reversed(list(zip(datasets, targets))):  # regional first
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            _write_store(ds, target)
+            written.append(target)
+    except BaseException:
+        for target in written:
+            shutil.rmtree(target, ignore_errors=True)
+        for directory in created:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+        raise
+    return path
+
+
+def _write_store(ds, path: str) -> None:
+    """Writes `ds` to the new store `path` through a hidden temporary sibling."""
+    tmp = os.path.join(
+        os.path.dirname(path), f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp"
+    )
     shape = (1, 1, ds.sizes["latitude"], ds.sizes["longitude"])
     encoding = {name: {"chunks": shape} for name in VARIABLES}
     try:
@@ -325,8 +407,4 @@ def generate_shallow_water(
         os.rename(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        for directory in created:
-            with contextlib.suppress(OSError):
-                os.rmdir(directory)
         raise
-    return path

@@ -226,9 +226,14 @@ class Task:
 
     def state(self, trajectory: Mapping[str, np.ndarray], index=slice(None)) -> np.ndarray:
         """[T', N, output_size] the state at frames `index` (an int, a slice or an index
-        array) of a trajectory: its state field, or its `state_parts` concatenated."""
+        array) of a trajectory: its state field, or its `state_parts` concatenated. An
+        int or a slice indexes the field itself, so a lazily read field (weather's
+        `LazyFrames`, an HDF5 dataset) reads only those frames."""
         if not self.state_parts:
-            return np.asarray(trajectory[self.state_field])[index]
+            field = trajectory[self.state_field]
+            if isinstance(index, int | np.integer | slice):
+                return np.asarray(field[index])
+            return np.asarray(field)[index]
         parts = []
         for name, width in self.state_parts:
             if name not in trajectory:

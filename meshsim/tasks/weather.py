@@ -50,15 +50,28 @@ EDGE_FEATURES = 4  # displacement in the receiver's frame (3) + length
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_graph(lat: bytes, lon: bytes, splits: int, radius_fraction: float) -> MultiGraph:
-    from meshsim.meshes.sphere import weather_graph
+def _cached_graph(
+    lat: bytes,
+    lon: bytes,
+    splits: int,
+    radius_fraction: float,
+    region: tuple[float, ...],
+    region_splits: int,
+    points: bool,
+) -> MultiGraph:
+    from meshsim.meshes.regional import Refinement
+    from meshsim.meshes.sphere import build_points_mesh, build_weather_mesh
 
-    return weather_graph(
+    refinement = Refinement.box(*region, extra_splits=region_splits) if region else None
+    build = build_points_mesh if points else build_weather_mesh
+    mesh = build(
         np.frombuffer(lat, np.float64),
         np.frombuffer(lon, np.float64),
         splits=splits,
         radius_fraction=radius_fraction,
+        refinement=refinement,
     )
+    return mesh.graph()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,7 +81,10 @@ class WeatherOptions(Validated):
     `mesh_splits`: icosahedron refinements of the multimesh (6 in GraphCast);
     `radius_fraction`: grid→mesh radius as a fraction of the longest finest mesh edge;
     `variable_weights`: loss weights as "variable=weight" (others weigh 1);
-    `level_weighting`: 3-D variables weighted by pressure level (GraphCast).
+    `level_weighting`: 3-D variables weighted by pressure level (GraphCast);
+    `region`: (lat_min, lat_max, lon_min, lon_max) degrees where the multimesh is
+    refined `region_splits` more times (`meshsim.meshes.regional.Refinement.box`; a
+    box may cross 0°E: lon_min > lon_max), () for none.
     Autoregressive training is `train.unroll_steps` (every task has it); which
     variables are read is `data.variables`.
     """
@@ -79,6 +95,12 @@ class WeatherOptions(Validated):
     radius_fraction: float = setting(0.6, gt=0)
     variable_weights: tuple[str, ...] = ()
     level_weighting: bool = True
+    region: tuple[float, ...] = ()
+    region_splits: int = setting(1, ge=1)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_region(self.region)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -90,6 +112,10 @@ class WeatherTask(Task):
       mesh_splits: icosahedron refinements of the multimesh (6 in GraphCast).
       radius_fraction: grid→mesh radius over the longest finest mesh edge (0.6).
       channel_weights: per-channel loss weights (variables × levels; empty: all 1).
+      region, region_splits: the refined region of the multimesh (`WeatherOptions`).
+      points: the data nodes are a point set (`point_latitude`/`point_longitude`/
+        `point_weight` fields: a stretched grid, `meshsim.data.stretched`), not the
+        lat-lon grid of `latitude`/`longitude`.
     """
 
     scoring = "forecast"  # scores by lead time from many initial times
@@ -103,9 +129,13 @@ class WeatherTask(Task):
     mesh_splits: int = 6
     radius_fraction: float = 0.6
     channel_weights: tuple[float, ...] = ()
+    region: tuple[float, ...] = ()
+    region_splits: int = 1
+    points: bool = False
 
     def __post_init__(self):
         super().__post_init__()
+        check_region(self.region)
         check_int("output_size", self.output_size, minimum=1)
         check_int("num_static", self.num_static, minimum=0)
         if self.channel_weights and len(self.channel_weights) != self.output_size:
@@ -137,15 +167,22 @@ class WeatherTask(Task):
 
     @property
     def structure_fields(self) -> tuple[str, ...]:
-        return ("latitude", "longitude")
+        return ("point_latitude", "point_longitude") if self.points else ("latitude", "longitude")
 
     def structure(self, trajectory: Mapping[str, np.ndarray]) -> MultiGraph:
-        """The weather graph of the trajectory's grid, with its structural features
-        (cached per grid: building it is the expensive part)."""
-        lat = np.ascontiguousarray(trajectory["latitude"], np.float64)
-        lon = np.ascontiguousarray(trajectory["longitude"], np.float64)
+        """The weather graph of the trajectory's grid (or point set), with its structural
+        features (cached per grid: building it is the expensive part)."""
+        lat_field, lon_field = self.structure_fields
+        lat = np.ascontiguousarray(trajectory[lat_field], np.float64)
+        lon = np.ascontiguousarray(trajectory[lon_field], np.float64)
         return _cached_graph(
-            lat.tobytes(), lon.tobytes(), self.mesh_splits, float(self.radius_fraction)
+            lat.tobytes(),
+            lon.tobytes(),
+            self.mesh_splits,
+            float(self.radius_fraction),
+            tuple(float(x) for x in self.region),
+            int(self.region_splits),
+            self.points,
         )
 
     def partition_positions(
@@ -196,10 +233,11 @@ class WeatherTask(Task):
         static = np.asarray(trajectory["static"], np.float32)
         if static.ndim != 2 or static.shape[1] != self.num_static:
             raise ValueError(f"static: expected [N, {self.num_static}], got {static.shape}")
-        return {
-            "static": static,
-            "area_weight": node_weights(trajectory["latitude"], trajectory["longitude"]),
-        }
+        if self.points:
+            weight = np.asarray(trajectory["point_weight"], np.float32)
+        else:
+            weight = node_weights(trajectory["latitude"], trajectory["longitude"])
+        return {"static": static, "area_weight": weight}
 
     def input_fields(self, trajectory: Mapping[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
         """Two input times and the forcings of the step t → t+1."""
@@ -325,6 +363,7 @@ def weather_task(
                 f"task.options.variable_weights: expected 'variable=weight ≥ 0', got {item!r}"
             )
     return WeatherTask(
+        points="regional_path" in meta,
         output_size=len(channels),
         num_static=len(meta.get("static", ())),
         channel_weights=channel_weights(
@@ -382,3 +421,23 @@ def weather_normalizers(task: WeatherTask, stats, structure: MultiGraph) -> norm
         edges={k: structural(structure.edge_sets[k].features) for k in task.edge_types},
         output=norm.fixed_normalizer(np.zeros(c), stats.diff_std, std_epsilon=1e-8),
     )
+
+
+def check_region(region) -> None:
+    """Checks a refined region: () or (lat_min, lat_max, lon_min, lon_max) degrees.
+
+    Raises:
+      ValueError: naming `task.options.region`, the expected form and what it got.
+    """
+    if not region:
+        return
+    values = tuple(region)
+    ok = len(values) == 4 and all(isinstance(v, int | float) for v in values)
+    if ok:
+        lat_min, lat_max, lon_min, lon_max = values
+        ok = -90 <= lat_min < lat_max <= 90 and all(-360 <= v <= 360 for v in values[2:])
+    if not ok:
+        raise ValueError(
+            "task.options.region: expected (lat_min, lat_max, lon_min, lon_max) degrees "
+            f"with -90 ≤ lat_min < lat_max ≤ 90, got {values}"
+        )
