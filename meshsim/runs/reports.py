@@ -20,7 +20,7 @@ import numpy as np
 from meshsim.rollout import rollout_trajectory
 from meshsim.runs.build import open_split
 from meshsim.runs.evaluate import plot_run
-from meshsim.runs.workdir import Run
+from meshsim.runs.workdir import STATISTICS, Run
 
 # Rollout horizons (steps) at which the model must beat persistence; "all": every step.
 PASS_HORIZONS = ("1", "10", "50", "all")
@@ -239,6 +239,7 @@ def forecast_report(
 ) -> tuple[str, bool, dict[str, Any]]:
     """Figures, report and summary of a demo scored by forecasts (see the module doc)."""
     del quick  # one gate for both sizes
+    from meshsim.data.weather import WeatherStatistics
     from meshsim.plotting import (
         animate_forecast,
         plot_forecast_maps,
@@ -261,12 +262,16 @@ def forecast_report(
     name = metrics["variables"][channel]
     lat, lon = dataset.latitudes, dataset.longitudes
     hours = metrics["lead_hours"]
+    # the training climatology: maps show anomalies where it dominates the field
+    stats = WeatherStatistics.load(os.path.join(run.workdir, STATISTICS))
+    climatology = stats.climatology[:, stats.channels.index(name)]
     plot_forecast_maps(
         os.path.join(workdir, "maps.png"),
         pred[-1, :, channel],
         truth[-1, :, channel],
         lat,
         lon,
+        climatology=climatology,
         title=f"{name} +{hours[-1]:g} h",
     )
     animate_forecast(
@@ -276,6 +281,7 @@ def forecast_report(
         lat,
         lon,
         lead_hours=hours,
+        climatology=climatology,
         title=name,
     )
     ok = beats_persistence(metrics)
