@@ -239,8 +239,9 @@ def plot_multimesh(
 
     Each edge is a great-circle arc sampled every `max_step_deg` at most, drawn where
     it lies on the visible hemisphere and coloured by the coarsest level that holds
-    it (coarse levels darker and thicker); the globe's rim, a 30° graticule, and for a
-    few grid points their grid→mesh and mesh→grid edges.
+    it (coarse levels darker, wider and on top: their arcs run along finer ones).
+    Also the globe's rim, a 30° graticule, and for a few grid points their grid→mesh
+    and mesh→grid edges.
 
     Args:
       weather_mesh: `meshsim.meshes.sphere.WeatherMesh`.
@@ -273,7 +274,7 @@ def plot_multimesh(
     ax = fig.subplots()
     ax.add_collection(LineCollection(graticule(center), linewidths=0.4, colors="0.85"))
     cmap = colormaps["viridis"]
-    for k in range(num_levels):  # coarse first, so fine edges draw over them
+    for k in range(num_levels - 1, -1, -1):  # fine first: coarse arcs, wider, lie on top
         pick = levels == k
         if not pick.any():
             continue
@@ -301,7 +302,9 @@ def plot_multimesh(
         ):
             segments = arc_segments(a[pick], b[pick], center, max_step_deg)
             ax.add_collection(
-                LineCollection(segments, linewidths=width, colors=colour, alpha=0.8, label=label)
+                LineCollection(
+                    segments, linewidths=width, colors=colour, alpha=0.8, label=label, zorder=2.5
+                )
             )
         xy, visible = orthographic(grid[chosen], center)
         ax.scatter(*xy[visible].T, s=8, c="k", zorder=3, label="grid points")
