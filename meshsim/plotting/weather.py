@@ -318,5 +318,16 @@ def plot_multimesh(
         f"multimesh{region}: {len(vertices)} vertices, {2 * len(senders)} edges; "
         f"seen from ({center[0]:g}°N, {center[1]:g}°E)"
     )
-    ax.legend(loc="upper left", fontsize=8, bbox_to_anchor=(1.0, 1.0))
+    handles, labels = ax.get_legend_handles_labels()
+    level_of = {f"mesh level {k}": k for k in range(num_levels)}  # coarse first, then grid
+    order = sorted(
+        range(len(labels)), key=lambda i: (labels[i] not in level_of, level_of.get(labels[i], i))
+    )
+    ax.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        loc="upper left",
+        fontsize=8,
+        bbox_to_anchor=(1.0, 1.0),
+    )
     return save_figure(fig, path, dpi)
