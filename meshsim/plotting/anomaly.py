@@ -62,7 +62,8 @@ class FieldColours:
 
     Attributes:
       anomaly: whether the panels show field − climatology.
-      vmin, vmax: the colour limits (symmetric about 0 for anomalies).
+      vmin: the lower colour limit (-vmax for anomalies).
+      vmax: the upper colour limit.
       cmap: the colour map name.
       climatology: [*S] float64, what is subtracted (a 0-d zero when not an anomaly).
     """

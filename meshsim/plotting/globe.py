@@ -87,7 +87,8 @@ def arc_points(a, b, max_step_deg: float = 2.0) -> tuple[np.ndarray, np.ndarray]
     """Samples along the minor great-circle arcs from `a` to `b`.
 
     Args:
-      a, b: [E, 3] float unit vectors, the arcs' ends (not antipodal).
+      a: [E, 3] float unit vectors, the arcs' starts.
+      b: [E, 3] float unit vectors, the arcs' ends (not antipodal to the starts).
       max_step_deg: the largest angle between consecutive samples, > 0.
 
     Returns:
@@ -117,7 +118,8 @@ def arc_segments(a, b, center, max_step_deg: float = 2.0) -> np.ndarray:
     """The visible pieces of great-circle arcs a → b, projected (`orthographic`).
 
     Args:
-      a, b: [E, 3] float unit vectors, the arcs' ends.
+      a: [E, 3] float unit vectors, the arcs' starts.
+      b: [E, 3] float unit vectors, the arcs' ends.
       center: (lat, lon) degrees of the projection's centre.
       max_step_deg: the longest piece in degrees of arc (> 0).
 

@@ -54,8 +54,8 @@ def sphere_triangles(latitudes, longitudes) -> np.ndarray:
     """Triangles of the points on the sphere: their unit vectors' convex hull.
 
     Args:
-      latitudes, longitudes: [N] float degrees (repeated points, such as a pole row,
-        are used once).
+      latitudes: [N] float degrees (repeated points, such as a pole row, are used once).
+      longitudes: [N] float degrees.
 
     Returns:
       [T, 3] int64 point indices; hull faces wider than 60° of arc (a regional set's
@@ -85,7 +85,8 @@ def plane_triangulation(
     See the module doc. The window is [lon_start, lon_start + 360).
 
     Args:
-      latitudes, longitudes: [N] float degrees.
+      latitudes: [N] float degrees.
+      longitudes: [N] float degrees.
       triangles: [T, 3] int point indices (`sphere_triangles`).
       lon_start: the west edge of the plotted longitudes, degrees.
 
@@ -172,8 +173,8 @@ def plot_point_maps(
     Args:
       pred: [N] float forecast at the points.
       truth: [N] float true values.
-      latitudes, longitudes: [N] float degrees of the points (any order; longitudes
-        any real, taken mod 360).
+      latitudes: [N] float degrees of the points, in any order.
+      longitudes: [N] float degrees of the points (any real, taken mod 360).
       extent: None (the whole globe) or (lat_min, lat_max, lon_min, lon_max) degrees:
         the axes show exactly that box, running east from lon_min to lon_max, so
         (350, 10) crosses 0°E (x runs 350..370, labelled mod 360). The colour
