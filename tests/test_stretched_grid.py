@@ -199,4 +199,5 @@ def test_stretched_demo_scores_inside_and_outside(tmp_path):
         assert all(np.isfinite(v).all() for v in rmse.values())
     report = (workdir / "report.md").read_text()
     assert "inside the region" in report and "outside the region" in report
+    assert (workdir / "region.png").stat().st_size > 1000 and (workdir / "maps.png").exists()
     assert (workdir / "data" / "regional" / "valid.zarr").exists()

@@ -2,7 +2,9 @@
 
 `mesh`: fields on triangle meshes, prediction|truth|error comparisons and
 animations, cloth, training curves; `rollout`: RMSE and kinetic energy against the
-step; `weather`: maps, forecast animations, score curves, the multimesh; `graph`:
+step; `weather`: maps (anomalies against a climatology where it dominates, `anomaly`),
+forecast animations, score curves, the multimesh on the globe (`globe`);
+`point_maps`: maps of fields on arbitrary points (stretched grids), zoomable; `graph`:
 graph partitions; `paraview`: XDMF/VTU files of rollouts for ParaView.
 """
 
@@ -17,6 +19,7 @@ from meshsim.plotting.mesh import (
 )
 from meshsim.plotting.paraview import export_vtk_frames, export_xdmf
 from meshsim.plotting.particles import animate_particles, plot_particles
+from meshsim.plotting.point_maps import plot_point_maps
 from meshsim.plotting.rollout import plot_kinetic_energy, plot_rollout_rmse
 from meshsim.plotting.weather import (
     animate_forecast,
@@ -41,6 +44,7 @@ __all__ = [
     "plot_loss_curve",
     "plot_multimesh",
     "plot_partition",
+    "plot_point_maps",
     "plot_rollout_rmse",
     "plot_score_curves",
 ]

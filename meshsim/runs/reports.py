@@ -20,7 +20,7 @@ import numpy as np
 from meshsim.rollout import rollout_trajectory
 from meshsim.runs.build import open_split
 from meshsim.runs.evaluate import plot_run
-from meshsim.runs.workdir import Run
+from meshsim.runs.workdir import STATISTICS, Run
 
 # Rollout horizons (steps) at which the model must beat persistence; "all": every step.
 PASS_HORIZONS = ("1", "10", "50", "all")
@@ -239,6 +239,7 @@ def forecast_report(
 ) -> tuple[str, bool, dict[str, Any]]:
     """Figures, report and summary of a demo scored by forecasts (see the module doc)."""
     del quick  # one gate for both sizes
+    from meshsim.data.weather import WeatherStatistics
     from meshsim.plotting import (
         animate_forecast,
         plot_forecast_maps,
@@ -261,14 +262,25 @@ def forecast_report(
     name = metrics["variables"][channel]
     lat, lon = dataset.latitudes, dataset.longitudes
     hours = metrics["lead_hours"]
+    # the training climatology: maps show anomalies where it dominates the field
+    stats = WeatherStatistics.load(os.path.join(run.workdir, STATISTICS))
+    climatology = stats.climatology[:, stats.channels.index(name)]
     if dataset.region_mask is not None:  # a stretched grid: scores inside and outside
-        return _stretched_report(workdir, dataset, metrics, title=title, timing=timing)
+        return _stretched_report(
+            workdir,
+            dataset,
+            metrics,
+            (pred[-1, :, channel], truth[-1, :, channel], climatology),
+            title=title,
+            timing=timing,
+        )
     plot_forecast_maps(
         os.path.join(workdir, "maps.png"),
         pred[-1, :, channel],
         truth[-1, :, channel],
         lat,
         lon,
+        climatology=climatology,
         title=f"{name} +{hours[-1]:g} h",
     )
     animate_forecast(
@@ -278,6 +290,7 @@ def forecast_report(
         lat,
         lon,
         lead_hours=hours,
+        climatology=climatology,
         title=name,
     )
     ok = beats_persistence(metrics)
@@ -300,10 +313,25 @@ Beats persistence for every channel at 24 h and 72 h: **{"yes" if ok else "NO"}*
     return report, ok, metrics
 
 
-def _stretched_report(workdir, dataset, metrics, *, title, timing):
+def _stretched_report(workdir, dataset, metrics, fields, *, title, timing):
     """The report of a stretched-grid demo: the scores overall, inside the fine region
-    and outside it."""
+    and outside it, and maps of `fields` = (forecast, truth, climatology) `[N]` each at
+    the last lead time, on the globe and zoomed to the region."""
+    from meshsim.plotting import plot_point_maps
+
     ok = beats_persistence(metrics)
+    name, hours = metrics["variables"][-1], metrics["lead_hours"]
+    lat, lon = dataset.point_latitudes, dataset.point_longitudes
+    for file, extent in (("maps.png", None), ("region.png", dataset.box)):
+        plot_point_maps(
+            os.path.join(workdir, file),
+            *fields[:2],
+            lat,
+            lon,
+            extent=extent,
+            climatology=fields[2],
+            title=f"{name} +{hours[-1]:g} h",
+        )
     sections = [_forecast_table(metrics)]
     for part in ("inside", "outside"):
         scores = {**metrics, **metrics["regions"][part]}
@@ -322,6 +350,8 @@ over all points:
 Beats persistence for every channel at 24 h and 72 h: **{"yes" if ok else "NO"}**.
 
 ![RMSE by lead time](rmse.png)
+![maps](maps.png)
+![the region](region.png)
 """
     return report, ok, metrics
 
