@@ -201,3 +201,42 @@ def test_stretched_demo_scores_inside_and_outside(tmp_path):
     assert "inside the region" in report and "outside the region" in report
     assert (workdir / "region.png").stat().st_size > 1000 and (workdir / "maps.png").exists()
     assert (workdir / "data" / "regional" / "valid.zarr").exists()
+    # The same data as a limited-area model: outside the region the host's truth.
+    from meshsim.runs.demo import quick_overrides
+
+    sets = [f"--set={o}" for o in quick_overrides(preset)]
+    sets += [f"--set=data.path={workdir / 'data'}", "--set=task.options.limited_area=true"]
+    sets += ["--set=train.steps=2", "--set=train.checkpoint_every=2"]
+    lam = str(tmp_path / "lam")
+    assert main(["train", "--config", preset, "--workdir", lam, *sets]) == 0
+    assert main(["evaluate", "--workdir", lam, "--steps", "2"]) == 0
+    regions = json.loads((tmp_path / "lam" / "metrics.json").read_text())["regions"]
+    for channel, values in regions["outside"]["rmse"]["model"].items():
+        assert values == [0.0, 0.0], channel
+        assert all(v > 0 for v in regions["inside"]["rmse"]["model"][channel])
+
+
+def test_limited_area_task_takes_the_boundary_from_the_host(pair):
+    from meshsim.tasks.weather import NUM_FORCINGS, WeatherTask
+
+    _, _, coarse, fine = pair
+    data = S.StretchedDataset(coarse, fine)
+    traj = data[0]
+    task = WeatherTask(output_size=1, num_static=1, points=True, limited_area=True)
+    frames = task.prescribed_frames(traj, 1, 2)  # [2, N, 2F + C]
+    assert frames.shape == (2, data.weights.size, 2 * NUM_FORCINGS + 1)
+    np.testing.assert_array_equal(frames[1, :, 2 * NUM_FORCINGS :], traj["state"][3])
+    fields = {
+        **task.static_fields(traj),
+        **task.input_fields(traj, 1),
+    }
+    assert fields["forcing"].shape[-1] == 2 * NUM_FORCINGS
+    predicted = np.full_like(fields["state"], 1e3)
+    out = task.advance(fields, predicted, frames[0])
+    inside = data.region_mask
+    np.testing.assert_array_equal(np.asarray(out["state"])[inside], 1e3)
+    np.testing.assert_array_equal(np.asarray(out["state"])[~inside], traj["state"][2][~inside])
+    weights = np.asarray(task.loss_weights(fields, np.ones(inside.size, bool)))
+    assert np.all(weights[~inside] == 0) and np.all(weights[inside] > 0)
+    with pytest.raises(ValueError, match="limited_area: expected a stretched grid"):
+        WeatherTask(output_size=1, limited_area=True)

@@ -84,7 +84,10 @@ class WeatherOptions(Validated):
     `level_weighting`: 3-D variables weighted by pressure level (GraphCast);
     `region`: (lat_min, lat_max, lon_min, lon_max) degrees where the multimesh is
     refined `region_splits` more times (`meshsim.meshes.regional.Refinement.box`; a
-    box may cross 0°E: lon_min > lon_max), () for none.
+    box may cross 0°E: lon_min > lon_max), () for none;
+    `limited_area`: on a stretched grid, forecast the fine region only; the other
+    points take the host model's values (the global data) at every step, the
+    boundary forcing of a limited-area model.
     Autoregressive training is `train.unroll_steps` (every task has it); which
     variables are read is `data.variables`.
     """
@@ -97,6 +100,7 @@ class WeatherOptions(Validated):
     level_weighting: bool = True
     region: tuple[float, ...] = ()
     region_splits: int = setting(1, ge=1)
+    limited_area: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -116,6 +120,9 @@ class WeatherTask(Task):
       points: the data nodes are a point set (`point_latitude`/`point_longitude`/
         `point_weight` fields: a stretched grid, `meshsim.data.stretched`), not the
         lat-lon grid of `latitude`/`longitude`.
+      limited_area: forecast the `region_mask` points only (needs `points`); the others
+        are prescribed: `prescribed_frames` carries the host's next state after the
+        forcings, and `advance` puts it outside the region.
     """
 
     scoring = "forecast"  # scores by lead time from many initial times
@@ -132,10 +139,16 @@ class WeatherTask(Task):
     region: tuple[float, ...] = ()
     region_splits: int = 1
     points: bool = False
+    limited_area: bool = False
 
     def __post_init__(self):
         super().__post_init__()
         check_region(self.region)
+        if self.limited_area and not self.points:
+            raise ValueError(
+                "task.options.limited_area: expected a stretched grid (data.regional_path): "
+                "the fine region is forecast, the global data force its boundary"
+            )
         check_int("output_size", self.output_size, minimum=1)
         check_int("num_static", self.num_static, minimum=0)
         if self.channel_weights and len(self.channel_weights) != self.output_size:
@@ -237,7 +250,10 @@ class WeatherTask(Task):
             weight = np.asarray(trajectory["point_weight"], np.float32)
         else:
             weight = node_weights(trajectory["latitude"], trajectory["longitude"])
-        return {"static": static, "area_weight": weight}
+        out = {"static": static, "area_weight": weight}
+        if self.limited_area:
+            out["region_mask"] = np.asarray(trajectory["region_mask"], bool)
+        return out
 
     def input_fields(self, trajectory: Mapping[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
         """Two input times and the forcings of the step t → t+1."""
@@ -247,7 +263,7 @@ class WeatherTask(Task):
         return {
             f"prev|{self.state_field}": np.asarray(state[t - 1], np.float32),
             self.state_field: np.asarray(state[t], np.float32),
-            "forcing": self.prescribed_frames(trajectory, t - 1, 1)[0],
+            "forcing": self.prescribed_frames(trajectory, t - 1, 1)[0, :, : 2 * NUM_FORCINGS],
         }
 
     def prescribed_frames(
@@ -255,11 +271,16 @@ class WeatherTask(Task):
     ) -> np.ndarray:
         """[steps, N, 2F] the forcings of the step after rollout step k from `start`: at
         t+k and t+k+1 (times past the trajectory's end repeat its last frame; within the
-        data only the last step's unused forcing does)."""
+        data only the last step's unused forcing does). A limited-area task appends the
+        host's state at t+k ([steps, N, 2F + C]), what its boundary takes."""
         forcing = np.asarray(trajectory["forcing"], np.float32)
         last = forcing.shape[0] - 1
         index = np.minimum(np.arange(start + 1, start + 1 + steps), last)
-        return np.concatenate([forcing[index], forcing[np.minimum(index + 1, last)]], axis=-1)
+        parts = [forcing[index], forcing[np.minimum(index + 1, last)]]
+        if self.limited_area:
+            state = trajectory[self.state_field]
+            parts.append(np.stack([np.asarray(state[int(i)], np.float32) for i in index]))
+        return np.concatenate(parts, axis=-1)
 
     @property
     def output_weights(self) -> tuple[float, ...] | None:
@@ -275,17 +296,25 @@ class WeatherTask(Task):
     # ------------------------------------------------------------------ jit side
 
     def simulated_mask(self, fields: Fields) -> jax.Array:
+        if self.limited_area:
+            return fields["region_mask"]
         return jnp.ones(fields[self.state_field].shape[:1], bool)
 
     def loss_weights(self, fields: Fields, node_mask: jax.Array) -> jax.Array:
-        return jnp.where(node_mask, fields["area_weight"], 0.0)
+        keep = node_mask & self.simulated_mask(fields)
+        return jnp.where(keep, fields["area_weight"], 0.0)
 
     def advance(self, fields: Fields, next_state: jax.Array, prescribed: jax.Array) -> dict:
-        """Shifts the two input times and takes the next forcings (`prescribed [N, 2F]`)."""
+        """Shifts the two input times and takes the next forcings (`prescribed [N, 2F]`;
+        a limited-area task's boundary takes the host state after them)."""
         out = dict(fields)
         out[f"prev|{self.state_field}"] = fields[self.state_field]
+        forcing = prescribed[..., : 2 * NUM_FORCINGS]
+        if self.limited_area:
+            host = prescribed[..., 2 * NUM_FORCINGS :]
+            next_state = jnp.where(self.simulated_mask(fields)[:, None], next_state, host)
         out[self.state_field] = next_state
-        out["forcing"] = prescribed
+        out["forcing"] = forcing
         return out
 
     def plot_scalar(self, states: np.ndarray) -> tuple[np.ndarray, str]:
