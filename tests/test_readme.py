@@ -34,6 +34,9 @@ NOT_RUN_HERE = {
     "`meshsim demo --config experiments/deforming_plate_lite.py --quick`",
     "make demo-sphere": "the full-size cloth-on-sphere demo; tests/test_contact_demos.py "
     "runs `meshsim demo --config experiments/sphere_simple_lite.py --quick`",
+    "python experiments/stretched_grid.py --workdir runs/stretched-vs-uniform": "two "
+    "full trainings (~40 min here); tests/test_stretched_grid.py runs its `compare` "
+    "with --quick's sizes",
     "make demo-weather": "the full-size weather demo; tests/test_weather_cli.py runs "
     "`meshsim demo --config experiments/weather_shallow_water.py --quick`",
     # Install.
@@ -327,6 +330,9 @@ def check_generate(args, out):
 
         ds = xr.open_zarr(os.path.join(args.out, f"{args.split}.zarr"))
         assert ds.sizes["time"] >= args.steps and "geopotential" in ds
+        if args.region:  # the fine cut-out of the same simulations
+            regional = xr.open_zarr(os.path.join(args.out, "regional", f"{args.split}.zarr"))
+            assert regional.sizes["time"] == ds.sizes["time"]
         return
     _nonempty(os.path.join(args.out, f"{args.split}.h5"))
     _nonempty(os.path.join(args.out, "meta.json"))

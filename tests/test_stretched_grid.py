@@ -201,6 +201,21 @@ def test_stretched_demo_scores_inside_and_outside(tmp_path):
     assert "inside the region" in report and "outside the region" in report
     assert (workdir / "region.png").stat().st_size > 1000 and (workdir / "maps.png").exists()
     assert (workdir / "data" / "regional" / "valid.zarr").exists()
+    # The comparison with a uniform coarse model (experiments/stretched_grid.py), on the
+    # demo's data: both scored at the same points, inside and outside the region.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "stretched_grid", os.path.join(ROOT, "experiments", "stretched_grid.py")
+    )
+    experiment = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(experiment)
+    result = experiment.compare(str(workdir), quick=True)
+    assert result["forecasts"] >= 1 and {r["lead_h"] for r in result["table"]} >= {24}
+    for row in result["table"]:
+        for key in ("inside_stretched", "inside_uniform", "outside_stretched", "outside_uniform"):
+            assert np.isfinite(row[key]) and row[key] > 0, (row, key)
+    assert "| channel | lead (h) |" in (workdir / "stretched_grid.md").read_text()
     # The same data as a limited-area model: outside the region the host's truth.
     from meshsim.runs.demo import quick_overrides
 

@@ -142,7 +142,12 @@ class StretchedDataset(Sequence):
         self.channels, self.times, self.segments = coarse.channels, coarse.times, coarse.segments
         self.static_names, self.layout = coarse.static_names, coarse.layout
         self.latitudes, self.longitudes = coarse.latitudes, coarse.longitudes
-        self.meta = {**coarse.meta, "region": list(self.box), "regional_path": fine.path}
+        self.meta = {
+            **coarse.meta,
+            "points": True,
+            "region": list(self.box),
+            "regional_path": fine.path,
+        }
         area = np.concatenate(
             [
                 cell_areas(coarse.latitudes, coarse.longitudes, to_poles=True)[self.keep],

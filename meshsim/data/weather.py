@@ -323,10 +323,19 @@ def open_weather_split(
 ) -> WeatherDataset:
     """`{directory}/{split}.zarr` (or `.nc`) as a `WeatherDataset` (`regional`: latitudes
     need not cover the globe; `static`: the static variables to read, None for all)."""
+    return WeatherDataset(split_path(directory, split), variables, regional=regional, static=static)
+
+
+def split_path(directory: str | os.PathLike, split: str) -> str:
+    """`{directory}/{split}.zarr`, else `.nc`.
+
+    Raises:
+      FileNotFoundError: neither exists.
+    """
     for ext in (".zarr", ".nc"):
         path = os.path.join(os.fspath(directory), split + ext)
         if os.path.exists(path):
-            return WeatherDataset(path, variables, regional=regional, static=static)
+            return path
     raise FileNotFoundError(f"weather dataset: no {split}.zarr or {split}.nc in {directory!r}")
 
 

@@ -69,8 +69,48 @@ def _grid(ds, layout: store.StoreLayout) -> dict[str, Any]:
     }
 
 
+def _points_split(path: str) -> dict[str, Any]:
+    """The report of a point-set store (`meshsim.data.weather_points`)."""
+    from meshsim.data.weather_points import PointsDataset
+
+    data = PointsDataset(path)
+    levels = (
+        [int(v) for v in np.asarray(data.ds["level"].values)] if "level" in data.ds.dims else []
+    )
+    variables = {}
+    for c in data.channels:
+        var = data.ds[c.variable]
+        variables[c.variable] = {
+            "levels": c.level is not None,
+            "dims": list(var.dims),
+            "units": var.attrs.get("units"),
+        }
+    lat, lon = data.point_latitudes, data.point_longitudes
+    return {
+        "format": "zarr" if os.path.isdir(path) else "netcdf",
+        "path": path,
+        "variables": variables,
+        "channels": len(data.channels),
+        "levels": levels,
+        "static": list(data.static_names),
+        "unreadable": {},
+        "time": _times(data.ds),
+        "trajectories": _trajectories(data.ds),
+        "grid": {
+            "points": int(lat.size),
+            "dim": data.dim,
+            "latitude_range": [float(lat.min()), float(lat.max())],
+            "longitude_range": [float(lon.min()), float(lon.max())],
+        },
+    }
+
+
 def inspect_split(path: str) -> dict[str, Any]:
     """The report of one store (see `inspect_weather_dataset`)."""
+    from meshsim.data.weather_points import is_points_store
+
+    if is_points_store(path):
+        return _points_split(path)
     ds = store.open_weather(path)
     dynamic = store.dynamic_variables(ds)
     layout = store.store_layout(ds, dynamic)
@@ -108,7 +148,8 @@ def inspect_weather_dataset(
       "levels": [int], "static": [names], "unreadable": {name: dims}, "time": {"count",
       "first", "last", "step_hours"}, "trajectories": {"count", "frames": {"min",
       "mean", "max"}} or None, "grid": {"latitudes", "longitudes", "latitude_range",
-      "longitude_range", "resolution_deg", "horizontal_order", "latitude_descending"}}}}.
+      "longitude_range", "resolution_deg", "horizontal_order", "latitude_descending"}
+      (for a point set: {"points", "dim", "latitude_range", "longitude_range"})}}}.
     """
     directory = os.fspath(directory)
     names = _splits(directory) if splits is None else list(splits)
@@ -125,14 +166,20 @@ def format_weather_inspection(report: dict[str, Any]) -> str:
     for split, info in report["splits"].items():
         grid, time, traj = info["grid"], info["time"], info["trajectories"]
         lines.append(f"  {split}: {info['format']} {info['path']}")
-        order = "×".join(grid["horizontal_order"])
-        direction = "descending" if grid["latitude_descending"] else "ascending"
-        lines.append(
-            f"    grid       {grid['latitudes']} latitudes × {grid['longitudes']} longitudes "
-            f"({grid['resolution_deg'][0]:g}° × {grid['resolution_deg'][1]:g}°, "
-            f"latitude {grid['latitude_range'][0]:g}…{grid['latitude_range'][1]:g}, "
-            f"stored {order}, latitude {direction})"
-        )
+        if "points" in grid:
+            lines.append(
+                f"    grid       {grid['points']} points along {grid['dim']!r} (latitude "
+                f"{grid['latitude_range'][0]:g}…{grid['latitude_range'][1]:g})"
+            )
+        else:
+            order = "×".join(grid["horizontal_order"])
+            direction = "descending" if grid["latitude_descending"] else "ascending"
+            lines.append(
+                f"    grid       {grid['latitudes']} latitudes × {grid['longitudes']} "
+                f"longitudes ({grid['resolution_deg'][0]:g}° × {grid['resolution_deg'][1]:g}°, "
+                f"latitude {grid['latitude_range'][0]:g}…{grid['latitude_range'][1]:g}, "
+                f"stored {order}, latitude {direction})"
+            )
         step = f", every {time['step_hours']:g} h" if time["step_hours"] else ""
         lines.append(f"    times      {time['count']} from {time['first']} to {time['last']}{step}")
         if traj is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 
 from meshsim.config import ExperimentConfig
 from meshsim.data import open_dataset
@@ -22,7 +23,9 @@ from meshsim.data.weather import (
     check_same_layout,
     is_weather_directory,
     open_weather_split,
+    split_path,
 )
+from meshsim.data.weather_points import PointsDataset, is_points_store
 from meshsim.models import EncodeProcessDecode, get_block, get_model
 from meshsim.simulator import Simulator
 from meshsim.tasks import Task, built_from_data, get_task, load_task_module
@@ -48,6 +51,8 @@ def open_split(config: ExperimentConfig, split: str):
             static=config.data.static_variables,
             margin=config.data.region_margin,
         )
+    if is_weather_directory(path) and is_points_store(store := split_path(path, split)):
+        return PointsDataset(store, config.data.variables, static=config.data.static_variables)
     if is_weather_directory(path):
         return open_weather_split(
             path,
@@ -67,7 +72,7 @@ def check_splits(config: ExperimentConfig, train) -> None:
     Raises:
       ValueError: naming the validation file and the field that differs.
     """
-    if not isinstance(train, WeatherDataset | StretchedDataset):
+    if not isinstance(train, WeatherDataset | StretchedDataset | PointsDataset):
         return  # mesh splits share one meta.json
     try:
         valid = open_split(config, config.data.valid_split)
@@ -76,6 +81,16 @@ def check_splits(config: ExperimentConfig, train) -> None:
     if isinstance(train, StretchedDataset) and isinstance(valid, StretchedDataset):
         check_same_layout(train.coarse, valid.coarse)
         check_same_layout(train.fine, valid.fine)
+        return
+    if isinstance(train, PointsDataset):
+        same = valid.meta["channels"] == train.meta["channels"] and np.array_equal(
+            valid.point_latitudes, train.point_latitudes
+        )
+        if not same or not np.array_equal(valid.point_longitudes, train.point_longitudes):
+            raise ValueError(
+                f"{valid.path}: expected the channels and points of {train.path} "
+                f"({len(train.channels)} channels, {train.weights.size} points)"
+            )
         return
     check_same_layout(train, valid)
 

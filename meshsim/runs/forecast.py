@@ -222,11 +222,11 @@ def _run_forecast(workdir, init_times, steps, out, split, batch, overrides):
             "meshsim forecast needs a weather run (use meshsim rollout or evaluate)"
         )
     dataset = open_split(config, split)
-    if dataset.region_mask is not None:
+    if dataset.meta.get("points"):
         raise ValueError(
-            f"workdir {workdir!r}: forecasts of a stretched grid (data.regional_path) are "
-            "not written as stores yet (they are a point set, not WeatherBench2's lat-lon "
-            "grid); meshsim evaluate scores them, inside and outside the region"
+            f"workdir {workdir!r}: forecasts on a point set (a stretched grid or an "
+            "unstructured store) are not written as stores yet (WeatherBench2's forecast "
+            "layout is a lat-lon grid); meshsim evaluate scores them"
         )
     wanted = parse_init_times(init_times, dataset.times)
     if np.unique(wanted).size != wanted.size or np.any(np.diff(wanted) <= np.timedelta64(0)):

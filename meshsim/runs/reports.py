@@ -265,8 +265,8 @@ def forecast_report(
     # the training climatology: maps show anomalies where it dominates the field
     stats = WeatherStatistics.load(os.path.join(run.workdir, STATISTICS))
     climatology = stats.climatology[:, stats.channels.index(name)]
-    if dataset.region_mask is not None:  # a stretched grid: scores inside and outside
-        return _stretched_report(
+    if dataset.meta.get("points"):  # a stretched grid or a point set: maps of points
+        return _points_report(
             workdir,
             dataset,
             metrics,
@@ -313,16 +313,19 @@ Beats persistence for every channel at 24 h and 72 h: **{"yes" if ok else "NO"}*
     return report, ok, metrics
 
 
-def _stretched_report(workdir, dataset, metrics, fields, *, title, timing):
-    """The report of a stretched-grid demo: the scores overall, inside the fine region
-    and outside it, and maps of `fields` = (forecast, truth, climatology) `[N]` each at
-    the last lead time, on the globe and zoomed to the region."""
+def _points_report(workdir, dataset, metrics, fields, *, title, timing):
+    """The report of a demo on a point set: the scores overall (and for a stretched
+    grid inside the fine region and outside it), and maps of `fields` = (forecast,
+    truth, climatology) `[N]` each at the last lead time, on the globe (and zoomed to
+    the region)."""
     from meshsim.plotting import plot_point_maps
 
     ok = beats_persistence(metrics)
     name, hours = metrics["variables"][-1], metrics["lead_hours"]
     lat, lon = dataset.point_latitudes, dataset.point_longitudes
-    for file, extent in (("maps.png", None), ("region.png", dataset.box)):
+    region = dataset.region_mask is not None
+    maps = (("maps.png", None), ("region.png", getattr(dataset, "box", None)))
+    for file, extent in maps[: 1 + region]:
         plot_point_maps(
             os.path.join(workdir, file),
             *fields[:2],
@@ -333,14 +336,19 @@ def _stretched_report(workdir, dataset, metrics, fields, *, title, timing):
             title=f"{name} +{hours[-1]:g} h",
         )
     sections = [_forecast_table(metrics)]
-    for part in ("inside", "outside"):
+    for part in ("inside", "outside") if region else ():
         scores = {**metrics, **metrics["regions"][part]}
         sections.append(f"**{part} the region** {dataset.box}:\n\n{_forecast_table(scores)}")
     tables = "\n\n".join(sections)
+    where = (
+        f", {int(dataset.region_mask.sum())} of them in the fine region of a stretched grid"
+        if region
+        else ""
+    )
     report = f"""# meshsim demo: {title}
 
-Stretched-grid GraphCast-style forecaster ({dataset.weights.size} points, of which
-{int(dataset.region_mask.sum())} in the fine region; {metrics["num_forecasts"]} validation
+GraphCast-style forecaster on {dataset.weights.size} points{where}
+({metrics["num_forecasts"]} validation
 forecasts; data {timing["generate_s"]:.0f} s, training {timing["train_s"]:.0f} s on this
 machine). Area-weighted RMSE and ACC against persistence and the training climatology,
 over all points:
@@ -351,7 +359,7 @@ Beats persistence for every channel at 24 h and 72 h: **{"yes" if ok else "NO"}*
 
 ![RMSE by lead time](rmse.png)
 ![maps](maps.png)
-![the region](region.png)
+{"![the region](region.png)" if region else ""}
 """
     return report, ok, metrics
 

@@ -392,7 +392,7 @@ def weather_task(
                 f"task.options.variable_weights: expected 'variable=weight ≥ 0', got {item!r}"
             )
     return WeatherTask(
-        points="regional_path" in meta,
+        points=bool(meta.get("points")),
         output_size=len(channels),
         num_static=len(meta.get("static", ())),
         channel_weights=channel_weights(
