@@ -232,6 +232,10 @@ def test_scores_reduce_with_area_weights_like_the_deterministic_ones():
     np.testing.assert_allclose(one["crps"]["a"], mae[:, 0], rtol=1e-12)
     np.testing.assert_allclose(one["crps_fair"]["b"], mae[:, 1], rtol=1e-12)
     assert one["spread"]["a"] == [0.0] * 3 and one["spread_skill"]["b"] == [0.0] * 3
+    # meshes have no climatology: everything but the ACC
+    no_clim = ensemble_scores(members, truth, None, weights, ["a", "b"])
+    assert set(out) - set(no_clim) == {"ensemble_mean_acc"}
+    assert no_clim["crps"] == out["crps"]
 
 
 def test_rank_histogram_breaks_ties_at_random():
@@ -338,6 +342,14 @@ def test_crps_loss_equals_the_numpy_score(kind, jit):
     got = fn(*map(jnp.asarray, args), kind=kind, alpha=0.95)
     assert got.shape == () and got.dtype == jnp.float32
     assert float(got) == pytest.approx(numpy_loss(*args, kind), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["fair", "afcrps"])
+def test_a_one_member_crps_loss_is_the_weighted_absolute_error(kind):
+    members, target, weights, channel_weights = loss_inputs(m=1)
+    want = np.sum(weights * (np.abs(members[0] - target) @ channel_weights)) / weights.sum()
+    got = crps_loss(members, target, weights, channel_weights, kind=kind)
+    assert float(got) == pytest.approx(want, rel=1e-5)
 
 
 def test_masked_nodes_do_not_change_the_loss_or_poison_its_gradient():

@@ -134,7 +134,8 @@ def ensemble_scores(
     Args:
       members: [M, L, N, C] ensemble forecasts (M members, L lead times, N grid nodes).
       truth: [L, N, C] verifying analyses.
-      climatology: [N, C] for the ACC's anomalies.
+      climatology: [N, C] for the ACC's anomalies; None (meshes, which have none): no
+        "ensemble_mean_acc" entry.
       weights: [N] area weights, mean 1 (`meshsim.data.weather.node_weights`).
       channels: C channel names.
       seed: breaks rank ties (`rank_histogram`).
@@ -145,6 +146,7 @@ def ensemble_scores(
       M + 1 ints]}} — area-weighted means over nodes (rank counts are unweighted);
       "spread" is √(area-mean of the members' unbiased variance) (0 for M = 1) and
       "spread_skill" √((M + 1)/M) · spread / ensemble-mean RMSE (0 where the RMSE is 0).
+      Memory: one lead time's members at a time for the CRPS (a sort over M per point).
 
     Raises:
       ValueError: shapes that disagree (naming the argument), or a channel count that
@@ -167,14 +169,15 @@ def ensemble_scores(
     variance = members.var(axis=0, ddof=1) if m > 1 else np.zeros_like(mean)
     spread = np.sqrt(_weighted_mean(variance, weights))
     ratio = np.sqrt((m + 1) / m) * spread / np.where(rmse > 0, rmse, 1.0)
-    table = {
-        "crps": _weighted_mean(crps_ensemble(members, truth, fair=False), weights),
-        "crps_fair": _weighted_mean(crps_ensemble(members, truth, fair=True), weights),
-        "ensemble_mean_rmse": rmse,
-        "ensemble_mean_acc": anomaly_correlation(mean, truth, climatology, weights),
-        "spread": spread,
-        "spread_skill": np.where(rmse > 0, ratio, 0.0),
-    }
+    crps = np.zeros((2, *rmse.shape))  # [standard | fair, L, C]
+    for lead in range(truth.shape[0]):  # one lead's members at a time: memory O(M·N·C)
+        for i, fair in enumerate((False, True)):
+            score = crps_ensemble(members[:, lead], truth[lead], fair=fair)  # [N, C]
+            crps[i, lead] = weights @ score / weights.sum()
+    table = {"crps": crps[0], "crps_fair": crps[1], "ensemble_mean_rmse": rmse}
+    if climatology is not None:
+        table["ensemble_mean_acc"] = anomaly_correlation(mean, truth, climatology, weights)
+    table.update(spread=spread, spread_skill=np.where(rmse > 0, ratio, 0.0))
     out: dict = {
         name: {ch: [float(v) for v in values[:, k]] for k, ch in enumerate(channels)}
         for name, values in table.items()

@@ -62,8 +62,9 @@ def crps_loss(
       weights: [N] loss weight per node (area weights, 0 on masked nodes); bool or int
         masks count as 0/1.
       channel_weights: [C] per-channel loss weights.
-      kind: "fair" or "afcrps".
-      alpha: the almost-fair blend α in [0, 1] ("afcrps" only; 1 is "fair").
+      kind: "fair" or "afcrps" (static).
+      alpha: the almost-fair blend α in [0, 1] ("afcrps" only; 1 is "fair"), a Python
+        float (static under `jit`).
 
     Returns:
       [] Σ_n w_n Σ_c cw_c CRPS_nc / Σ_n w_n (0 when every weight is 0).
