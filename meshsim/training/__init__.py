@@ -3,10 +3,12 @@
 `step` holds `TrainState`, the optimizer and the jit-able `train_step(state, batch,
 rng)`; `multistep` the k-step unrolled and pushforward losses; `batches` turns
 trajectories into padded, stacked, prefetched batches whose order is a pure
-function of (seed, step). Callers jit, pmap or shard them (`meshsim.parallel`).
+function of (seed, step); `crps` the fair and almost-fair CRPS losses of ensembles.
+Callers jit, pmap or shard them (`meshsim.parallel`).
 """
 
 from meshsim.training.batches import dataset_budget, iter_batches, prefetch, window_indices
+from meshsim.training.crps import crps_loss
 from meshsim.training.multistep import horizon_at, output_loss, unrolled_loss
 from meshsim.training.step import (
     NonFiniteError,
@@ -24,6 +26,7 @@ __all__ = [
     "NonFiniteError",
     "TrainState",
     "abstract_train_state",
+    "crps_loss",
     "dataset_budget",
     "horizon_at",
     "init_train_state",
