@@ -96,6 +96,7 @@ def _cmd_generate(args) -> int:
         seed=args.seed,
         split=args.split,
         mesh_resolution=args.mesh_resolution,
+        diurnal=args.diurnal,
         progress=True,
     )
     print(f"wrote {path}")
@@ -311,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=1.0,
         help="mesh refinement factor (1: ~1.9k-node channel, ~1.6k-node flag, 5.625° grid; "
         "particle cases: divides the particle spacing, 1: ~0.5-2k particles)",
+    )
+    p.add_argument(
+        "--diurnal",
+        action="store_true",
+        help="shallow_water only: add a 2m_temperature channel with a diurnal cycle "
+        "(a column model heated by the solar radiation, carried by the flow)",
     )
     p.set_defaults(func=_cmd_generate)
 

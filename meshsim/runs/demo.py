@@ -99,6 +99,7 @@ def generate(config: ExperimentConfig) -> dict[str, float]:
             seed=d.generate_seed,
             split=split,
             mesh_resolution=d.generate_mesh_resolution,
+            diurnal=d.generate_diurnal,
             progress=True,
         )
         seconds[split] = time.perf_counter() - t0

@@ -93,6 +93,7 @@ def generate_dataset(
     split: str = "train",
     mesh_resolution: float = 1.0,
     compression: str | None = None,
+    diurnal: bool = False,
     progress: bool = False,
 ) -> str:
     """Simulates `trajectories` runs of `steps` frames and writes `<out>/<split>.h5`
@@ -101,6 +102,8 @@ def generate_dataset(
     Particle domains (`PARTICLE_DOMAINS`, SPH) write `position` [steps, N, D] float32 and
     `particle_type` [1, N, 1] int32 with a "particles" meta entry (its velocity and
     acceleration statistics from this split); `mesh_resolution` divides the spacing.
+    `diurnal` (shallow_water only) adds the `2m_temperature` channel with a diurnal
+    cycle (`meshsim.solvers.surface_temperature`).
 
     The file (and `meta.json`, for a new directory) appears only when complete.
 
@@ -115,6 +118,13 @@ def generate_dataset(
     from meshsim.data import HDF5Writer, infer_meta
 
     _check_arguments(domain, trajectories, steps, seed, split, mesh_resolution)
+    if not isinstance(diurnal, bool):
+        raise ValueError(f"diurnal: expected True or False, got {diurnal!r}")
+    if diurnal and domain != "shallow_water":
+        raise ValueError(
+            f"diurnal (--diurnal, data.generate_diurnal): only the shallow_water domain has "
+            f"a diurnal channel, got domain {domain!r}"
+        )
     if domain == "shallow_water":  # weather data: WeatherBench2-layout zarr, not HDF5
         from meshsim.solvers.shallow_water import generate_shallow_water
 
@@ -133,6 +143,7 @@ def generate_dataset(
             days=(steps - 1) * SHALLOW_WATER_STEP_HOURS / 24.0,
             resolution_deg=SHALLOW_WATER_RESOLUTION_DEG / mesh_resolution,
             seed=seed,
+            diurnal=diurnal,
             progress=progress,
         )
     simulate, meta_extra = _simulator(domain, steps, mesh_resolution)
