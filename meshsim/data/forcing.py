@@ -86,3 +86,39 @@ def forcing_frames(times, latitudes, longitudes) -> np.ndarray:
     out[..., 3] = np.sin(local)[:, None, :]
     out[..., 4] = np.cos(local)[:, None, :]
     return out.reshape(times.size, h * w, len(FORCING_NAMES))
+
+
+def statistics_stride(times, max_times: int = 512) -> int:
+    """The stride of the times the forcing statistics are computed on: about
+    ``len(times) / max_times``, and never a multiple of any divisor > 1 of the steps per
+    day, so the subsample walks through every time of day.
+
+    A stride that is a multiple of a day (e.g. 4 with 6-hourly data) samples one UTC
+    hour only: harmless on a global grid, whose longitudes cover every local time, but
+    on a regional grid the radiation is then always that of one local time (at night:
+    a std near 0, and z-scores blown up by 40×).
+
+    Args:
+      times: [T] datetime64, increasing.
+      max_times: about how many times to keep (≥ 1).
+    """
+    times = np.asarray(times, "datetime64[ns]")
+    stride = max(1, times.size // max(1, int(max_times)))
+    if stride == 1 or times.size < 2:
+        return stride
+    step = int(np.diff(times).min() / np.timedelta64(1, "ns"))
+    day = 86400 * 10**9
+    per_day = day // step if step > 0 and day % step == 0 else 0
+    while per_day and np.gcd(stride, per_day) != 1:
+        stride += 1
+    return stride
+
+
+def forcing_statistics(times, latitudes, longitudes, max_times: int = 512):
+    """([5] mean, [5] std) float64 of `forcing_frames` over a subsample of `times` [T]
+    (`statistics_stride`) and every grid point."""
+    times = np.asarray(times)
+    every = statistics_stride(times, max_times)
+    forcing = forcing_frames(times[::every], latitudes, longitudes)
+    forcing = forcing.reshape(-1, forcing.shape[-1]).astype(np.float64)
+    return forcing.mean(0), forcing.std(0)
