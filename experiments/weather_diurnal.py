@@ -23,7 +23,5 @@ QUICK_OVERRIDES = quick_overrides(BASE)
 
 def get_config() -> ExperimentConfig:
     base = load_config(BASE)
-    data = dataclasses.replace(
-        base.data, path="data/shallow_water_diurnal", generate_diurnal=True
-    )
+    data = dataclasses.replace(base.data, path="data/shallow_water_diurnal", generate_diurnal=True)
     return dataclasses.replace(base, name="weather_diurnal", data=data)

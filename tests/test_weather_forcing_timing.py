@@ -14,9 +14,11 @@ pytest.importorskip("xarray")
 
 from meshsim.data import weather as W  # noqa: E402
 from meshsim.data.forcing import (  # noqa: E402
+    SOLAR_CONSTANT,
     forcing_frames,
     forcing_statistics,
     statistics_stride,
+    toa_incident_solar_radiation,
 )
 from meshsim.rollout import rollout_trajectory  # noqa: E402
 from meshsim.tasks.weather import NUM_FORCINGS, WeatherTask  # noqa: E402
@@ -39,24 +41,40 @@ def _trajectory(frames=20, hours=6):
     }
 
 
-def _at(times):
-    """[N, 5] forcings computed afresh at one time."""
-    return forcing_frames(np.asarray([times]), LAT, LON)[0]
+def _at(time, radiation="instant"):
+    """[N, 5] forcings computed afresh at one time; "step_mean": the radiation is the
+    mean over the 6 h before (a fine Riemann sum of the instantaneous flux)."""
+    out = forcing_frames(np.asarray([time]), LAT, LON)[0]
+    if radiation == "step_mean":
+        minutes = time - np.arange(360) * np.timedelta64(1, "m") - np.timedelta64(30, "s")
+        flux = toa_incident_solar_radiation(minutes, LAT, LON) / SOLAR_CONSTANT
+        out[:, 0] = flux.reshape(360, -1).mean(0)
+    return out
 
 
-def test_window_and_unrolled_frames_see_the_input_and_target_times():
-    task = WeatherTask(output_size=2, mesh_splits=0)
+@pytest.mark.parametrize("radiation", ["instant", "step_mean"])
+def test_window_and_unrolled_frames_see_the_input_and_target_times(radiation):
+    task = WeatherTask(output_size=2, mesh_splits=0, radiation=radiation)
     traj = _trajectory()
     structure = task.structure(traj)
     times = traj["time"]
+    atol = 1e-6 if radiation == "instant" else 2e-3  # the reference is a Riemann sum
+
+    def expected(a, b):
+        return np.concatenate([_at(times[a], radiation), _at(times[b], radiation)], -1)
+
     for t in (1, 7, 15):
         window = task.window(traj, t, structure, horizon=3)
-        expected = np.concatenate([_at(times[t]), _at(times[t + 1])], -1)
-        np.testing.assert_allclose(window.fields["forcing"], expected, atol=1e-6)
+        np.testing.assert_allclose(window.fields["forcing"], expected(t, t + 1), atol=atol)
         future = window.fields["future|prescribed"]  # [N, 3, 2F]: the steps after
         for k in range(3):
-            expected = np.concatenate([_at(times[t + 1 + k]), _at(times[t + 2 + k])], -1)
-            np.testing.assert_allclose(future[:, k], expected, atol=1e-6)
+            np.testing.assert_allclose(future[:, k], expected(t + 1 + k, t + 2 + k), atol=atol)
+    if radiation == "step_mean":  # it differs from the instantaneous flux where it matters
+        instant = forcing_frames(times, LAT, LON)[..., 0]
+        mean = task.prescribed_frames(traj, -1, 19)[..., 0]  # times 0..18
+        assert np.abs(mean - instant[:19]).max() > 0.2
+        with pytest.raises(ValueError, match="radiation: expected one of"):
+            WeatherTask(output_size=2, radiation="daily")
 
 
 class _ForcingEcho:
@@ -74,17 +92,19 @@ class _ForcingEcho:
         return jnp.stack([forcing[:, 0], forcing[:, NUM_FORCINGS]], -1)
 
 
-@pytest.mark.parametrize("chunk", [3, 50])
-def test_every_rollout_step_sees_the_forcings_of_its_own_times(chunk):
-    task = WeatherTask(output_size=2, mesh_splits=0)
+@pytest.mark.parametrize("chunk, radiation", [(3, "instant"), (50, "instant"), (5, "step_mean")])
+def test_every_rollout_step_sees_the_forcings_of_its_own_times(chunk, radiation):
+    task = WeatherTask(output_size=2, mesh_splits=0, radiation=radiation)
     traj = _trajectory()
     times, start, steps = traj["time"], 2, 12
+    atol = 1e-6 if radiation == "instant" else 2e-3
     out = rollout_trajectory(
         _ForcingEcho(task), None, None, traj, steps=steps, start=start, chunk=chunk
     )
     for k in range(1, steps + 1):  # frame k: the step from start+k-1 to start+k
-        np.testing.assert_allclose(out[k, :, 0], _at(times[start + k - 1])[:, 0], atol=1e-6)
-        np.testing.assert_allclose(out[k, :, 1], _at(times[start + k])[:, 0], atol=1e-6)
+        before, after = _at(times[start + k - 1], radiation), _at(times[start + k], radiation)
+        np.testing.assert_allclose(out[k, :, 0], before[:, 0], atol=atol)
+        np.testing.assert_allclose(out[k, :, 1], after[:, 0], atol=atol)
 
 
 def test_trajectories_of_a_store_get_the_forcings_of_their_own_times(tmp_path):

@@ -122,3 +122,30 @@ def forcing_statistics(times, latitudes, longitudes, max_times: int = 512):
     forcing = forcing_frames(times[::every], latitudes, longitudes)
     forcing = forcing.reshape(-1, forcing.shape[-1]).astype(np.float64)
     return forcing.mean(0), forcing.std(0)
+
+
+def step_mean_radiation(times, latitudes, longitudes, step, samples: int = 12) -> np.ndarray:
+    """[T, H·W] float32 top-of-atmosphere solar radiation over S₀, averaged over the
+    `step` (timedelta64) before each of `times` [T] (midpoint rule, `samples` points).
+
+    The heating a column receives during a model step, which the instantaneous values
+    at its two ends do not give when the sun rises or sets in between (a step from
+    03:00 to 09:00 local time and one from 15:00 to 21:00 have the same end values
+    mirrored, and a step from 18:00 to 24:00 after a long summer day ends in the dark
+    at both). ERA5's `toa_incident_solar_radiation` is this average over 1 h (times
+    3600 s).
+    """
+    times = np.asarray(times, "datetime64[ns]")
+    step = np.timedelta64(step, "ns")
+    if step <= np.timedelta64(0, "ns"):
+        raise ValueError(f"step: expected a positive time step, got {step}")
+    samples = int(samples)
+    if samples < 1:
+        raise ValueError(f"samples: expected ≥ 1, got {samples}")
+    offsets = ((np.arange(samples) + 0.5) / samples * step.astype(np.int64)).astype(
+        "timedelta64[ns]"
+    )
+    when = (times[:, None] - step + offsets[None, :]).reshape(-1)  # [T·samples]
+    flux = toa_incident_solar_radiation(when, latitudes, longitudes) / SOLAR_CONSTANT
+    flux = flux.reshape(times.size, samples, -1).mean(1)
+    return flux.astype(np.float32)

@@ -75,10 +75,14 @@ def daily_mean_equilibrium(time, latitudes, longitudes, params: ColumnParameters
     """[H, W] float64 the equilibrium under the radiation averaged over the 24 h after
     `time` (datetime64): a start close to the model's daily mean."""
     hours = np.asarray(time, "datetime64[s]") + np.arange(24) * np.timedelta64(3600, "s")
-    radiation = toa_incident_solar_radiation(hours + np.timedelta64(1800, "s"), latitudes, longitudes)
+    radiation = toa_incident_solar_radiation(
+        hours + np.timedelta64(1800, "s"), latitudes, longitudes
+    )
     mean = radiation.astype(np.float64).mean(0) / SOLAR_CONSTANT  # [H, W]
     tau = params.relaxation_days
-    return equilibrium_temperature(latitudes, params)[:, None] + params.heating_k_per_day * tau * mean
+    return (
+        equilibrium_temperature(latitudes, params)[:, None] + params.heating_k_per_day * tau * mean
+    )
 
 
 def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, ...]:

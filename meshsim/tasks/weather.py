@@ -11,7 +11,9 @@ Fields (on `grid`, `N = H·W` nodes, `C` channels = variables × levels):
 
 * `prev|state [N, C]`, `state [N, C]`: the two input times t−1 and t;
 * `target|state [N, C]`: the truth at t+1 (training only);
-* `forcing [N, 2F]`: forcings at t and t+1 (solar radiation, time of year/day);
+* `forcing [N, 2F]`: forcings at t and t+1 (solar radiation, time of year/day); with
+  `radiation="step_mean"` the radiation at a time is its mean over the step before it,
+  so the one at t+1 is the heating the column receives during the step;
 * `static [N, S]`: static variables (land-sea mask, surface geopotential);
 * `area_weight [N]`: cell area (∝ cos latitude, mean 1), the loss weight.
 
@@ -47,6 +49,7 @@ GRID2MESH, MESH2GRID = "grid2mesh", "mesh2grid"
 NUM_FORCINGS = 5  # meshsim.data.forcing.FORCING_NAMES
 POSITION_FEATURES = 3  # sin latitude, cos longitude, sin longitude (meshes.sphere)
 EDGE_FEATURES = 4  # displacement in the receiver's frame (3) + length
+RADIATION_MODES = ("instant", "step_mean")  # WeatherOptions.radiation
 
 
 @functools.lru_cache(maxsize=4)
@@ -68,7 +71,10 @@ class WeatherOptions(Validated):
     `mesh_splits`: icosahedron refinements of the multimesh (6 in GraphCast);
     `radius_fraction`: grid→mesh radius as a fraction of the longest finest mesh edge;
     `variable_weights`: loss weights as "variable=weight" (others weigh 1);
-    `level_weighting`: 3-D variables weighted by pressure level (GraphCast).
+    `level_weighting`: 3-D variables weighted by pressure level (GraphCast);
+    `radiation`: the solar-radiation forcing at a time, "instant" (the flux then) or
+    "step_mean" (its mean over the data's time step before then, as ERA5 accumulates
+    it over the hour before; `meshsim.data.forcing.step_mean_radiation`).
     Autoregressive training is `train.unroll_steps` (every task has it); which
     variables are read is `data.variables`.
     """
@@ -79,6 +85,7 @@ class WeatherOptions(Validated):
     radius_fraction: float = setting(0.6, gt=0)
     variable_weights: tuple[str, ...] = ()
     level_weighting: bool = True
+    radiation: str = setting("instant", choices=RADIATION_MODES)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -90,6 +97,8 @@ class WeatherTask(Task):
       mesh_splits: icosahedron refinements of the multimesh (6 in GraphCast).
       radius_fraction: grid→mesh radius over the longest finest mesh edge (0.6).
       channel_weights: per-channel loss weights (variables × levels; empty: all 1).
+      radiation: "instant" or "step_mean" (`WeatherOptions`): what the first forcing
+        of each time is; "step_mean" recomputes it from the trajectory's `time`.
     """
 
     scoring = "forecast"  # scores by lead time from many initial times
@@ -103,9 +112,14 @@ class WeatherTask(Task):
     mesh_splits: int = 6
     radius_fraction: float = 0.6
     channel_weights: tuple[float, ...] = ()
+    radiation: str = "instant"
 
     def __post_init__(self):
         super().__post_init__()
+        if self.radiation not in RADIATION_MODES:
+            raise ValueError(
+                f"radiation: expected one of {RADIATION_MODES}, got {self.radiation!r}"
+            )
         check_int("output_size", self.output_size, minimum=1)
         check_int("num_static", self.num_static, minimum=0)
         if self.channel_weights and len(self.channel_weights) != self.output_size:
@@ -221,7 +235,28 @@ class WeatherTask(Task):
         forcing = np.asarray(trajectory["forcing"], np.float32)
         last = forcing.shape[0] - 1
         index = np.minimum(np.arange(start + 1, start + 1 + steps), last)
-        return np.concatenate([forcing[index], forcing[np.minimum(index + 1, last)]], axis=-1)
+        now, after = forcing[index], forcing[np.minimum(index + 1, last)]
+        if self.radiation == "step_mean":
+            now, after = (
+                self._step_mean(trajectory, f, i)
+                for f, i in ((now, index), (after, np.minimum(index + 1, last)))
+            )
+        return np.concatenate([now, after], axis=-1)
+
+    def _step_mean(self, trajectory, forcing: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """`forcing [k, N, F]` of the times `index [k]` with the radiation (feature 0)
+        replaced by its mean over the time step before each time."""
+        from meshsim.data.forcing import step_mean_radiation
+
+        times = np.asarray(trajectory["time"], "datetime64[ns]")
+        if times.size < 2:
+            raise ValueError("time: radiation='step_mean' needs at least 2 times")
+        step = np.diff(times).min()
+        out = forcing.copy()
+        out[..., 0] = step_mean_radiation(
+            times[index], trajectory["latitude"], trajectory["longitude"], step
+        )
+        return out
 
     @property
     def output_weights(self) -> tuple[float, ...] | None:
