@@ -110,6 +110,7 @@ def _cmd_generate(args) -> int:
         seed=args.seed,
         split=args.split,
         mesh_resolution=args.mesh_resolution,
+        diurnal=args.diurnal,
         progress=True,
         region=args.region,
         region_resolution=args.region_resolution,
@@ -341,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=2.0,
         help="how many times finer the regional grid is than the global one (default 2)",
+    )
+    p.add_argument(
+        "--diurnal",
+        action="store_true",
+        help="shallow_water only: add a 2m_temperature channel with a diurnal cycle "
+        "(a column model heated by the solar radiation, carried by the flow)",
     )
     p.set_defaults(func=_cmd_generate)
 

@@ -146,6 +146,9 @@ class DataConfig(Validated):
     generate_seed: int = setting(0, ge=0)
     # channel_mesh / cloth_mesh refinement factor
     generate_mesh_resolution: float = setting(1.0, gt=0)
+    # shallow_water only: add the `2m_temperature` channel with a diurnal cycle
+    # (meshsim.solvers.surface_temperature); off keeps the three flow channels
+    generate_diurnal: bool = False
     # WeatherBench2-layout stores: the data variables read (empty: every variable with
     # a `time` dimension)
     variables: tuple[str, ...] = ()

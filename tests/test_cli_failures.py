@@ -339,3 +339,10 @@ def test_staged_directory_publishes_all_or_nothing(tmp_path):
     assert sorted(os.listdir(target.parent)) == ["out"], "no temporary left"
     with pytest.raises(NotADirectoryError), staged_directory(target / "z.h5"):
         pass
+
+
+def test_diurnal_channel_of_another_domain_is_a_one_line_failure(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["generate", "flag", "--out", "o", "--trajectories", "1", "--steps", "3", "--diurnal"]
+    check_error(capsys, argv, 1, "--diurnal", "only the shallow_water domain", "'flag'")
+    assert os.listdir(tmp_path) == [], "nothing is simulated or written"

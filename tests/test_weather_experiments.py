@@ -60,3 +60,15 @@ def test_models_own_their_defaults_and_presets_state_only_what_they_change():
     )
     small = build_model(config, task)
     assert (small.latent_size, small.mlp_hidden_layers, small.activation) == (64, 1, "swish")
+
+
+def test_diurnal_preset_is_the_shallow_water_preset_with_the_diurnal_channel():
+    import dataclasses
+
+    _, base_path = _module("weather_shallow_water")
+    module, path = _module("weather_diurnal")
+    base, config = load_config(base_path), load_config(path)
+    assert config.data.generate_diurnal and not base.data.generate_diurnal
+    assert config.data.generate_domain == "shallow_water"
+    assert dataclasses.replace(config, name=base.name, data=base.data) == base
+    assert module.QUICK_OVERRIDES == _module("weather_shallow_water")[0].QUICK_OVERRIDES

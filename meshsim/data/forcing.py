@@ -105,3 +105,81 @@ def forcing_points(times, latitudes, longitudes) -> np.ndarray:
     out[..., 3] = np.sin(local)
     out[..., 4] = np.cos(local)
     return out
+
+
+def statistics_stride(times, max_times: int = 512) -> int:
+    """The stride of the times the forcing statistics are computed on: about
+    ``len(times) / max_times``, and never a multiple of any divisor > 1 of the steps per
+    day, so the subsample walks through every time of day.
+
+    A stride that is a multiple of a day (e.g. 4 with 6-hourly data) samples one UTC
+    hour only: harmless on a global grid, whose longitudes cover every local time, but
+    on a regional grid the radiation is then always that of one local time (at night:
+    a std near 0, and z-scores blown up by 40×).
+
+    Args:
+      times: [T] datetime64, increasing.
+      max_times: about how many times to keep (≥ 1).
+    """
+    times = np.asarray(times, "datetime64[ns]")
+    stride = max(1, times.size // max(1, int(max_times)))
+    if stride == 1 or times.size < 2:
+        return stride
+    step = int(np.diff(times).min() / np.timedelta64(1, "ns"))
+    day = 86400 * 10**9
+    per_day = day // step if step > 0 and day % step == 0 else 0
+    while per_day and np.gcd(stride, per_day) != 1:
+        stride += 1
+    return stride
+
+
+def forcing_statistics(times, latitudes, longitudes, max_times: int = 512, *, points=False):
+    """([5] mean, [5] std) float64 of the forcings over a subsample of `times` [T]
+    (`statistics_stride`) and every node of the grid `latitudes [H]` × `longitudes
+    [W]` (deg), or with `points` every point (`latitudes`, `longitudes` [N])."""
+    times = np.asarray(times)
+    every = statistics_stride(times, max_times)
+    if points:
+        forcing = forcing_points(times[::every], latitudes, longitudes)
+    else:
+        forcing = forcing_frames(times[::every], latitudes, longitudes)
+    forcing = forcing.reshape(-1, forcing.shape[-1]).astype(np.float64)
+    return forcing.mean(0), forcing.std(0)
+
+
+def step_mean_radiation(times, latitudes, longitudes, step, samples: int = 12) -> np.ndarray:
+    """[T, H·W] float32 top-of-atmosphere solar radiation over S₀ on the grid
+    `latitudes [H]` × `longitudes [W]`, averaged over the `step` (timedelta64) before
+    each of `times` [T] (midpoint rule, `samples` points; `step_mean_radiation_points`
+    of the grid's nodes).
+
+    The heating a column receives during a model step, which the instantaneous values
+    at its two ends do not give when the sun rises or sets in between (a step from
+    03:00 to 09:00 local time and one from 15:00 to 21:00 have the same end values
+    mirrored, and a step from 18:00 to 24:00 after a long summer day ends in the dark
+    at both). ERA5's `toa_incident_solar_radiation` is this average over 1 h (times
+    3600 s).
+    """
+    lat = np.repeat(np.asarray(latitudes, np.float64), len(longitudes))
+    lon = np.tile(np.asarray(longitudes, np.float64), len(latitudes))
+    return step_mean_radiation_points(times, lat, lon, step, samples)
+
+
+def step_mean_radiation_points(times, latitudes, longitudes, step, samples: int = 12):
+    """[T, N] float32 `step_mean_radiation` at the points `latitudes`, `longitudes` [N]."""
+    times = np.asarray(times, "datetime64[ns]")
+    step = np.timedelta64(step, "ns")
+    if step <= np.timedelta64(0, "ns"):
+        raise ValueError(f"step: expected a positive time step, got {step}")
+    samples = int(samples)
+    if samples < 1:
+        raise ValueError(f"samples: expected ≥ 1, got {samples}")
+    offsets = ((np.arange(samples) + 0.5) / samples * step.astype(np.int64)).astype(
+        "timedelta64[ns]"
+    )
+    when = (times[:, None] - step + offsets[None, :]).reshape(-1)  # [T·samples]
+    flux = _toa(
+        when, np.asarray(latitudes, np.float64)[None], np.asarray(longitudes, np.float64)[None]
+    )
+    flux = (flux / SOLAR_CONSTANT).reshape(times.size, samples, -1).mean(1)
+    return flux.astype(np.float32)

@@ -33,6 +33,7 @@ from meshsim.data.forcing import (  # noqa: F401 (re-exported)
     SOLAR_CONSTANT,
     forcing_frames,
     forcing_points,
+    forcing_statistics,
     toa_incident_solar_radiation,
 )
 from meshsim.data.weather_store import (  # noqa: F401 (re-exported)
@@ -439,11 +440,10 @@ def compute_statistics(dataset, *, block: int = 64) -> WeatherStatistics:
     mean = total / (count * n_nodes)
     std = np.sqrt(np.maximum(total_sq / (count * n_nodes) - mean**2, 0.0))
     static = dataset.static.astype(np.float64)
-    every = max(1, dataset.times.size // 512)  # forcings: a subsample of the split's times
-    forcing = forcing_points(
-        dataset.times[::every], dataset.point_latitudes, dataset.point_longitudes
+    # forcings: a subsample of the split's times that walks through the times of day
+    forcing_mean, forcing_std = forcing_statistics(
+        dataset.times, dataset.point_latitudes, dataset.point_longitudes, points=True
     )
-    forcing = forcing.reshape(-1, forcing.shape[-1]).astype(np.float64)
     return WeatherStatistics(
         channels=tuple(ch.name for ch in dataset.channels),
         mean=mean,
@@ -451,8 +451,8 @@ def compute_statistics(dataset, *, block: int = 64) -> WeatherStatistics:
         diff_std=np.sqrt(diff_sq / (diff_count * n_nodes)),
         static_mean=static.mean(0) if static.shape[1] else np.zeros(0),
         static_std=static.std(0) if static.shape[1] else np.zeros(0),
-        forcing_mean=forcing.mean(0),
-        forcing_std=forcing.std(0),
+        forcing_mean=forcing_mean,
+        forcing_std=forcing_std,
         climatology=(per_point / count).astype(np.float32),
     )
 

@@ -99,6 +99,7 @@ def generate(config: ExperimentConfig) -> dict[str, float]:
             seed=d.generate_seed,
             split=split,
             mesh_resolution=d.generate_mesh_resolution,
+            diurnal=d.generate_diurnal,
             progress=True,
             **(
                 {"region": d.generate_region, "region_resolution": d.generate_region_resolution}

@@ -93,6 +93,7 @@ def generate_dataset(
     split: str = "train",
     mesh_resolution: float = 1.0,
     compression: str | None = None,
+    diurnal: bool = False,
     progress: bool = False,
     region: tuple[float, ...] | None = None,
     region_resolution: float = 2.0,
@@ -106,6 +107,8 @@ def generate_dataset(
     With a `region` (shallow_water only: lat_min, lat_max, lon_min, lon_max degrees),
     also the fine cut-out `<out>/regional/<split>.zarr` on a grid `region_resolution`
     times finer, for stretched-grid models (`meshsim.data.stretched`).
+    `diurnal` (shallow_water only) adds the `2m_temperature` channel with a diurnal
+    cycle (`meshsim.solvers.surface_temperature`).
 
     The file (and `meta.json`, for a new directory) appears only when complete.
 
@@ -123,6 +126,13 @@ def generate_dataset(
     if region and domain != "shallow_water":
         raise ValueError(
             f"region (--region): only shallow_water writes a regional cut-out, not {domain!r}"
+        )
+    if not isinstance(diurnal, bool):
+        raise ValueError(f"diurnal: expected True or False, got {diurnal!r}")
+    if diurnal and domain != "shallow_water":
+        raise ValueError(
+            f"diurnal (--diurnal, data.generate_diurnal): only the shallow_water domain has "
+            f"a diurnal channel, got domain {domain!r}"
         )
     if domain == "shallow_water":  # weather data: WeatherBench2-layout zarr, not HDF5
         from meshsim.solvers.shallow_water import generate_shallow_water
@@ -142,6 +152,7 @@ def generate_dataset(
             days=(steps - 1) * SHALLOW_WATER_STEP_HOURS / 24.0,
             resolution_deg=SHALLOW_WATER_RESOLUTION_DEG / mesh_resolution,
             seed=seed,
+            diurnal=diurnal,
             progress=progress,
             region=tuple(region) if region else None,
             region_resolution_deg=spacing / region_resolution if region else None,

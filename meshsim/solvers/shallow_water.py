@@ -17,7 +17,12 @@ Layout (WeatherBench2 names and units; ``meshsim.data.weather`` reads it):
 * static ``geopotential_at_surface`` (``g h_s`` as the model sees it, truncated
   spectrally) and ``land_sea_mask`` (1 where the analytic mountain is higher than
   `LAND_THRESHOLD` m, else 0): ``[latitude, longitude] float32``;
-* coordinate ``trajectory`` ``[time] int32``: which simulation a time belongs to.
+* coordinate ``trajectory`` ``[time] int32``: which simulation a time belongs to;
+* with ``diurnal=True`` only (off by default): ``2m_temperature`` (K) ``[time,
+  latitude, longitude] float32``, a column relaxation model heated by the
+  top-of-atmosphere solar radiation and carried by the flow
+  (`meshsim.solvers.surface_temperature`): a field with a diurnal cycle, integrated
+  through the spin-up too. The flow fields are the same with or without it.
 
 The trajectories share one time axis, as WeatherBench2 data would: trajectory ``i``
 starts at `BASE_DATE` + ``i (days + TRAJECTORY_GAP_DAYS)``, so a reader finds them as
@@ -30,6 +35,7 @@ attribute (JSON, a list of `JetParams` dicts).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -54,6 +60,11 @@ from meshsim.solvers.shallow_water_model import (
     get_model,
     mountain_height,
     sample_jet_params,
+)
+from meshsim.solvers.surface_temperature import (
+    TEMPERATURE_VARIABLE,
+    ColumnParameters,
+    integrate_temperature,
 )
 from meshsim.validation import check_int
 
@@ -109,6 +120,7 @@ def simulate_shallow_water(
     time_step_s: float | None = None,
     orography: str = "flat",
     params: Sequence[JetParams] | None = None,
+    diurnal: bool = False,
     progress: bool = False,
     region: Sequence[float] | None = None,
     region_resolution_deg: float | None = None,
@@ -132,6 +144,9 @@ def simulate_shallow_water(
       time_step_s: solver step in s (divides 6 h); default `default_time_step`.
       orography: "flat", "cone" or "gaussian" (`mountain_height`), same for all.
       params: explicit `JetParams`, one per trajectory (then ``seed`` is unused).
+      diurnal: also write ``2m_temperature`` (`meshsim.solvers.surface_temperature`,
+        default `ColumnParameters`); its spin-up reruns the flow's (~0.3 s per
+        trajectory at T42).
       progress: show a tqdm bar over trajectories.
       region: (lat_min, lat_max, lon_min, lon_max) degrees, a box running east from
         lon_min (crossing 0°E when lon_min > lon_max): also evaluate the simulations
@@ -160,13 +175,24 @@ def simulate_shallow_water(
     elif len(params) != trajectories:
         raise ValueError(f"params: expected {trajectories} JetParams, got {len(params)}")
     params = [check_jet_params(p) for p in params]
+    if not isinstance(diurnal, bool):
+        raise ValueError(f"diurnal: expected True or False, got {diurnal!r}")
+    if diurnal and region is not None:
+        raise ValueError(
+            "diurnal, region: a regional cut-out of the diurnal channel is not written (its "
+            "column model is advected on the global grid); use one or the other"
+        )
     model = get_model(
         truncation=truncation, time_step_s=time_step_s, orography=orography
     )  # validates these three
     outputs = round(days * 24 / OUTPUT_HOURS) + 1
     spinup_steps = round(spinup_days * 24 / OUTPUT_HOURS) * model.steps_per_output
 
-    fields = {grid: {name: [] for name in VARIABLES} for grid in grids}
+    frame = np.timedelta64(OUTPUT_HOURS, "h")
+    period = np.timedelta64(round((days + TRAJECTORY_GAP_DAYS) * 24), "h")
+    starts = np.datetime64(BASE_DATE, "ns") + np.arange(len(params)) * period
+    variables = (TEMPERATURE_VARIABLE, *VARIABLES) if diurnal else VARIABLES
+    fields = {grid: {name: [] for name in variables} for grid in grids}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -174,12 +200,17 @@ def simulate_shallow_water(
         bar = tqdm(total=trajectories, desc=f"shallow water/{split}", unit="traj")
     t0 = time.perf_counter()
     try:
-        for p in params:
+        for p, start in zip(params, starts):
             states = model.run(model.initial_state(p), outputs=outputs, spinup_steps=spinup_steps)
             for grid, (glat, glon) in grids.items():
                 grid_fields = model.to_latlon(states, glat, glon)  # each [T, H, W] float64
                 for name, key in zip(VARIABLES, ("u", "v", "geopotential")):
                     fields[grid][name].append(grid_fields[key].astype(np.float32)[:, None])
+                if diurnal:
+                    temperature = _temperature(
+                        model, p, grid_fields, start, spinup_steps, glat, glon
+                    )
+                    fields[grid][TEMPERATURE_VARIABLE].append(temperature.astype(np.float32))
             if bar is not None:
                 bar.update(1)
     finally:
@@ -187,10 +218,7 @@ def simulate_shallow_water(
             bar.close()
     logger.info("shallow water: %d trajectories in %.1f s", trajectories, time.perf_counter() - t0)
 
-    frame = np.timedelta64(OUTPUT_HOURS, "h")
-    period = np.timedelta64(round((days + TRAJECTORY_GAP_DAYS) * 24), "h")
     steps = np.arange(outputs) * frame
-    starts = np.datetime64(BASE_DATE, "ns") + np.arange(len(params)) * period
     times = (starts[:, None] + steps[None, :]).ravel()  # [trajectories · outputs]
     datasets = [
         _dataset(fields[grid], *grids[grid], times, outputs, model, orography) for grid in grids
@@ -221,6 +249,8 @@ def simulate_shallow_water(
         "split": split,
         "trajectory_parameters": json.dumps([p._asdict() for p in params]),
     }
+    if diurnal:
+        attrs["diurnal"] = f"{TEMPERATURE_VARIABLE}: meshsim.solvers.surface_temperature"
     for ds in datasets:
         ds.attrs.update(attrs)
     if region is None:
@@ -277,6 +307,20 @@ def _dataset(fields, lat, lon, times, outputs, model, orography):
         )
         for name in VARIABLES
     }
+    if TEMPERATURE_VARIABLE in fields:
+        column = ColumnParameters()
+        data_vars[TEMPERATURE_VARIABLE] = (
+            ("time", "latitude", "longitude"),
+            np.concatenate(fields[TEMPERATURE_VARIABLE]),  # [time, H, W] float32
+            {
+                "units": "K",
+                "long_name": "2 m temperature-like column relaxation field with a diurnal cycle",
+                "model": "dT/dt + (v.grad)T = a TISR/S0 - (T - T_eq(lat))/tau, "
+                "T_eq = T_pole + (T_equator - T_pole) cos^2(lat)",
+                **{k: v for k, v in dataclasses.asdict(column).items() if k != "advect"},
+                "advected": int(column.advect),
+            },
+        )
     lat2, lon2 = np.meshgrid(np.radians(lat), np.radians(lon), indexing="ij")
     land = mountain_height(lon2, lat2, orography) > LAND_THRESHOLD
     data_vars["geopotential_at_surface"] = (
@@ -307,6 +351,26 @@ def _dataset(fields, lat, lon, times, outputs, model, orography):
     return xr.Dataset(data_vars, coords=coords)
 
 
+def _temperature(model, params: JetParams, grid_fields, start, spinup_steps, lat, lon):
+    """[T, H, W] float64 `2m_temperature` of one trajectory at its stored frames.
+
+    The column model starts at the start of the flow's spin-up (its daily-mean
+    equilibrium) and is integrated through it: the spin-up's 6-hourly winds come from
+    a rerun of the flow that stores them (the stored flow fields are left as they are).
+    """
+    spin_outputs = spinup_steps // model.steps_per_output
+    u, v = grid_fields["u"], grid_fields["v"]  # [T, H, W] float64
+    if spin_outputs:
+        spin = model.run(model.initial_state(params), outputs=spin_outputs + 1)
+        spin_fields = model.to_latlon(spin, lat, lon)
+        # the rerun's last frame is the stored frame 0: keep the stored one
+        u = np.concatenate([spin_fields["u"][:-1], u])
+        v = np.concatenate([spin_fields["v"][:-1], v])
+    frame = np.timedelta64(OUTPUT_HOURS, "h")
+    times = start + (np.arange(u.shape[0]) - spin_outputs) * frame
+    return integrate_temperature(u, v, times, lat, lon)[spin_outputs:]
+
+
 def _dinosaur_version() -> str:
     from importlib.metadata import version
 
@@ -324,6 +388,7 @@ def generate_shallow_water(
     spinup_days: float = 1.0,
     truncation: int = 42,
     orography: str = "flat",
+    diurnal: bool = False,
     progress: bool = False,
     region: Sequence[float] | None = None,
     region_resolution_deg: float | None = None,
@@ -341,7 +406,8 @@ def generate_shallow_water(
     Args:
       out_dir: directory of the store (created if missing).
       split, trajectories, days, resolution_deg, seed, spinup_days, truncation,
-        orography, progress, region, region_resolution_deg: as `simulate_shallow_water`.
+        orography, diurnal, progress, region, region_resolution_deg: as
+        `simulate_shallow_water`.
 
     Returns:
       The path of the (global) store.
@@ -366,6 +432,7 @@ def generate_shallow_water(
         spinup_days=spinup_days,
         truncation=truncation,
         orography=orography,
+        diurnal=diurnal,
         progress=progress,
         region=region,
         region_resolution_deg=region_resolution_deg,
@@ -399,6 +466,8 @@ def _write_store(ds, path: str) -> None:
     )
     shape = (1, 1, ds.sizes["latitude"], ds.sizes["longitude"])
     encoding = {name: {"chunks": shape} for name in VARIABLES}
+    if TEMPERATURE_VARIABLE in ds:
+        encoding[TEMPERATURE_VARIABLE] = {"chunks": shape[:1] + shape[2:]}
     try:
         # Zarr format 2 with consolidated metadata, as WeatherBench2 publishes its stores.
         ds.to_zarr(tmp, mode="w-", encoding=encoding, zarr_format=2, consolidated=True)

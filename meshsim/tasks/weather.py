@@ -11,7 +11,9 @@ Fields (on `grid`, `N = H·W` nodes, `C` channels = variables × levels):
 
 * `prev|state [N, C]`, `state [N, C]`: the two input times t−1 and t;
 * `target|state [N, C]`: the truth at t+1 (training only);
-* `forcing [N, 2F]`: forcings at t and t+1 (solar radiation, time of year/day);
+* `forcing [N, 2F]`: forcings at t and t+1 (solar radiation, time of year/day); with
+  `radiation="step_mean"` the radiation at a time is its mean over the step before it,
+  so the one at t+1 is the heating the column receives during the step;
 * `static [N, S]`: static variables (land-sea mask, surface geopotential);
 * `area_weight [N]`: cell area (∝ cos latitude, mean 1), the loss weight.
 
@@ -47,6 +49,7 @@ GRID2MESH, MESH2GRID = "grid2mesh", "mesh2grid"
 NUM_FORCINGS = 5  # meshsim.data.forcing.FORCING_NAMES
 POSITION_FEATURES = 3  # sin latitude, cos longitude, sin longitude (meshes.sphere)
 EDGE_FEATURES = 4  # displacement in the receiver's frame (3) + length
+RADIATION_MODES = ("instant", "step_mean")  # WeatherOptions.radiation
 
 
 @functools.lru_cache(maxsize=4)
@@ -87,7 +90,10 @@ class WeatherOptions(Validated):
     box may cross 0°E: lon_min > lon_max), () for none;
     `limited_area`: on a stretched grid, forecast the fine region only; the other
     points take the host model's values (the global data) at every step, the
-    boundary forcing of a limited-area model.
+    boundary forcing of a limited-area model;
+    `radiation`: the solar-radiation forcing at a time, "instant" (the flux then) or
+    "step_mean" (its mean over the data's time step before then, as ERA5 accumulates
+    it over the hour before; `meshsim.data.forcing.step_mean_radiation`).
     Autoregressive training is `train.unroll_steps` (every task has it); which
     variables are read is `data.variables`.
     """
@@ -101,6 +107,7 @@ class WeatherOptions(Validated):
     region: tuple[float, ...] = ()
     region_splits: int = setting(1, ge=1)
     limited_area: bool = False
+    radiation: str = setting("instant", choices=RADIATION_MODES)
 
     def __post_init__(self):
         super().__post_init__()
@@ -123,6 +130,8 @@ class WeatherTask(Task):
       limited_area: forecast the `region_mask` points only (needs `points`); the others
         are prescribed: `prescribed_frames` carries the host's next state after the
         forcings, and `advance` puts it outside the region.
+      radiation: "instant" or "step_mean" (`WeatherOptions`): what the first forcing
+        of each time is; "step_mean" recomputes it from the trajectory's `time`.
     """
 
     scoring = "forecast"  # scores by lead time from many initial times
@@ -140,10 +149,15 @@ class WeatherTask(Task):
     region_splits: int = 1
     points: bool = False
     limited_area: bool = False
+    radiation: str = "instant"
 
     def __post_init__(self):
         super().__post_init__()
         check_region(self.region)
+        if self.radiation not in RADIATION_MODES:
+            raise ValueError(
+                f"radiation: expected one of {RADIATION_MODES}, got {self.radiation!r}"
+            )
         if self.limited_area and not self.points:
             raise ValueError(
                 "task.options.limited_area: expected a stretched grid (data.regional_path): "
@@ -276,11 +290,35 @@ class WeatherTask(Task):
         forcing = np.asarray(trajectory["forcing"], np.float32)
         last = forcing.shape[0] - 1
         index = np.minimum(np.arange(start + 1, start + 1 + steps), last)
-        parts = [forcing[index], forcing[np.minimum(index + 1, last)]]
+        now, after = forcing[index], forcing[np.minimum(index + 1, last)]
+        if self.radiation == "step_mean":
+            now, after = (
+                self._step_mean(trajectory, f, i)
+                for f, i in ((now, index), (after, np.minimum(index + 1, last)))
+            )
+        parts = [now, after]
         if self.limited_area:
             state = trajectory[self.state_field]
             parts.append(np.stack([np.asarray(state[int(i)], np.float32) for i in index]))
         return np.concatenate(parts, axis=-1)
+
+    def _step_mean(self, trajectory, forcing: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """`forcing [k, N, F]` of the times `index [k]` with the radiation (feature 0)
+        replaced by its mean over the time step before each time."""
+        from meshsim.data.forcing import step_mean_radiation, step_mean_radiation_points
+
+        times = np.asarray(trajectory["time"], "datetime64[ns]")
+        if times.size < 2:
+            raise ValueError("time: radiation='step_mean' needs at least 2 times")
+        step = np.diff(times).min()
+        out = forcing.copy()
+        if self.points:
+            lat, lon = trajectory["point_latitude"], trajectory["point_longitude"]
+            out[..., 0] = step_mean_radiation_points(times[index], lat, lon, step)
+        else:
+            lat, lon = trajectory["latitude"], trajectory["longitude"]
+            out[..., 0] = step_mean_radiation(times[index], lat, lon, step)
+        return out
 
     @property
     def output_weights(self) -> tuple[float, ...] | None:
