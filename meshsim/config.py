@@ -177,7 +177,8 @@ class EnsembleConfig(Validated):
     `kind`: "fgn" (a noise vector of `noise_size` per member and example conditions the
     network's LayerNorms, FGN-style functional perturbations) or "initial" (each member's
     input state perturbed by Gaussian noise of `initial_std`, in units of the output
-    normalizer's std), None: deterministic (M = 1 only); `loss`: the CRPS over the M
+    normalizer's std), None: deterministic (M = 1 only; checked when the model is built,
+    so overrides may come in any order); `loss`: the CRPS over the M
     members trained on, "fair" or "afcrps" (anemoi's almost-fair CRPS with blend `alpha`),
     weighted like the MSE loss (`meshsim.training.crps`).
     """
@@ -190,14 +191,6 @@ class EnsembleConfig(Validated):
     initial_std: float = setting(0.1, ge=0)
     loss: str = setting("afcrps", choices=("fair", "afcrps"))
     alpha: float = setting(0.95, ge=0, le=1)
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.members > 1 and self.kind is None:
-            raise ValueError(
-                f"model.ensemble.kind: {self.members} members need a stochastic kind, "
-                "'fgn' or 'initial', got None"
-            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -407,6 +400,12 @@ class ExperimentConfig(Validated):
         if isinstance(self.task, str):
             object.__setattr__(self, "task", TaskConfig(name=self.task))
         super().__post_init__()
+        members, devices = self.model.ensemble.members, self.parallel.ensemble
+        if members % devices:
+            raise ValueError(
+                f"parallel.ensemble: expected a divisor of model.ensemble.members={members} "
+                f"(each device computes an equal share of the members), got {devices}"
+            )
 
 
 def lite_train_config() -> TrainConfig:

@@ -54,19 +54,21 @@ class Ensemble:
     alpha: float = 0.95
 
     def __post_init__(self):
-        check_int("ensemble.members", self.members, minimum=1, expected="an int ≥ 1")
+        check_int("model.ensemble.members", self.members, minimum=1, expected="an int ≥ 1")
         if self.kind is not None and self.kind not in KINDS:
-            raise ValueError(f"ensemble.kind: expected one of {KINDS} or None, got {self.kind!r}")
+            raise ValueError(
+                f"model.ensemble.kind: expected one of {KINDS} or None, got {self.kind!r}"
+            )
         if self.kind is None and self.members > 1:
             raise ValueError(
-                f"ensemble.kind: {self.members} members need a stochastic kind, one of "
+                f"model.ensemble.kind: {self.members} members need a stochastic kind, one of "
                 f"{KINDS}, got None"
             )
-        check_int("ensemble.noise_size", self.noise_size, minimum=1, expected="an int ≥ 1")
-        check_number("ensemble.initial_std", self.initial_std, minimum=0.0)
+        check_int("model.ensemble.noise_size", self.noise_size, minimum=1, expected="an int ≥ 1")
+        check_number("model.ensemble.initial_std", self.initial_std, minimum=0.0)
         if self.loss not in LOSSES:
-            raise ValueError(f"ensemble.loss: expected one of {LOSSES}, got {self.loss!r}")
-        check_number("ensemble.alpha", self.alpha, minimum=0.0, maximum=1.0)
+            raise ValueError(f"model.ensemble.loss: expected one of {LOSSES}, got {self.loss!r}")
+        check_number("model.ensemble.alpha", self.alpha, minimum=0.0, maximum=1.0)
 
     @property
     def stochastic(self) -> bool:
