@@ -75,18 +75,18 @@ def make_mesh(
     data = check_int("data", data, minimum=1, optional=True, expected="a positive int")
     devices = list(jax.devices() if devices is None else devices)
     n = len(devices)
+    names = "graph" if ensemble == 1 else "graph · ensemble"
+    sizes = f"{graph}" if ensemble == 1 else f"{graph} · {ensemble}"
     if data is None:
         if n % (graph * ensemble):
-            raise ValueError(
-                f"graph · ensemble: expected a divisor of the {n} devices, got {graph} · {ensemble}"
-            )
+            raise ValueError(f"{names}: expected a divisor of the {n} devices, got {sizes}")
         data = n // (graph * ensemble)
     used = data * graph * ensemble
     if used > n or n % used:
         divisors = [d for d in range(1, n + 1) if n % d == 0]
         raise ValueError(
-            f"data · ensemble · graph = {data} · {ensemble} · {graph} = {used}: expected a "
-            f"divisor of the {n} devices ({divisors})"
+            f"data · {names} = {data} · {sizes} = {used}: expected a divisor of the {n} "
+            f"devices ({divisors})"
         )
     chosen = np.array(devices[:used], dtype=object)
     if ensemble == 1:
