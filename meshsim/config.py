@@ -400,12 +400,6 @@ class ExperimentConfig(Validated):
         if isinstance(self.task, str):
             object.__setattr__(self, "task", TaskConfig(name=self.task))
         super().__post_init__()
-        members, devices = self.model.ensemble.members, self.parallel.ensemble
-        if members % devices:
-            raise ValueError(
-                f"parallel.ensemble: expected a divisor of model.ensemble.members={members} "
-                f"(each device computes an equal share of the members), got {devices}"
-            )
 
 
 def lite_train_config() -> TrainConfig:

@@ -159,11 +159,10 @@ def test_ensemble_settings_are_validated_by_name():
         EnsembleConfig(members=2, kind="fgn", alpha=1.5)
     with pytest.raises(ValueError, match="model.ensemble.members"):
         EnsembleConfig(members=0)
-    with pytest.raises(ValueError, match="parallel.ensemble"):
-        ExperimentConfig(
-            model=ModelConfig(ensemble=EnsembleConfig(members=6, kind="fgn")),
-            parallel=ParallelConfig(ensemble=4),
-        )
+    from meshsim.parallel.placement import make_placement
+
+    with pytest.raises(ValueError, match="parallel.ensemble=2: members are split"):
+        make_placement(ParallelConfig(ensemble=2, backend="pmap"), batch_size=1)
     with pytest.raises(ValueError, match="model.ensemble.initial_std"):
         Ensemble(members=2, kind="initial", initial_std=-1.0)
 

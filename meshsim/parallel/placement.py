@@ -169,6 +169,11 @@ class Placement:
     def train_step(self, sim: Simulator, tx, *, horizon: int = 1, mode: str = "unrolled"):
         """`step(state, batch, rng) -> (state, metrics)` for placed states and batches;
         metrics are scalars whatever the layout."""
+        if self.ensemble > 1 and sim.members % self.ensemble:
+            raise ValueError(
+                f"parallel.ensemble={self.ensemble}: expected a divisor of "
+                f"model.ensemble.members={sim.members} (each device computes an equal share)"
+            )
         if self.parallel.backend != "pmap":
             members = None if sim.ensemble is None else sharding.member_sharding(self.mesh)
             return make_train_step(sim, tx, horizon=horizon, mode=mode, member_sharding=members)
