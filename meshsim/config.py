@@ -38,6 +38,7 @@ from meshsim.options import (
 __all__ = [
     "ConfigTypeError",
     "DataConfig",
+    "EnsembleConfig",
     "ExperimentConfig",
     "ModelConfig",
     "OptimizerConfig",
@@ -172,6 +173,30 @@ class DataConfig(Validated):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class EnsembleConfig(Validated):
+    """A stochastic model trained as an ensemble (`meshsim.models.ensemble`, issue 25).
+
+    `members` M (1: one deterministic trajectory, trained on MSE, the network unchanged);
+    `kind`: "fgn" (a noise vector of `noise_size` per member and example conditions the
+    network's LayerNorms, FGN-style functional perturbations) or "initial" (each member's
+    input state perturbed by Gaussian noise of `initial_std`, in units of the output
+    normalizer's std), None: deterministic (M = 1 only; checked when the model is built,
+    so overrides may come in any order); `loss`: the CRPS over the M
+    members trained on, "fair" or "afcrps" (anemoi's almost-fair CRPS with blend `alpha`),
+    weighted like the MSE loss (`meshsim.training.crps`).
+    """
+
+    _section = "model.ensemble"
+
+    members: int = setting(1, ge=1)
+    kind: str | None = setting(None, choices=("fgn", "initial"))
+    noise_size: int = setting(32, ge=1)
+    initial_std: float = setting(0.1, ge=0)
+    loss: str = setting("afcrps", choices=("fair", "afcrps"))
+    alpha: float = setting(0.95, ge=0, le=1)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ModelConfig(Validated):
     """Network settings: `name` picks a model of `meshsim.models.MODELS`; every other
     field left None takes that model's own default (`MeshGraphNet`: latent 128, 15
@@ -194,6 +219,9 @@ class ModelConfig(Validated):
     receptive field (K-hop, dilated, global edge sets) is a task option of the mesh
     tasks (`task.options.k_hop`, ...; `meshsim.tasks.MeshOptions`), since it changes the
     graph, and serves either block.
+
+    `ensemble` (`EnsembleConfig`, `model.ensemble.*`): members, stochastic kind and CRPS
+    loss; left at its defaults the model is the deterministic one.
     """
 
     _section = "model"
@@ -215,6 +243,7 @@ class ModelConfig(Validated):
     head_size: int | None = setting(None, ge=1)
     norm: str | None = setting(None, choices=_norms)
     mlp_ratio: float | None = setting(None, gt=0)
+    ensemble: EnsembleConfig = EnsembleConfig()
 
     # Settings of the transformer block (`block_kwargs`), not of the network.
     _BLOCK_FIELDS = ("num_heads", "head_size", "norm", "mlp_ratio")
@@ -245,7 +274,7 @@ class ModelConfig(Validated):
         """The network's fields set (not None), as keywords of the model's constructor;
         `dtype` as a dtype name (the caller turns it into a dtype). The block and its
         settings are `block` and `block_kwargs`."""
-        skip = {"name", "block", *self._BLOCK_FIELDS}
+        skip = {"name", "block", "ensemble", *self._BLOCK_FIELDS}
         return {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
@@ -295,7 +324,10 @@ class ParallelConfig(Validated):
     `backend`: "jit" (jit + NamedSharding) or "pmap"; `graph`: partitions of each
     graph (graph/domain parallel, halo exchange); `shard_optimizer`: shard the
     optimizer state over the data axis; `halo_exchange`: how graph parts refresh
-    their halo latents ("all_gather" or "ppermute", `meshsim.parallel.graph_parallel`).
+    their halo latents ("all_gather" or "ppermute", `meshsim.parallel.graph_parallel`);
+    `ensemble`: devices on the ensemble axis, over which the members of
+    `model.ensemble.members` are split (each device computes its own members; it must
+    divide the members; jit backend only).
     """
 
     _section = "parallel"
@@ -305,6 +337,7 @@ class ParallelConfig(Validated):
     graph: int = setting(1, ge=1)
     shard_optimizer: bool = False
     halo_exchange: str = setting("all_gather", choices=("all_gather", "ppermute"))
+    ensemble: int = setting(1, ge=1)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -73,6 +73,10 @@ class MLP(nn.Module):
       gather_after_first_layer: the concat trick (identical result, fewer FLOPs).
       dtype: matmul dtype (e.g. bfloat16 on GPU); params, sums and LayerNorm stay f32
         (f64 when the matmuls are f64).
+      noise_size: S > 0 makes the LayerNorm conditional on a noise vector z [S] (FGN-style
+        functional perturbations, `meshsim.models.ensemble`): its output x becomes
+        x · (1 + z W_scale) + z W_shift, both maps zero-initialised, so at init the MLP
+        computes exactly its deterministic function. 0 (default): no extra parameters.
     """
 
     hidden_size: int
@@ -82,9 +86,14 @@ class MLP(nn.Module):
     layer_norm: bool = True
     gather_after_first_layer: bool = True
     dtype: Any = jnp.float32
+    noise_size: int = 0
 
     @nn.compact
-    def __call__(self, inputs: jax.Array | Sequence[InputPart]) -> jax.Array:
+    def __call__(
+        self, inputs: jax.Array | Sequence[InputPart], noise: jax.Array | None = None
+    ) -> jax.Array:
+        """[M, output_size] from `inputs` [M, F] (or parts); `noise` [noise_size] (None:
+        zeros) conditions the LayerNorm when `noise_size` > 0."""
         act = get_activation(self.activation)
         parts: Sequence[InputPart] = [(inputs, None)] if hasattr(inputs, "shape") else inputs
         widths = [p.shape[-1] for p, _ in parts]
@@ -113,7 +122,23 @@ class MLP(nn.Module):
             x = nn.LayerNorm(epsilon=LAYER_NORM_EPSILON, dtype=acc, name="layer_norm")(
                 x.astype(acc)
             )
+            if self.noise_size > 0:
+                x = conditional_scale_shift(x, noise, self.noise_size, acc)
         return x.astype(acc)
+
+
+def conditional_scale_shift(x: jax.Array, noise: jax.Array | None, size: int, dtype) -> jax.Array:
+    """x [M, L] · (1 + z W_scale) + z W_shift for the noise z [size] (None: zeros), shared by
+    all M rows; W_scale and W_shift [size, L] start at zero (the identity). Called inside a
+    module's compact method: the maps are its submodules `noise_scale` and `noise_shift`."""
+    z = jnp.zeros((size,), dtype) if noise is None else jnp.asarray(noise, dtype)
+    if z.shape != (size,):
+        raise ValueError(f"noise: expected [{size}], got shape {z.shape}")
+    width = x.shape[-1]
+    zeros = nn.initializers.zeros
+    scale = nn.Dense(width, dtype=dtype, kernel_init=zeros, use_bias=False, name="noise_scale")(z)
+    shift = nn.Dense(width, dtype=dtype, kernel_init=zeros, use_bias=False, name="noise_shift")(z)
+    return x * (1.0 + scale) + shift
 
 
 # (edge set, sender node set, receiver node set) — the static typing a block needs.
@@ -148,6 +173,8 @@ class InteractionBlock(nn.Module):
       concat_trick: gather node projections after the first edge-MLP layer.
       halo_exchange: None (default, a no-op), or a `HaloExchange` applied to the node
         latents after the node update of every step (graph parallelism).
+      noise_size: S > 0: every MLP's LayerNorm is conditioned on the noise vector [S]
+        passed to the call (see `MLP.noise_size`); 0: no noise input, no extra parameters.
     """
 
     edge_types: tuple[EdgeType, ...]
@@ -159,6 +186,7 @@ class InteractionBlock(nn.Module):
     concat_trick: bool = True
     dtype: Any = jnp.float32
     halo_exchange: HaloExchange | None = None
+    noise_size: int = 0
 
     def _mlp(self, name: str) -> MLP:
         return MLP(
@@ -169,18 +197,23 @@ class InteractionBlock(nn.Module):
             layer_norm=self.layer_norm,
             gather_after_first_layer=self.concat_trick,
             dtype=self.dtype,
+            noise_size=self.noise_size,
             name=name,
         )
 
     @nn.compact
     def __call__(
-        self, latents: GraphFeatures, structure: Mapping[str, tuple[jax.Array, jax.Array]]
+        self,
+        latents: GraphFeatures,
+        structure: Mapping[str, tuple[jax.Array, jax.Array]],
+        noise: jax.Array | None = None,
     ):
         """One step.
 
         Args:
           latents: GraphFeatures — nodes {set: [N_s, L]}, edges {set: [E_k, L]}.
           structure: {edge set: (senders [E_k] int32, receivers [E_k] int32)}.
+          noise: [noise_size] float32 or None (zeros), with `noise_size` > 0 only.
 
         Returns:
           (new latents, None), the shape `nn.scan` stacks.
@@ -192,7 +225,8 @@ class InteractionBlock(nn.Module):
         for name, sender, receiver in sorted(self.edge_types):
             senders, receivers = structure[name]
             update = self._mlp(f"edge_{name}")(
-                [(edges[name], None), (nodes[sender], senders), (nodes[receiver], receivers)]
+                [(edges[name], None), (nodes[sender], senders), (nodes[receiver], receivers)],
+                noise,
             )
             edge_updates[name] = update
             touched |= {sender, receiver}
@@ -200,7 +234,9 @@ class InteractionBlock(nn.Module):
                 ops.aggregate(self.aggregation, update, receivers, nodes[receiver].shape[0])
             )
         node_updates = {
-            n: self._mlp(f"node_{n}")([(nodes[n], None)] + [(m, None) for m in incoming.get(n, [])])
+            n: self._mlp(f"node_{n}")(
+                [(nodes[n], None)] + [(m, None) for m in incoming.get(n, [])], noise
+            )
             for n in sorted(touched)
         }
         edges.update({k: edges[k] + u for k, u in edge_updates.items()})

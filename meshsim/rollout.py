@@ -52,10 +52,12 @@ def rollout_step(
     structure: MultiGraph,
     prescribed: jax.Array,
     current: bool = False,
+    noise: jax.Array | None = None,
 ) -> tuple[dict, jax.Array]:
     """One step: (fields_t, prescribed state_{t+1} [N, d]) -> (fields_{t+1}, state_{t+1}).
-    `current`: `structure` holds the dynamic edge sets of `fields` already."""
-    predicted = sim.predict(params, normalizers, fields, structure, current=current)
+    `current`: `structure` holds the dynamic edge sets of `fields` already; `noise`: an
+    ensemble member's FGN noise [noise_size] for this call (`Simulator.apply`)."""
+    predicted = sim.predict(params, normalizers, fields, structure, current=current, noise=noise)
     new_fields = sim.task.advance(fields, predicted, prescribed)
     return new_fields, new_fields[sim.task.state_field]
 
@@ -70,15 +72,16 @@ def bundle_step(
     prescribed: jax.Array,
     active: jax.Array | None = None,
     current: bool = False,
+    noise: jax.Array | None = None,
 ) -> tuple[dict, jax.Array]:
     """One network call of a bundled simulator (any K, 1 included): (fields_t,
     prescribed [K, N, P] of frames t+1..t+K) -> (fields_{t+K}, states [K, N, d]).
 
     `active` [K] bool (optional) stops the fields at the last active frame (a
-    truncated last call); `current` as in `rollout_step`. Jit-safe.
+    truncated last call); `current` and `noise` as in `rollout_step`. Jit-safe.
     """
     return sim.predict_bundle(
-        params, normalizers, fields, structure, prescribed, active, current=current
+        params, normalizers, fields, structure, prescribed, active, current=current, noise=noise
     )
 
 

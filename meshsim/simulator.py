@@ -30,6 +30,7 @@ import numpy as np
 
 from meshsim import normalization as norm
 from meshsim.graph import GraphFeatures, MultiGraph, placeholder_graph
+from meshsim.models.ensemble import Ensemble, perturb_state
 from meshsim.tasks.base import Task
 
 
@@ -48,6 +49,41 @@ class Simulator:
     # Graph parallelism: a `meshsim.parallel.graph_parallel.GraphPartition` that runs `model` on
     # the parts of the shared structure (None: the whole graph on one device).
     partition: Any = None
+    # The ensemble it trains and rolls out (`meshsim.models.ensemble.Ensemble`); None: one
+    # deterministic member. With kind "fgn" the model's `noise_size` must match.
+    ensemble: Ensemble | None = None
+
+    def __post_init__(self):
+        ensemble = self.ensemble
+        want = 0 if ensemble is None else ensemble.network_noise_size
+        have = int(getattr(self.model, "noise_size", 0))
+        if want != have:
+            raise ValueError(
+                f"ensemble: kind {None if ensemble is None else ensemble.kind!r} needs a "
+                f"network with noise_size {want}, got {have}"
+            )
+        if have and self.partition is not None:
+            raise ValueError("ensemble.kind 'fgn': graph parallelism does not pass the noise")
+
+    @property
+    def members(self) -> int:
+        """M ≥ 1: ensemble members per example."""
+        return 1 if self.ensemble is None else self.ensemble.members
+
+    def member_fields(
+        self, normalizers: norm.Normalizers, fields: dict, structure: MultiGraph, key: jax.Array
+    ) -> dict:
+        """One member's fields: the state perturbed for kind "initial" (simulated real
+        nodes, `initial_std` × the output normalizer's std), else `fields` as they are.
+        `key`: the member's key (`meshsim.models.ensemble.member_keys`). Jit-safe."""
+        if self.ensemble is None or self.ensemble.kind != "initial":
+            return fields
+        name = self.task.state_field
+        keep = self.task.simulated_mask(fields) & structure.node_sets[self.task.node_set].mask
+        _, std = norm.mean_and_std(normalizers.output)
+        out = dict(fields)
+        out[name] = perturb_state(self.ensemble, key, fields[name], keep, std)
+        return out
 
     @property
     def bundle_steps(self) -> int:
@@ -236,12 +272,22 @@ class Simulator:
             output=update(normalizers.output, targets, nodes[self.task.node_set].mask),
         )
 
-    def apply(self, params: Any, normalizers: norm.Normalizers, graph: MultiGraph) -> jax.Array:
+    def apply(
+        self,
+        params: Any,
+        normalizers: norm.Normalizers,
+        graph: MultiGraph,
+        noise: jax.Array | None = None,
+    ) -> jax.Array:
         """Normalized network output for a graph with raw features: `[N, d]`, or the
-        slices `[N, K, d]` of a bundled simulator."""
+        slices `[N, K, d]` of a bundled simulator. `noise`: [noise_size] a member's FGN
+        noise (`meshsim.models.ensemble.network_noise`); None for a deterministic network
+        (an FGN network then runs with zero noise)."""
         graph = self.normalize_graph(normalizers, graph)
         if self.partition is not None:
             output = self.partition.apply(self.model, params, graph)
+        elif noise is not None:
+            output = self.model.apply(params, graph, noise)
         else:
             output = self.model.apply(params, graph)
         if self.bundle_steps == 1:
@@ -256,11 +302,13 @@ class Simulator:
         structure: MultiGraph,
         *,
         current: bool = False,
+        noise: jax.Array | None = None,
     ) -> jax.Array:
         """[N, d] the next state predicted for every node (prescribed nodes not yet applied).
 
         One frame: a bundled simulator (K > 1) steps with `predict_bundle`. `current`:
-        `structure` holds the dynamic edge sets of `fields` already (see `prepare`).
+        `structure` holds the dynamic edge sets of `fields` already (see `prepare`);
+        `noise` as in `apply`.
         """
         if self.bundle_steps != 1:
             raise ValueError(
@@ -270,7 +318,7 @@ class Simulator:
         if not current:
             structure = self.graph_for(fields, structure)
         graph = self.task.build_graph(fields, structure)
-        output = self.apply(params, normalizers, graph)
+        output = self.apply(params, normalizers, graph, noise)
         return self.task.integrate(fields, norm.denormalize(normalizers.output, output))
 
     def predict_bundle(
@@ -283,14 +331,15 @@ class Simulator:
         active: jax.Array | None = None,
         *,
         current: bool = False,
+        noise: jax.Array | None = None,
     ) -> tuple[dict, jax.Array]:
         """One network call, K frames: (fields at t+K, states [K, N, d] of t+1..t+K),
         prescribed nodes taking `prescribed [K, N, P]` at each frame (`advance_bundle`;
-        `active` as there; `current` as in `predict`). Jit-safe."""
+        `active` as there; `current` and `noise` as in `predict`). Jit-safe."""
         if not current:
             structure = self.graph_for(fields, structure)
         graph = self.task.build_graph(fields, structure)
-        slices = self.apply(params, normalizers, graph)
+        slices = self.apply(params, normalizers, graph, noise)
         if self.bundle_steps == 1:  # [N, d] -> [N, 1, d]
             slices = slices[:, None]
         increments = norm.denormalize(normalizers.output, slices)  # [N, K, d]

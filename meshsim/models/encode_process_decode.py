@@ -73,6 +73,7 @@ _BLOCK_KEYWORDS = (
     "concat_trick",
     "dtype",
     "halo_exchange",
+    "noise_size",
 )
 
 
@@ -109,6 +110,13 @@ class EncodeProcessDecode(nn.Module):
         does) to refresh halo latents after each step; set by `meshsim.parallel.graph_parallel`.
       bundle_steps: frames predicted per call (K, temporal bundling); the output is
         `[N, K·d]`, frame-major. 1: the unbundled network, parameters unchanged.
+      noise_size: S > 0 makes the network stochastic in the style of FGN (functional
+        perturbations, `meshsim.models.ensemble`): the call takes a noise vector [S],
+        shared by every node, that conditions every LayerNorm of the encoder and the
+        processor (`meshsim.nn.MLP.noise_size`; the block must have a `noise_size`
+        field, as InteractionBlock does). The conditioning maps start at zero, so at
+        init the network computes its deterministic function for any noise. 0
+        (default): deterministic, parameters unchanged.
     """
 
     output_size: int
@@ -128,6 +136,7 @@ class EncodeProcessDecode(nn.Module):
     block_options: tuple[tuple[str, Any], ...] = ()
     halo_exchange: Any = None
     bundle_steps: int = 1
+    noise_size: int = 0
 
     def __post_init__(self):
         get_activation(self.activation)  # raises ValueError for unknown names
@@ -139,6 +148,7 @@ class EncodeProcessDecode(nn.Module):
         for field in (*positive, "scan_unroll"):
             check_int(field, getattr(self, field), minimum=1, expected="a positive int")
         check_int("mlp_hidden_layers", self.mlp_hidden_layers, minimum=0)
+        check_int("noise_size", self.noise_size, minimum=0, expected="an int ≥ 0")
         if self.stages is not None and not all(isinstance(s, Stage) for s in self.stages):
             raise TypeError(f"stages: expected a tuple of Stage, got {self.stages!r}")
         if not (isinstance(self.block, type) and issubclass(self.block, nn.Module)):
@@ -148,6 +158,14 @@ class EncodeProcessDecode(nn.Module):
         ):
             raise TypeError(
                 f"halo_exchange: block {self.block.__name__} has no halo_exchange field"
+            )
+        if self.noise_size > 0 and not any(
+            f.name == "noise_size" for f in dataclasses.fields(self.block)
+        ):
+            raise ValueError(
+                f"noise_size: block {self.block.__name__} takes no noise (FGN conditioning "
+                f"needs a block with a noise_size field, e.g. InteractionBlock), got "
+                f"noise_size={self.noise_size}"
             )
         self._check_block_options()
         super().__post_init__()
@@ -202,6 +220,7 @@ class EncodeProcessDecode(nn.Module):
             layer_norm=layer_norm,
             gather_after_first_layer=self.concat_trick,
             dtype=self.dtype,
+            noise_size=self.noise_size if layer_norm else 0,
             name=name,
         )
 
@@ -228,6 +247,8 @@ class EncodeProcessDecode(nn.Module):
         extra = dict(self.block_options)
         if self.halo_exchange is not None:
             extra["halo_exchange"] = self.halo_exchange
+        if self.noise_size > 0:
+            extra["noise_size"] = self.noise_size
         return block(
             edge_types=edge_types,
             latent_size=self.latent_size,
@@ -242,9 +263,11 @@ class EncodeProcessDecode(nn.Module):
         )
 
     @nn.compact
-    def __call__(self, graph: MultiGraph) -> jax.Array:
+    def __call__(self, graph: MultiGraph, noise: jax.Array | None = None) -> jax.Array:
         """Returns outputs [num_nodes of `output_node_set`, output_size · bundle_steps]
-        float32."""
+        float32. `noise`: [noise_size] float32 (None: zeros), with `noise_size` > 0 only."""
+        if noise is not None and self.noise_size == 0:
+            raise ValueError("noise: this network is deterministic (noise_size 0), got a noise")
         if self.output_node_set not in graph.node_sets:
             raise ValueError(
                 f"output_node_set: expected one of {sorted(graph.node_sets)}, "
@@ -253,11 +276,15 @@ class EncodeProcessDecode(nn.Module):
         stages = self.resolved_stages(graph)
         latents = GraphFeatures(
             nodes={
-                k: self._mlp(self.latent_size, self.layer_norm, f"encoder_node_{k}")(ns.features)
+                k: self._mlp(self.latent_size, self.layer_norm, f"encoder_node_{k}")(
+                    ns.features, noise
+                )
                 for k, ns in sorted(graph.node_sets.items())
             },
             edges={
-                k: self._mlp(self.latent_size, self.layer_norm, f"encoder_edge_{k}")(es.features)
+                k: self._mlp(self.latent_size, self.layer_norm, f"encoder_edge_{k}")(
+                    es.features, noise
+                )
                 for k, es in sorted(graph.edge_sets.items())
             },
         )
@@ -267,11 +294,18 @@ class EncodeProcessDecode(nn.Module):
             + ((jnp.asarray(es.mask),) if masks else ())
             for k, es in graph.edge_sets.items()
         }
+        extra = () if self.noise_size == 0 else (self._noise(noise),)
         for stage in stages:
-            latents, _ = self._stage(stage, graph)(latents, structure)
+            latents, _ = self._stage(stage, graph)(latents, structure, *extra)
         width = self.output_size * self.bundle_steps
         decoder = self._mlp(width, False, f"decoder_{self.output_node_set}")
         return decoder(latents.nodes[self.output_node_set])
+
+    def _noise(self, noise: jax.Array | None) -> jax.Array:
+        """[noise_size] the noise handed to the blocks (zeros for None)."""
+        if noise is None:
+            return jnp.zeros((self.noise_size,), jnp.float32)
+        return jnp.asarray(noise, jnp.float32)
 
 
 def count_params(params) -> int:

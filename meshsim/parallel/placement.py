@@ -47,6 +47,7 @@ class ParallelSettings(Protocol):
     graph: int  # parts of each graph
     shard_optimizer: bool
     halo_exchange: str  # "all_gather" or "ppermute"
+    ensemble: int  # devices on the ensemble axis (members of each example)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +70,11 @@ class Placement:
         return int(self.mesh.shape[sharding.DATA_AXIS])
 
     @property
+    def ensemble(self) -> int:
+        """Devices on the ensemble axis (1 when the mesh has none)."""
+        return int(dict(self.mesh.shape).get(sharding.ENSEMBLE_AXIS, 1))
+
+    @property
     def graph(self) -> int:
         """Parts of each graph (devices on the graph axis)."""
         return int(self.mesh.shape[sharding.GRAPH_AXIS])
@@ -81,7 +87,7 @@ class Placement:
     @property
     def is_single_device(self) -> bool:
         """True when the mesh is one device (no placement needed)."""
-        return self.data * self.graph == 1
+        return self.data * self.graph * self.ensemble == 1
 
     def describe(self) -> str:
         """'jit: data=4 x graph=2 (8 cpu devices), batch 8' — for logs."""
@@ -163,8 +169,14 @@ class Placement:
     def train_step(self, sim: Simulator, tx, *, horizon: int = 1, mode: str = "unrolled"):
         """`step(state, batch, rng) -> (state, metrics)` for placed states and batches;
         metrics are scalars whatever the layout."""
+        if self.ensemble > 1 and sim.members % self.ensemble:
+            raise ValueError(
+                f"parallel.ensemble={self.ensemble}: expected a divisor of "
+                f"model.ensemble.members={sim.members} (each device computes an equal share)"
+            )
         if self.parallel.backend != "pmap":
-            return make_train_step(sim, tx, horizon=horizon, mode=mode)
+            members = None if sim.ensemble is None else sharding.member_sharding(self.mesh)
+            return make_train_step(sim, tx, horizon=horizon, mode=mode, member_sharding=members)
         step = make_train_step(
             sim, tx, jit=False, horizon=horizon, mode=mode, axis_name=sharding.DATA_AXIS
         )
@@ -232,6 +244,13 @@ def make_placement(
         asked (sizes that do not divide, pmap with graph parallelism).
     """
     devices = list(jax.devices() if devices is None else devices)
+    ensemble = int(getattr(parallel, "ensemble", 1))
+    if ensemble > 1 and (parallel.backend == "pmap" or parallel.graph > 1):
+        raise ValueError(
+            f"parallel.ensemble={ensemble}: members are split over devices under "
+            "parallel.backend=jit without graph parallelism (parallel.graph=1), got "
+            f"backend={parallel.backend!r}, graph={parallel.graph}"
+        )
     if parallel.backend == "pmap" and parallel.graph > 1:
         raise ValueError(
             f"parallel.graph={parallel.graph}: graph parallelism runs under "
@@ -243,9 +262,12 @@ def make_placement(
             "parallel.backend=jit, whose mesh spans every process"
         )
     try:
-        mesh = sharding.make_mesh(parallel.data, parallel.graph, devices)
+        mesh = sharding.make_mesh(parallel.data, parallel.graph, devices, ensemble=ensemble)
     except ValueError as e:
-        where = f"parallel.data={parallel.data}, parallel.graph={parallel.graph}"
+        where = (
+            f"parallel.data={parallel.data}, parallel.graph={parallel.graph}, "
+            f"parallel.ensemble={ensemble}"
+        )
         raise ValueError(f"{where}: {e}") from e
     data = int(mesh.shape[sharding.DATA_AXIS])
     procs = jax.process_count()

@@ -40,42 +40,65 @@ DATA_AXIS = "data"
 # batch).
 GRAPH_AXIS = "graph"
 AXES = (DATA_AXIS, GRAPH_AXIS)
+# The members of an ensemble (`model.ensemble.members`): each device on this axis
+# computes M / ensemble members of every example; the mesh has this axis (between
+# data and graph) only when it has more than one device.
+ENSEMBLE_AXIS = "ensemble"
 
 
 def make_mesh(
-    data: int | None = None, graph: int = 1, devices: Sequence[jax.Device] | None = None
+    data: int | None = None,
+    graph: int = 1,
+    devices: Sequence[jax.Device] | None = None,
+    ensemble: int = 1,
 ) -> Mesh:
-    """A `(DATA_AXIS, GRAPH_AXIS)` device mesh of shape `(data, graph)`.
+    """A `(DATA_AXIS, GRAPH_AXIS)` device mesh of shape `(data, graph)`, or with
+    `ensemble` > 1 a `(DATA_AXIS, ENSEMBLE_AXIS, GRAPH_AXIS)` one.
 
     Args:
-      data: devices on the data axis; None: all the devices `graph` leaves.
+      data: devices on the data axis; None: all the devices `graph` and `ensemble` leave.
       graph: devices on the graph axis (partitions of each graph).
       devices: the devices to use (default `jax.devices()`); the mesh takes the first
-        `data · graph` of them, which must divide their number.
+        `data · ensemble · graph` of them, which must divide their number.
+      ensemble: devices on the ensemble axis (members of each example).
 
     Returns:
-      A `jax.sharding.Mesh` with axis names `AXES`.
+      A `jax.sharding.Mesh` with axis names `AXES` (ENSEMBLE_AXIS in the middle when
+      `ensemble` > 1).
 
     Raises:
       ValueError: if a size is not a positive int, or `data · graph` does not divide
         the number of devices (the message gives the sizes that would).
     """
     graph = check_int("graph", graph, minimum=1, expected="a positive int")
+    ensemble = check_int("ensemble", ensemble, minimum=1, expected="a positive int")
     data = check_int("data", data, minimum=1, optional=True, expected="a positive int")
     devices = list(jax.devices() if devices is None else devices)
     n = len(devices)
+    names = "graph" if ensemble == 1 else "graph · ensemble"
+    sizes = f"{graph}" if ensemble == 1 else f"{graph} · {ensemble}"
     if data is None:
-        if n % graph:
-            raise ValueError(f"graph: expected a divisor of the {n} devices, got {graph}")
-        data = n // graph
-    used = data * graph
+        if n % (graph * ensemble):
+            raise ValueError(f"{names}: expected a divisor of the {n} devices, got {sizes}")
+        data = n // (graph * ensemble)
+    used = data * graph * ensemble
     if used > n or n % used:
         divisors = [d for d in range(1, n + 1) if n % d == 0]
         raise ValueError(
-            f"data · graph = {data} · {graph} = {used}: expected a divisor of the {n} "
+            f"data · {names} = {data} · {sizes} = {used}: expected a divisor of the {n} "
             f"devices ({divisors})"
         )
-    return Mesh(np.array(devices[:used], dtype=object).reshape(data, graph), AXES)
+    chosen = np.array(devices[:used], dtype=object)
+    if ensemble == 1:
+        return Mesh(chosen.reshape(data, graph), AXES)
+    return Mesh(chosen.reshape(data, ensemble, graph), (DATA_AXIS, ENSEMBLE_AXIS, GRAPH_AXIS))
+
+
+def member_sharding(mesh: Mesh) -> NamedSharding:
+    """`[B, M, ...]` arrays of an ensemble: examples over DATA_AXIS, members over
+    ENSEMBLE_AXIS (replicated when the mesh has no such axis)."""
+    members = ENSEMBLE_AXIS if ENSEMBLE_AXIS in mesh.axis_names else None
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS, members))
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

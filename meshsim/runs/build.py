@@ -10,6 +10,7 @@ Bad settings raise ValueError/TypeError naming the config field.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import jax
@@ -27,6 +28,7 @@ from meshsim.data.weather import (
 )
 from meshsim.data.weather_points import PointsDataset, is_points_store
 from meshsim.models import EncodeProcessDecode, get_block, get_model
+from meshsim.models.ensemble import Ensemble
 from meshsim.simulator import Simulator
 from meshsim.tasks import Task, built_from_data, get_task, load_task_module
 
@@ -167,12 +169,25 @@ def build_model(config: ExperimentConfig, task: Task) -> EncodeProcessDecode:
             raise ValueError(
                 f"model.dtype: expected a dtype name such as 'float32', got {kwargs['dtype']!r}"
             ) from e
+    noise_size = build_ensemble(config).network_noise_size
+    if noise_size:
+        kwargs["noise_size"] = noise_size
     return get_model(
         config.model.name, output_size=task.output_size, output_node_set=task.node_set, **kwargs
     )
 
 
+def build_ensemble(config: ExperimentConfig) -> Ensemble:
+    """The ensemble of `config.model.ensemble` (one deterministic member by default)."""
+    return Ensemble(**dataclasses.asdict(config.model.ensemble))
+
+
 def build_simulator(config: ExperimentConfig, meta: dict | None = None) -> Simulator:
     """Task + model of a config; raises ValueError/TypeError for bad settings."""
     task = build_task(config, meta)
-    return Simulator(model=build_model(config, task), task=task)
+    ensemble = build_ensemble(config)
+    return Simulator(
+        model=build_model(config, task),
+        task=task,
+        ensemble=ensemble if ensemble.stochastic else None,
+    )

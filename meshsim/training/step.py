@@ -39,6 +39,7 @@ import optax
 from meshsim import normalization as norm
 from meshsim.graph.window import Batch, graph_batch_axis
 from meshsim.simulator import Simulator
+from meshsim.training.ensemble_loss import ensemble_loss
 from meshsim.training.multistep import output_loss, unrolled_loss
 
 
@@ -223,6 +224,7 @@ def make_train_step(
     horizon: int = 1,
     mode: str = "unrolled",
     axis_name: str | None = None,
+    member_sharding: Any = None,
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
     """The training step; jitted with the state's buffers donated unless `jit=False`.
 
@@ -247,13 +249,33 @@ def make_train_step(
     each device holds B / devices examples, and the loss, gradients and normalizer
     statistics are reduced over the axis so that every device takes the step one
     device would take on the whole batch (see `_global_loss`).
+
+    An ensemble (`sim.ensemble` set, `model.ensemble.*`) trains on the CRPS of its
+    `sim.members` members per example (`meshsim.training.ensemble_loss`; one-step, or
+    unrolled over `horizon` calls, each member its own trajectory; not pushforward).
+    `member_sharding`: a sharding of `[B, M, ...]` arrays (the `data` and `ensemble`
+    axes of a device mesh) under which each device computes its own members.
     """
 
     dynamic = bool(sim.task.dynamic_edge_sets)
+    ensemble = sim.ensemble is not None
+    if ensemble and horizon > 1 and mode != "unrolled":
+        raise ValueError(
+            f"train.unroll_mode: an ensemble trains on unrolled rollouts, got {mode!r}"
+        )
 
     def train_step(state: TrainState, batch: Batch, rng: jax.Array):
         needed = {}
-        if horizon == 1 and not dynamic:
+        if ensemble:
+            fields = _noisy_fields(sim, batch, rng, axis_name)
+            if dynamic:
+                batch, needed = _dynamic_graphs(sim, batch, fields)
+            size = fields[sim.task.state_field].shape[0]
+            member_rng = _example_keys(jax.random.fold_in(rng, 2), size, axis_name)
+            features, targets, weights = _prepare(
+                sim, batch._replace(fields=fields), None, current=dynamic
+            )
+        elif horizon == 1 and not dynamic:
             features, targets, weights = _prepare(sim, batch, rng, axis_name)
         else:
             fields = _noisy_fields(sim, batch, rng, axis_name)
@@ -273,6 +295,20 @@ def make_train_step(
         )
 
         def loss_fn(p):
+            if ensemble:
+                loss = ensemble_loss(
+                    sim,
+                    p,
+                    normalizers,
+                    batch,
+                    fields,
+                    weights,
+                    member_rng,
+                    horizon=horizon,
+                    current=dynamic,
+                    member_sharding=member_sharding,
+                )
+                return _global_loss(loss, weights, axis_name, weighted=True)
             if horizon == 1:
                 loss = _loss(sim, p, normalizers, batch, features, targets, weights)
                 return _global_loss(loss, weights, axis_name, weighted=True)
