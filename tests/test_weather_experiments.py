@@ -70,5 +70,9 @@ def test_diurnal_preset_is_the_shallow_water_preset_with_the_diurnal_channel():
     base, config = load_config(base_path), load_config(path)
     assert config.data.generate_diurnal and not base.data.generate_diurnal
     assert config.data.generate_domain == "shallow_water"
-    assert dataclasses.replace(config, name=base.name, data=base.data) == base
+    options = config.task.options
+    assert options["radiation"] == "step_mean"
+    assert options["variable_weights"] == ("2m_temperature=5",)
+    task = dataclasses.replace(config.task, options={"mesh_splits": options["mesh_splits"]})
+    assert dataclasses.replace(config, name=base.name, data=base.data, task=task) == base
     assert module.QUICK_OVERRIDES == _module("weather_shallow_water")[0].QUICK_OVERRIDES

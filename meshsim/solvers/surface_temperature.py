@@ -9,7 +9,9 @@ forcing the weather task computes), and the field is carried by the flow:
 
 With the defaults (`ColumnParameters`: a = 30 K/day, τ = 1.5 days) the daily mean
 heating warms the equator by ~14 K and the diurnal swing at the equator is ~±2.4 K,
-peaking ~1.5 h after local noon. Without radiation the field relaxes to `T_eq`.
+peaking in the late afternoon (the relaxation is slow next to a day: the first
+harmonic lags the radiation by arctan(ωτ) ≈ 84°, ~5.6 h). Without radiation the
+field relaxes to `T_eq`.
 
 Integration (`integrate_temperature`): `substeps` sub-steps per output interval, each
 a semi-Lagrangian advection (departure point one step back along the wind, on the
