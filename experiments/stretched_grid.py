@@ -86,8 +86,7 @@ def compare(workdir: str, *, quick: bool = False, stride: int = 2) -> dict:
     for name, config in configs.items():
         run_dir = os.path.join(workdir, name)
         t0 = time.perf_counter()
-        if not os.path.exists(os.path.join(run_dir, "config.json")):
-            run_training(config, run_dir)
+        run_training(config, run_dir)  # resumes a run cut short; nothing to do when done
         timing[f"train_{name}_s"] = round(time.perf_counter() - t0, 1)
         runs[name] = open_run(run_dir)
     split = configs["stretched"].data.valid_split
