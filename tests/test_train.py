@@ -217,7 +217,10 @@ def test_model_is_chosen_by_name_and_every_model_field_is_reached():
     assert (sim.model.layer_norm, sim.model.scan_unroll, sim.model.latent_size) == (False, 3, 8)
     block_fields = {"block", *ModelConfig._BLOCK_FIELDS}
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"name"} - block_fields
+    model_fields -= {"ensemble"}  # the ensemble section reaches the simulator (below)
     assert model_fields <= {f.name for f in dataclasses.fields(meshsim.EncodeProcessDecode)}
+    members = ["model.ensemble.members=2", "model.ensemble.kind=initial"]
+    assert build_simulator(apply_overrides(config, members)).members == 2
     # The block's settings reach the block (EncodeProcessDecode.block_options).
     assert set(ModelConfig._BLOCK_FIELDS) <= {
         f.name for f in dataclasses.fields(meshsim.TransformerBlock)

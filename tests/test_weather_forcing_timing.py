@@ -86,8 +86,8 @@ class _ForcingEcho:
     def __init__(self, task):
         self.task = task
 
-    def predict(self, params, normalizers, fields, structure, *, current=False):
-        del params, normalizers, structure, current
+    def predict(self, params, normalizers, fields, structure, *, current=False, noise=None):
+        del params, normalizers, structure, current, noise
         forcing = fields["forcing"]  # [N, 2F]
         return jnp.stack([forcing[:, 0], forcing[:, NUM_FORCINGS]], -1)
 

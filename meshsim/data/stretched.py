@@ -20,12 +20,12 @@ points. `region_mask` marks the regional points (scores inside and outside the r
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from meshsim.data.forcing import forcing_points
-from meshsim.data.weather import WeatherDataset, WeatherStatistics, compute_statistics
+from meshsim.data.weather import WeatherDataset, WeatherSplit
 
 REGIONAL_DIR = "regional"  # the regional stores: {path}/regional/{split}.zarr
 
@@ -94,7 +94,7 @@ class StretchedFrames:
         return out if dtype is None else out.astype(dtype)
 
 
-class StretchedDataset(Sequence):
+class StretchedDataset(WeatherSplit):
     """One split of a stretched grid: a global `WeatherDataset` and a regional one.
 
     Each trajectory is a dict like `WeatherDataset`'s with the nodes a point set:
@@ -174,9 +174,6 @@ class StretchedDataset(Sequence):
             f"trajectories, {self.weights.size} points, {int(self.region_mask.sum())} regional)"
         )
 
-    def __len__(self) -> int:
-        return len(self.segments)
-
     def __getitem__(self, index: int) -> dict:
         coarse, fine = self.coarse[index], self.fine[index]
         lat, lon = self.point_latitudes, self.point_longitudes
@@ -191,23 +188,10 @@ class StretchedDataset(Sequence):
             "time": coarse["time"],
         }
 
-    def __iter__(self) -> Iterator[dict]:
-        return (self[i] for i in range(len(self)))
-
     def frames(self, start: int, stop: int) -> np.ndarray:
         """[stop − start, N, C] float32 frames of the time indices start..stop − 1."""
         coarse = self.coarse.frames(start, stop)[:, self.keep]
         return np.concatenate([coarse, self.fine.frames(start, stop)], axis=1)
-
-    def statistics(self) -> WeatherStatistics:
-        """`compute_statistics` of this split over all its points (cached)."""
-        if getattr(self, "_statistics", None) is None:
-            self._statistics = compute_statistics(self)
-        return self._statistics
-
-    def iter(self, fields: Sequence[str] | None = None) -> Iterator[dict]:
-        for traj in self:
-            yield traj if fields is None else {k: traj[k] for k in fields if k in traj}
 
 
 def open_stretched_split(

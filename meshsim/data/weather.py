@@ -196,7 +196,47 @@ class LazyFrames:
         return frames if dtype is None else frames.astype(dtype)
 
 
-class WeatherDataset(Sequence):
+class WeatherSplit(Sequence):
+    """What every weather split shares: its trajectories are the `segments` time
+    ranges, and its statistics are computed once (`compute_statistics`, which reads
+    `frames`, `point_latitudes`, `point_longitudes`, `static`, `times`).
+
+    Subclasses: `WeatherDataset` (a lat-lon grid), `meshsim.data.stretched.
+    StretchedDataset`, `meshsim.data.weather_points.PointsDataset`.
+    """
+
+    segments: list[tuple[int, int]]
+    region_mask = None  # [N] bool nodes of a fine region (stretched grids), or None
+
+    def __len__(self) -> int:
+        return len(self.segments)
+
+    def segment(self, index: int) -> tuple[int, int]:
+        """(start, stop) time indices of trajectory `index` (negative counts back).
+
+        Raises:
+          IndexError: no such trajectory.
+        """
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"trajectory {index} out of range for {len(self)} trajectories")
+        return self.segments[index]
+
+    def __iter__(self) -> Iterator[dict]:
+        return (self[i] for i in range(len(self)))
+
+    def statistics(self) -> WeatherStatistics:
+        """`compute_statistics` of this split (one streaming pass; cached)."""
+        if getattr(self, "_statistics", None) is None:
+            self._statistics = compute_statistics(self)
+        return self._statistics
+
+    def iter(self, fields: Sequence[str] | None = None) -> Iterator[dict]:
+        """Trajectories restricted to `fields` (all when None)."""
+        for traj in self:
+            yield traj if fields is None else {k: traj[k] for k in fields if k in traj}
+
+
+class WeatherDataset(WeatherSplit):
     """One split of a WeatherBench2-layout dataset as a sequence of trajectories.
 
     Each trajectory is a dict: `state` (`LazyFrames` `[T, H·W, C]`), `forcing`
@@ -250,13 +290,8 @@ class WeatherDataset(Sequence):
             f"{len(self.latitudes)}×{len(self.longitudes)} grid, channels={self.meta['channels']})"
         )
 
-    def __len__(self) -> int:
-        return len(self.segments)
-
     def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"trajectory {index} out of range for {len(self)} trajectories")
-        start, stop = self.segments[index]
+        start, stop = self.segment(index)
         times = self.times[start:stop]
         return {
             "state": LazyFrames(self.ds, self.channels, start, stop),
@@ -266,15 +301,6 @@ class WeatherDataset(Sequence):
             "longitude": self.longitudes,
             "time": times,
         }
-
-    def __iter__(self) -> Iterator[dict]:
-        return (self[i] for i in range(len(self)))
-
-    def statistics(self) -> WeatherStatistics:
-        """`compute_statistics` of this split (one streaming pass; cached)."""
-        if getattr(self, "_statistics", None) is None:
-            self._statistics = compute_statistics(self)
-        return self._statistics
 
     def frames(self, start: int, stop: int) -> np.ndarray:
         """[stop − start, N, C] float32 frames of the time indices start..stop − 1."""
@@ -294,13 +320,6 @@ class WeatherDataset(Sequence):
     def weights(self) -> np.ndarray:
         """[N] float32 area weights of the nodes, mean 1 (`node_weights`)."""
         return node_weights(self.latitudes, self.longitudes)
-
-    region_mask = None  # [N] bool nodes of a fine region (stretched grids), or None
-
-    def iter(self, fields: Sequence[str] | None = None) -> Iterator[dict]:
-        """Trajectories restricted to `fields` (all when None)."""
-        for traj in self:
-            yield traj if fields is None else {k: traj[k] for k in fields if k in traj}
 
 
 def _static_names(ds, static: Sequence[str] | None, path: str) -> tuple[str, ...]:

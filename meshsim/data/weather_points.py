@@ -13,18 +13,12 @@ mean 1. The nodes are a point set (`meta["points"]`), as for stretched grids
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from meshsim.data.forcing import forcing_points
-from meshsim.data.weather import (
-    WeatherStatistics,
-    check_time_axis,
-    compute_statistics,
-    time_segments,
-    time_step,
-)
+from meshsim.data.weather import WeatherSplit, check_time_axis, time_segments, time_step
 from meshsim.data.weather_store import LEVEL, TIME, Channel, _xarray
 
 AREA_NAMES = ("cell_area", "area")  # a static variable holding each point's area
@@ -80,7 +74,7 @@ class PointFrames:
         return out if dtype is None else out.astype(dtype)
 
 
-class PointsDataset(Sequence):
+class PointsDataset(WeatherSplit):
     """One split of a point-set store as a sequence of trajectories.
 
     Each trajectory is a dict: `state` (`PointFrames` `[T, N, C]`), `forcing [T, N, 5]`,
@@ -92,7 +86,6 @@ class PointsDataset(Sequence):
         variable, or times that are not datetimes.
     """
 
-    region_mask = None  # no fine region
     layout = None  # forecasts of point sets are not written as WB2 grids
 
     def __init__(
@@ -170,13 +163,8 @@ class PointsDataset(Sequence):
             f"{self.point_latitudes.size} points, channels={self.meta['channels']})"
         )
 
-    def __len__(self) -> int:
-        return len(self.segments)
-
     def __getitem__(self, index: int) -> dict:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"trajectory {index} out of range for {len(self)} trajectories")
-        start, stop = self.segments[index]
+        start, stop = self.segment(index)
         times = self.times[start:stop]
         return {
             "state": PointFrames(self, start, stop),
@@ -188,9 +176,6 @@ class PointsDataset(Sequence):
             "time": times,
         }
 
-    def __iter__(self) -> Iterator[dict]:
-        return (self[i] for i in range(len(self)))
-
     def frames(self, start: int, stop: int) -> np.ndarray:
         """[stop − start, N, C] float32 frames of the time indices start..stop − 1."""
         blocks = []
@@ -200,16 +185,6 @@ class PointsDataset(Sequence):
                 data = data.sel(level=c.level)
             blocks.append(np.asarray(data.transpose(TIME, self.dim).values, np.float32))
         return np.stack(blocks, axis=-1)
-
-    def statistics(self) -> WeatherStatistics:
-        """`compute_statistics` of this split (cached)."""
-        if getattr(self, "_statistics", None) is None:
-            self._statistics = compute_statistics(self)
-        return self._statistics
-
-    def iter(self, fields: Sequence[str] | None = None) -> Iterator[dict]:
-        for traj in self:
-            yield traj if fields is None else {k: traj[k] for k in fields if k in traj}
 
 
 def is_points_store(path: str | os.PathLike) -> bool:

@@ -20,7 +20,7 @@ from meshsim.config import ExperimentConfig
 from meshsim.data import open_dataset
 from meshsim.data.stretched import StretchedDataset, open_stretched_split
 from meshsim.data.weather import (
-    WeatherDataset,
+    WeatherSplit,
     check_same_layout,
     is_weather_directory,
     open_weather_split,
@@ -74,7 +74,7 @@ def check_splits(config: ExperimentConfig, train) -> None:
     Raises:
       ValueError: naming the validation file and the field that differs.
     """
-    if not isinstance(train, WeatherDataset | StretchedDataset | PointsDataset):
+    if not isinstance(train, WeatherSplit):
         return  # mesh splits share one meta.json
     try:
         valid = open_split(config, config.data.valid_split)
