@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from meshsim.data.forcing import forcing_points
-from meshsim.data.weather import WeatherDataset, WeatherSplit
+from meshsim.data.weather import LazyFrames, WeatherDataset, WeatherSplit
 
 REGIONAL_DIR = "regional"  # the regional stores: {path}/regional/{split}.zarr
 
@@ -175,17 +175,22 @@ class StretchedDataset(WeatherSplit):
         )
 
     def __getitem__(self, index: int) -> dict:
-        coarse, fine = self.coarse[index], self.fine[index]
+        # The two splits share their times (checked): one segment indexes both, and
+        # only the joined point set's forcings are computed, not each split's own.
+        start, stop = self.segment(index)
+        times = self.times[start:stop]
+        coarse = LazyFrames(self.coarse.ds, self.channels, start, stop)
+        fine = LazyFrames(self.fine.ds, self.channels, start, stop)
         lat, lon = self.point_latitudes, self.point_longitudes
         return {
-            "state": StretchedFrames(coarse["state"], fine["state"], self.keep),
-            "forcing": forcing_points(coarse["time"], lat, lon),
+            "state": StretchedFrames(coarse, fine, self.keep),
+            "forcing": forcing_points(times, lat, lon),
             "static": self.static,
             "point_latitude": lat,
             "point_longitude": lon,
             "point_weight": self.weights,
             "region_mask": self.region_mask,
-            "time": coarse["time"],
+            "time": times,
         }
 
     def frames(self, start: int, stop: int) -> np.ndarray:
