@@ -51,7 +51,7 @@ def _configs(data: str, quick: bool):
 
 def _forecasts(run, dataset, starts_by_traj, steps):
     """{(trajectory, start): [steps + 1, N, C]} forecasts of `run` on `dataset`."""
-    from meshsim.rollout import iter_rollout_batch
+    from meshsim.rollout_batch import iter_rollout_batch
 
     out = {}
     for i, starts in starts_by_traj.items():

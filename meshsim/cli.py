@@ -153,7 +153,12 @@ def _cmd_evaluate(args) -> int:
     from meshsim.runs.evaluate import evaluate_and_summarize
 
     _, text = evaluate_and_summarize(
-        args.workdir, split=args.split, num=args.num, steps=args.steps, overrides=args.set
+        args.workdir,
+        split=args.split,
+        num=args.num,
+        steps=args.steps,
+        forecast=args.forecast,
+        overrides=args.set,
     )
     print(text)
     return 0
@@ -169,6 +174,8 @@ def _cmd_forecast(args) -> int:
         out=args.out,
         split=args.split,
         batch=args.batch,
+        members=args.members,
+        seed=args.seed,
         overrides=args.set,
     )
     print(f"wrote {path}")
@@ -403,6 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="also write ParaView files (XDMF / VTU) under paraview/",
             )
+        else:
+            p.add_argument(
+                "--forecast",
+                default=None,
+                help="a weather run only: score this forecast store (WeatherBench2's "
+                "convention, e.g. written by meshsim forecast, members along realization) "
+                "instead of the run's own rollouts",
+            )
         p.set_defaults(func=func)
 
     p = add(
@@ -428,6 +443,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_int_at_least(1), required=True, help="6-h steps (lead times)")
     p.add_argument("--out", required=True, help="a new zarr store, e.g. forecast.zarr")
     p.add_argument("--split", type=_split_name, default="valid")
+    p.add_argument(
+        "--members",
+        type=_int_at_least(1),
+        default=None,
+        help="ensemble members per initial time (an ensemble run, model.ensemble.kind); "
+        "written along WeatherBench2's `realization` dim",
+    )
+    p.add_argument(
+        "--seed", type=_int_at_least(0), default=0, help="the ensemble members' random seed"
+    )
     _add_data_overrides(p)
     p.set_defaults(func=_cmd_forecast)
 

@@ -314,6 +314,9 @@ class TrainConfig(Validated):
     unroll_mode: str = setting("unrolled", choices=("unrolled", "pushforward"))
     unroll_schedule: int = setting(0, ge=0)
     optimizer: OptimizerConfig = OptimizerConfig()
+    # A run directory whose newest checkpoint gives a fresh run its parameters (e.g. a
+    # deterministic model an FGN ensemble is fine-tuned from; `meshsim.runs.warm_start`).
+    init_from: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

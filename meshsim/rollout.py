@@ -36,6 +36,7 @@ import numpy as np
 from meshsim.graph import MultiGraph, PaddingBudget, pad
 from meshsim.graph.padding import grow_edges
 from meshsim.graph.window import pad_window
+from meshsim.models.ensemble import network_noise
 from meshsim.normalization import Normalizers
 from meshsim.simulator import Simulator
 from meshsim.validation import check_int
@@ -94,6 +95,7 @@ def rollout(
     structure: MultiGraph,
     prescribed: jax.Array,
     demand: bool = False,
+    noise: jax.Array | None = None,
 ) -> tuple:
     """Scanned rollout. Jit-safe.
 
@@ -104,6 +106,8 @@ def rollout(
       demand: also return the most edges each dynamic edge set needed (a task whose
         edges are rebuilt every step; more than the structure's slots means the graphs
         were cut short, and the caller must grow the budget and roll out again).
+      noise: [⌈T / K⌉, S] an ensemble member's FGN noise per network call
+        (`meshsim.models.ensemble.network_noise`), or None (a deterministic network).
 
     Returns:
       (fields after T steps, predicted states [T, N, d]), and with `demand` a third
@@ -114,7 +118,8 @@ def rollout(
     k = sim.bundle_steps
     if k == 1:
 
-        def body(carry, prescribed_t, graph, current):
+        def body(carry, xs, graph, current):
+            prescribed_t, noise_t = xs
             return rollout_step(
                 sim,
                 params,
@@ -123,9 +128,11 @@ def rollout(
                 structure=graph,
                 prescribed=prescribed_t,
                 current=current,
+                noise=noise_t,
             )
 
-        return _scan(sim, body, carry, prescribed, structure, demand)
+        # noise None is an empty subtree of the scanned inputs: every call gets None
+        return _scan(sim, body, carry, (prescribed, noise), structure, demand)
 
     steps = prescribed.shape[0]
     calls = -(-steps // k)
@@ -136,7 +143,7 @@ def rollout(
     active = jnp.asarray((np.arange(calls * k) < steps).reshape(calls, k))  # [C, K]
 
     def bundle_body(carry, xs, graph, current):
-        prescribed_c, active_c = xs
+        prescribed_c, active_c, noise_c = xs
         return bundle_step(
             sim,
             params,
@@ -146,9 +153,10 @@ def rollout(
             prescribed=prescribed_c,
             active=active_c,
             current=current,
+            noise=noise_c,
         )
 
-    out = _scan(sim, bundle_body, carry, (bundles, active), structure, demand)
+    out = _scan(sim, bundle_body, carry, (bundles, active, noise), structure, demand)
     states = out[1].reshape(calls * k, *out[1].shape[2:])[:steps]  # [C, K, N, d] -> [T, N, d]
     return (out[0], states, *out[2:])
 
@@ -179,7 +187,7 @@ def _chunk_fn(sim: Simulator):
 
     demand = bool(sim.task.dynamic_edge_sets)
 
-    def chunk(params, normalizers, fields, structure, prescribed):
+    def chunk(params, normalizers, fields, structure, prescribed, noise):
         return rollout(
             sim,
             params,
@@ -188,6 +196,7 @@ def _chunk_fn(sim: Simulator):
             structure=structure,
             prescribed=prescribed,
             demand=demand,
+            noise=noise,
         )
 
     return jax.jit(chunk)
@@ -201,7 +210,9 @@ def _prescribed_change(state: np.ndarray, prescribed: np.ndarray) -> float:
     return float(np.max(np.abs(values - values[-1:]))) if values.size else 0.0
 
 
-def _check_steps(sim: Simulator, state: np.ndarray, fields: dict, start: int, steps: int) -> None:
+def check_rollout_steps(
+    sim: Simulator, state: np.ndarray, fields: dict, start: int, steps: int
+) -> None:
     """`steps` within the data, or beyond it where the prescribed values are constant."""
     max_steps = state.shape[0] - 1 - start
     if 1 <= steps <= max_steps:
@@ -233,6 +244,7 @@ def iter_rollout(
     start: int | None = None,
     chunk: int = 50,
     budget: PaddingBudget | None = None,
+    member: jax.Array | None = None,
 ) -> Iterator[np.ndarray]:
     """Rolls a model out from a ground-truth trajectory's initial frame(s), chunk by chunk.
 
@@ -253,6 +265,11 @@ def iter_rollout(
         a multiple of `sim.bundle_steps`.
       budget: padding for the graph (default: its own bucket); pass the training
         budget to reuse one compiled function across meshes.
+      member: an ensemble member's key (`meshsim.models.ensemble.member_keys`): its
+        initial state perturbed (kind "initial") or its own FGN noise for each network
+        call c, `network_noise(ensemble, member, c)` (kind "fgn"), as
+        `meshsim.rollout_batch.member_rollout` draws them; None: the deterministic
+        rollout (an FGN network with zero noise).
 
     Raises:
       ValueError: on a bad `steps` or `chunk`, naming why a longer rollout is refused.
@@ -266,11 +283,14 @@ def iter_rollout(
     graph = task.structure(trajectory)
     num_nodes = graph.num_nodes(task.node_set)
     window = task.window(trajectory, start, graph)
-    _check_steps(sim, state, window.fields, start, steps)
+    check_rollout_steps(sim, state, window.fields, start, steps)
     budget = _room_for(graph, budget or PaddingBudget.fit(graph), task.dynamic_edge_sets)
     window = pad_window(window, budget, task.node_set)
     fields = jax.device_put({k: v for k, v in window.fields.items() if not k.startswith("target|")})
     structure = jax.device_put(window.graph)
+    ensemble = sim.ensemble if member is not None else None
+    if ensemble is not None:
+        fields = sim.member_fields(normalizers, fields, structure, member)
     fn = _chunk_fn(sim)
     pad_nodes = budget.n_node[task.node_set] - num_nodes
     yield state[start][None].astype(np.float32)
@@ -281,17 +301,25 @@ def iter_rollout(
         # repeat the last frame: only prescribed nodes read them.
         frames = task.prescribed_frames(trajectory, start + begin, chunk)
         frames = jnp.asarray(np.pad(frames, ((0, 0), (0, pad_nodes), (0, 0))))
-        out = fn(params, normalizers, fields, structure, frames)
+        noise = _chunk_noise(ensemble, member, begin // sim.bundle_steps, chunk // sim.bundle_steps)
+        out = fn(params, normalizers, fields, structure, frames, noise)
         while task.dynamic_edge_sets and (grown := _grown(budget, out[2], begin)) is not None:
             budget = grown  # the chunk's graphs were cut short: roll it out again
             structure = jax.device_put(pad(graph, budget))
-            out = fn(params, normalizers, fields, structure, frames)
+            out = fn(params, normalizers, fields, structure, frames, noise)
         fields, states = out[:2]
         if pending is not None:
             yield _to_host(*pending, num_nodes)
         pending = (states, n)
     if pending is not None:
         yield _to_host(*pending, num_nodes)
+
+
+def _chunk_noise(ensemble, member, first: int, calls: int) -> jax.Array | None:
+    """[calls, S] a member's FGN noise for network calls first..first + calls − 1, or None."""
+    if ensemble is None or ensemble.kind != "fgn":
+        return None
+    return jax.vmap(lambda c: network_noise(ensemble, member, c))(first + jnp.arange(calls))
 
 
 def _room_for(graph: MultiGraph, budget: PaddingBudget, dynamic: tuple[str, ...]) -> PaddingBudget:
@@ -354,82 +382,3 @@ def rollout_trajectory(
         out[t : t + frames.shape[0]] = frames
         t += frames.shape[0]
     return out
-
-
-@functools.lru_cache(maxsize=16)
-def _batch_fn(sim: Simulator):
-    """`rollout` vmapped over initial fields and prescribed frames, the structure shared:
-    one jitted function per simulator (and per batch shape)."""
-
-    def batch(params, normalizers, fields, structure, prescribed):
-        def one(f, p):
-            return rollout(sim, params, normalizers, fields=f, structure=structure, prescribed=p)[1]
-
-        return jax.vmap(one)(fields, prescribed)
-
-    return jax.jit(batch)
-
-
-def iter_rollout_batch(
-    sim: Simulator,
-    params: Any,
-    normalizers: Normalizers,
-    trajectory: Mapping[str, np.ndarray],
-    starts,
-    *,
-    steps: int,
-    batch: int = 8,
-) -> Iterator[np.ndarray]:
-    """Rollouts of `steps` steps from many initial frames of one trajectory, `batch` at a
-    time through one compiled, vmapped scan (many forecasts from one dataset).
-
-    Args:
-      starts: [S] initial frame indices (each with `task.history` frames before it).
-      steps: predicted steps of every rollout (within the trajectory, or past it where
-        `iter_rollout` allows that).
-      batch: rollouts per call; the last call is padded with copies of its last start,
-        so every call has the same shape and the function compiles once.
-
-    Yields:
-      [b, steps + 1, N, d] float32 on the host per call (frame 0 the initial state),
-      b = `batch` except for the last call; S rows in all, in the order of `starts`.
-
-    Raises:
-      ValueError: a task whose edges are rebuilt every step (their budget may grow
-        during a rollout: use `iter_rollout`), a bad `batch`, or a start without its
-        history or steps.
-    """
-    task = sim.task
-    if task.dynamic_edge_sets:
-        raise ValueError(
-            f"task {task.name!r}: batched rollouts need a fixed graph, but edge sets "
-            f"{list(task.dynamic_edge_sets)} are rebuilt every step; use iter_rollout"
-        )
-    batch = check_int("batch", batch, minimum=1, expected="≥ 1")
-    starts = [int(s) for s in np.asarray(starts).reshape(-1)]
-    length = task.num_frames(trajectory)
-    graph = task.structure(trajectory)
-    num_nodes = graph.num_nodes(task.node_set)
-    budget = PaddingBudget.fit(graph)
-    structure = jax.device_put(pad(graph, budget))
-    pad_nodes = budget.n_node[task.node_set] - num_nodes
-    fn = _batch_fn(sim)
-    for begin in range(0, len(starts), batch):
-        chosen = starts[begin : begin + batch]
-        real = len(chosen)
-        chosen += [chosen[-1]] * (batch - real)
-        fields, frames = [], []
-        for start in chosen:
-            if start < task.history:
-                raise ValueError(f"starts: {start} has no {task.history} earlier frame(s)")
-            window = pad_window(task.window(trajectory, start, graph), budget, task.node_set)
-            if not 1 <= steps <= length - 1 - start:  # past the data: read it all to check
-                _check_steps(sim, np.asarray(task.state(trajectory)), window.fields, start, steps)
-            fields.append({k: v for k, v in window.fields.items() if not k.startswith("target|")})
-            prescribed = task.prescribed_frames(trajectory, start, steps)
-            frames.append(np.pad(prescribed, ((0, 0), (0, pad_nodes), (0, 0))))
-        stacked = jax.tree.map(lambda *xs: np.stack(xs), *fields)
-        states = fn(params, normalizers, stacked, structure, np.stack(frames))
-        states = np.asarray(jax.device_get(states))[:real, :, :num_nodes]
-        initial = np.stack([task.state(trajectory, s) for s in chosen[:real]])[:, None]
-        yield np.concatenate([initial, states], axis=1).astype(np.float32, copy=False)

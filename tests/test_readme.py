@@ -37,6 +37,9 @@ NOT_RUN_HERE = {
     "python experiments/stretched_grid.py --workdir runs/stretched-vs-uniform": "two "
     "full trainings (~40 min here); tests/test_stretched_grid.py runs its `compare` "
     "with --quick's sizes",
+    "make demo-ensemble": "two full trainings (~20 min here); "
+    "tests/test_ensemble_forecasts.py runs experiments/ensemble_demo.py's `compare` with "
+    "--quick's sizes",
     "make demo-weather": "the full-size weather demo; tests/test_weather_cli.py runs "
     "`meshsim demo --config experiments/weather_shallow_water.py --quick`",
     # Install.
@@ -219,7 +222,9 @@ def tiny(argv: list[str]) -> list[str]:
     """
     argv = list(argv)
     command = argv[0]
-    for flag, cap in CAPS.get(command, {}).items():
+    # a forecast store sets its own forecasts and lead times (evaluate refuses --steps)
+    store = command == "evaluate" and _find(argv, "--forecast")[0] is not None
+    for flag, cap in {} if store else CAPS.get(command, {}).items():
         _, value = _find(argv, flag)
         _put(argv, flag, cap if value is None else min(int(value), cap))
     for flag, value in DEFAULTS.get(command, {}).items():
@@ -393,6 +398,11 @@ def check_evaluate(args, out):
             for values in metrics["rmse"][kind].values():
                 assert len(values) == len(metrics["lead_hours"])
                 assert all(math.isfinite(v) for v in values), metrics
+        for values in metrics["ensemble"]["crps"].values():  # probabilistic scores too
+            assert len(values) == len(metrics["lead_hours"]) and min(values) > 0
+        if getattr(args, "forecast", None):  # a store read back: as many members as written
+            assert metrics["forecast"] == os.path.abspath(args.forecast)
+            assert metrics["members"] == metrics["ensemble"]["members"] > 1
         return
     rmse = metrics["rollout_rmse"]
     for name in ("model", "persistence"):
@@ -422,6 +432,9 @@ def check_forecast(args, out):
     assert ds.sizes["prediction_timedelta"] == args.steps
     expected = parse_init_times(args.init_times, ds["time"].values)
     np.testing.assert_array_equal(ds["time"].values, expected)
+    if args.members is not None:  # WeatherBench2's ensemble dim
+        assert ds.sizes["realization"] == args.members
+        assert float(ds[next(iter(ds.data_vars))].std("realization").max()) > 0
 
 
 def check_plot(args, out):
@@ -547,7 +560,9 @@ def test_tiny_keeps_what_the_readme_types():
         for key, value in given.items():
             if key in defaulted and key != "config":
                 continue  # not typed in the README: tiny() may choose it
-            if key in capped:
+            if key in capped and run.get("forecast"):
+                assert run[key] == value, (line, key)  # a store: nothing capped
+            elif key in capped:
                 assert run[key] <= capped[key], (line, key)
                 assert value is None or run[key] <= value, (line, key)
             elif key == "config":

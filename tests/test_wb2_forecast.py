@@ -125,7 +125,8 @@ def test_forecast_writes_many_init_times_in_wb2_convention(run, capsys):
 def test_batched_forecasts_equal_one_rollout_each(run):
     """Each initial time of a batched forecast equals its own single rollout, written
     back in the source's (longitude, latitude) order."""
-    from meshsim.rollout import iter_rollout_batch, rollout_trajectory
+    from meshsim.rollout import rollout_trajectory
+    from meshsim.rollout_batch import iter_rollout_batch
 
     root, workdir, valid = run
     config, sim, state = open_run(str(workdir))[:3]

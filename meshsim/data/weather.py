@@ -266,6 +266,7 @@ class WeatherDataset(WeatherSplit):
         self.times = check_time_axis(self.ds, self.path)
         self.segments = time_segments(self.times)
         self.latitudes = np.asarray(self.ds["latitude"].values, np.float64)
+        self.regional = bool(regional)  # a limited-area grid, not pole to pole
         if not regional:
             check_global_latitudes(self.latitudes, self.path)
         self.longitudes = np.asarray(self.ds["longitude"].values, np.float64)

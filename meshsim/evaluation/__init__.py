@@ -6,7 +6,9 @@ task's physical diagnostics; `forecast` the latitude-weighted RMSE and ACC of
 weather forecasts by lead time and forecasts as WeatherBench2-layout zarr;
 `rollouts_file` writes and reads `rollouts.h5`; `ensemble` the CRPS (fair, standard,
 almost-fair), spread/skill and rank histograms of ensemble forecasts; `spectra` the
-spherical-harmonic power of lat-lon fields and the wavenumber power along a line.
+spherical-harmonic power of lat-lon fields and the wavenumber power along a line;
+`forecast_table` the score table of many (ensemble) forecasts; `mesh_ensemble` the
+members of an ensemble on a mesh, scored by step, with a probe line's spectrum.
 """
 
 from meshsim.evaluation.ensemble import (

@@ -189,4 +189,53 @@ def ensemble_scores(
         ]
         for k, ch in enumerate(channels)
     }
+    out["members"] = m
+    return out
+
+
+def average_ensemble_scores(scores: Sequence[dict]) -> dict:
+    """The scores of many ensemble forecasts (`ensemble_scores` results, one per initial
+    time, of equal M): CRPS and ACC averaged, ensemble-mean RMSE and spread as root mean
+    squares (WeatherBench2 averages the MSE and the variance over initial times), the
+    spread/skill ratio recomputed from those, the rank counts summed.
+
+    Raises:
+      ValueError: no scores, or scores of different member counts.
+    """
+    if not scores:
+        raise ValueError("scores: expected at least one forecast")
+    m = scores[0]["members"]
+    if any(s["members"] != m for s in scores):
+        raise ValueError(
+            f"scores: expected one member count, got {sorted({s['members'] for s in scores})}"
+        )
+
+    def stack(name):  # {channel: [F, L]}
+        return {ch: np.array([s[name][ch] for s in scores], np.float64) for ch in scores[0][name]}
+
+    out: dict = {}
+    for name in ("crps", "crps_fair", "ensemble_mean_acc"):
+        if name in scores[0]:
+            out[name] = {ch: v.mean(0) for ch, v in stack(name).items()}
+    for name in ("ensemble_mean_rmse", "spread"):
+        out[name] = {ch: np.sqrt(np.mean(v**2, 0)) for ch, v in stack(name).items()}
+    rmse, spread = out["ensemble_mean_rmse"], out["spread"]
+    out["spread_skill"] = {
+        ch: np.where(
+            rmse[ch] > 0,
+            np.sqrt((m + 1) / m) * spread[ch] / np.where(rmse[ch] > 0, rmse[ch], 1.0),
+            0.0,
+        )
+        for ch in rmse
+    }
+    out = {
+        name: {ch: [float(x) for x in v] for ch, v in table.items()} for name, table in out.items()
+    }
+    out["rank_histogram"] = {
+        ch: [[int(c) for c in row] for row in np.sum(np.array(counts, np.int64), axis=0)]
+        for ch, counts in {
+            ch: [s["rank_histogram"][ch] for s in scores] for ch in scores[0]["rank_histogram"]
+        }.items()
+    }
+    out["members"] = m
     return out

@@ -127,7 +127,8 @@ def forecast_dataset(
 
     Args:
       predictions: [I, L, H·W, C] forecasts (I init times, L lead times, latitude-major
-        with latitude ascending, as meshsim's grids are).
+        with latitude ascending, as meshsim's grids are), or [I, M, L, H·W, C] ensemble
+        forecasts of M members (the `realization` dim, WB2's ensemble dimension).
       init_times: [I] datetime64; lead_times: [L] timedelta64.
       channels: C channel names (`variable` or `variable/level`).
       latitudes: [H] ascending; longitudes: [W] (deg).
@@ -136,31 +137,38 @@ def forecast_dataset(
         latitude-major, ascending, float64 coordinates.
 
     Returns:
-      Dataset with dims `time` (the initialisation), `prediction_timedelta` (the lead),
-      (`level`), and the horizontal dims; one variable per forecast variable (3-D ones
-      over `level`). WB2's `schema.apply_time_conventions(ds, by_init=True)` renames
-      them to `init_time` / `lead_time` and adds `valid_time`.
+      Dataset with dims `time` (the initialisation), (`realization`, members 0..M − 1),
+      `prediction_timedelta` (the lead), (`level`), and the horizontal dims; one
+      variable per forecast variable (3-D ones over `level`). WB2's
+      `schema.apply_time_conventions(ds, by_init=True)` renames them to `init_time` /
+      `lead_time` and adds `valid_time`.
     """
     import xarray as xr
 
     predictions = np.asarray(predictions, np.float32)
     h, w = len(latitudes), len(longitudes)
-    if predictions.ndim != 4 or predictions.shape[2] != h * w:
-        raise ValueError(f"predictions: expected [I, L, {h * w}, C], got {predictions.shape}")
+    if predictions.ndim not in (4, 5) or predictions.shape[-2] != h * w:
+        raise ValueError(
+            f"predictions: expected [I, L, {h * w}, C] or [I, M, L, {h * w}, C], got "
+            f"{predictions.shape}"
+        )
     if predictions.shape[-1] != len(channels):
         raise ValueError(f"channels: expected {predictions.shape[-1]} names, got {len(channels)}")
-    grid = predictions.reshape(*predictions.shape[:2], h, w, -1)  # [I, L, H, W, C]
+    lead = predictions.shape[:-2]  # (I, L) or (I, M, L)
+    grid = predictions.reshape(*lead, h, w, -1)  # [..., H, W, C]
     latitudes = np.asarray(latitudes, np.float64)
     horizontal = ("latitude", "longitude")
     if layout is not None:
         horizontal = tuple(layout.horizontal)
         if layout.latitude_descending:
-            grid, latitudes = grid[:, :, ::-1], latitudes[::-1]
+            grid, latitudes = grid[..., ::-1, :, :], latitudes[::-1]
         if horizontal == ("longitude", "latitude"):
-            grid = np.swapaxes(grid, 2, 3)  # [I, L, W, H, C]
+            grid = np.swapaxes(grid, -3, -2)  # [..., W, H, C]
     parsed = [Channel.parse(c) for c in channels]
     levels = sorted({c.level for c in parsed if c.level is not None})
-    dims2 = ("time", "prediction_timedelta", *horizontal)
+    members = ("realization",) if predictions.ndim == 5 else ()
+    dims2 = ("time", *members, "prediction_timedelta", *horizontal)
+    n_lead = len(dims2) - 2  # dims before the horizontal ones
     data_vars = {}
     for variable in dict.fromkeys(c.variable for c in parsed):
         idx = [k for k, c in enumerate(parsed) if c.variable == variable]
@@ -172,8 +180,8 @@ def forecast_dataset(
                 raise ValueError(
                     f"channels: {variable!r} has levels {sorted(by_level)}, expected {levels}"
                 )
-            stack = np.stack([grid[..., by_level[lv]] for lv in levels], axis=2)
-            data_vars[variable] = (dims2[:2] + ("level",) + dims2[2:], stack)
+            stack = np.stack([grid[..., by_level[lv]] for lv in levels], axis=n_lead)
+            data_vars[variable] = (dims2[:n_lead] + ("level",) + dims2[n_lead:], stack)
     dtypes = dict(layout.coordinate_dtypes) if layout is not None else {}
     coords = {
         "time": np.asarray(init_times, "datetime64[ns]"),
@@ -183,6 +191,8 @@ def forecast_dataset(
     }
     if levels:
         coords["level"] = np.asarray(levels).astype(dtypes.get("level", np.int64))
+    if members:
+        coords["realization"] = np.arange(predictions.shape[1], dtype=np.int64)
     ds = xr.Dataset(data_vars, coords=coords, attrs={"source": "meshsim forecast"})
     if layout is not None:
         for name, attrs in {**layout.coordinate_attrs, **layout.variable_attrs}.items():
@@ -240,3 +250,78 @@ class ForecastStore:
 
     def __exit__(self, *exc) -> bool:
         return bool(self._staged.__exit__(*exc))
+
+
+class ForecastReader:
+    """A forecast store in WeatherBench2's convention read back, a few initial times at a
+    time: any horizontal dim order and latitude direction, with or without the
+    `realization` dim (meshsim's, or another forecaster's store on the same grid).
+
+    Attributes:
+      init_times: [I] datetime64[ns]; lead_times: [L] timedelta64[ns].
+      members: M (1 without a `realization` dim).
+
+    Iterating yields (init_times [b], forecasts [b, M, L, H·W, C] float32) with the
+    nodes latitude-major and ascending like meshsim's grids, `batch` initial times at a
+    time.
+
+    Raises:
+      FileNotFoundError: no such store.
+      ValueError: a channel's variable or level missing, a variable over other dims, or
+        a grid other than (`latitudes`, `longitudes`); each names what it found.
+    """
+
+    def __init__(self, path, channels: Sequence[str], latitudes, longitudes, *, batch: int = 8):
+        from meshsim.data.weather_store import open_weather
+
+        self.path = os.fspath(path)
+        ds = open_weather(self.path)
+        for dim, want in (("latitude", latitudes), ("longitude", longitudes)):
+            have = np.asarray(ds[dim].values, np.float64)
+            want = np.sort(np.asarray(want, np.float64))
+            if have.shape != want.shape or not np.allclose(have, want, atol=1e-6):
+                raise ValueError(
+                    f"{self.path}: {dim}: expected the data's {want.size} values "
+                    f"{want[0]:g}…{want[-1]:g}, got {have.size} values {have[0]:g}…{have[-1]:g}"
+                )
+        if "prediction_timedelta" not in ds.dims:
+            raise ValueError(
+                f"{self.path}: expected a forecast store (dims time, prediction_timedelta, "
+                f"...), got dims {tuple(ds.dims)}"
+            )
+        self.members = int(ds.sizes.get("realization", 1))
+        lead = ("time", *(("realization",) if "realization" in ds.dims else ()))
+        lead += ("prediction_timedelta",)
+        self.arrays = []
+        for name in channels:
+            channel = Channel.parse(name)
+            if channel.variable not in ds.data_vars:
+                raise ValueError(
+                    f"{self.path}: no variable {channel.variable!r} (channel {name!r})"
+                )
+            da = ds[channel.variable]
+            if channel.level is not None:
+                if "level" not in da.dims or channel.level not in da["level"].values:
+                    raise ValueError(
+                        f"{self.path}: {channel.variable!r} has no level {channel.level}"
+                    )
+                da = da.sel(level=channel.level)
+            if set(da.dims) != {*lead, "latitude", "longitude"}:
+                raise ValueError(
+                    f"{self.path}: {name!r}: expected dims {(*lead, 'latitude', 'longitude')} in "
+                    f"any order, got {da.dims}"
+                )
+            self.arrays.append(da.transpose(*lead, "latitude", "longitude"))
+        self.init_times = np.asarray(ds["time"].values, "datetime64[ns]")
+        self.lead_times = np.asarray(ds["prediction_timedelta"].values, "timedelta64[ns]")
+        self.batch = int(batch)
+
+    def __iter__(self):
+        for begin in range(0, self.init_times.size, self.batch):
+            part = slice(begin, begin + self.batch)
+            values = [np.asarray(da.isel(time=part).values, np.float32) for da in self.arrays]
+            stack = np.stack(values, axis=-1)  # [b, (M,) L, H, W, C]
+            if self.members == 1 and stack.ndim == 5:
+                stack = stack[:, None]
+            b, m, lead = stack.shape[:3]
+            yield self.init_times[part], stack.reshape(b, m, lead, -1, stack.shape[-1])

@@ -21,6 +21,7 @@ import numpy as np
 
 from meshsim.diagnostics import RolloutDiagnostics
 from meshsim.evaluation import metrics as M
+from meshsim.evaluation.mesh_ensemble import score_mesh_ensemble, summarize_mesh_ensembles
 from meshsim.evaluation.rollouts_file import RolloutsWriter
 from meshsim.rollout import iter_rollout
 from meshsim.simulator import Simulator
@@ -180,6 +181,10 @@ def evaluate_trajectories(
       rollout_rmse_per_step: {model, persistence}: `[S]` RMSE at each step 1..S
         (`rmse_per_step`);
       steps: predicted steps of the first trajectory; num_trajectories;
+      ensemble (an ensemble run, `model.ensemble.*`): the members' CRPS, ensemble-mean
+        RMSE, spread, spread/skill per step and rank histograms, and spectra along a
+        probe line (`meshsim.evaluation.mesh_ensemble`); the "model" rollout above is
+        the network without noise;
       diagnostics (with `diagnose`): {"task": its name, "summary":
         `Task.diagnostics.summarize`, "trajectories": one `result()` per trajectory},
         or None for a task without diagnostics.
@@ -187,12 +192,22 @@ def evaluate_trajectories(
     Raises:
       ValueError: if `trajectories` is empty.
     """
-    scores = [
-        score_rollout(
-            sim, state, t, steps=steps, budget=budget, writer=writer, diagnose=diagnose, meta=meta
+    scores, members = [], []
+    for t in trajectories:
+        scores.append(
+            score_rollout(
+                sim,
+                state,
+                t,
+                steps=steps,
+                budget=budget,
+                writer=writer,
+                diagnose=diagnose,
+                meta=meta,
+            )
         )
-        for t in trajectories
-    ]
+        if sim.ensemble is not None:  # M members of their own, streamed in lockstep
+            members.append(score_mesh_ensemble(sim, state, t, steps=steps, budget=budget))
     if not scores:
         raise ValueError("trajectories: expected at least one, got none")
     result: dict[str, Any] = {"rollout_rmse": {}, "rollout_rmse_per_step": {}}
@@ -204,6 +219,8 @@ def evaluate_trajectories(
         result["rollout_rmse_per_step"][name] = rmse_per_step(mse)
     result["steps"] = scores[0].steps
     result["num_trajectories"] = len(scores)
+    if members:
+        result.update(summarize_mesh_ensembles(members))
     if diagnose:
         kind = sim.task.diagnostics
         per_trajectory = [s.diagnostics for s in scores]
@@ -236,6 +253,14 @@ def format_summary(
     for name in ("model", "persistence"):
         values = [rmse[name].get(k) for k in keys]
         lines.append(f"  {name:<14}" + "".join(f"{_number(v):>11}" for v in values))
+    ensemble = metrics.get("ensemble")
+    if ensemble:  # the members' CRPS over all steps and spread/skill at the last step
+        crps = np.mean([np.mean(v) for v in ensemble["crps"].values()])
+        ratio = [v[-1] for v in ensemble["spread_skill"].values()]
+        lines.append(
+            f"ensemble of {ensemble['members']}: CRPS {_number(float(crps))} (mean over steps "
+            f"and components), spread/skill at the last step {', '.join(map(_number, ratio))}"
+        )
     summary = (metrics.get("diagnostics") or {}).get("summary")
     if diagnostics is not None and summary:
         for label, model, truth in diagnostics.report_rows(summary):

@@ -135,3 +135,42 @@ def line_spectrum(values, spacing: float = 1.0) -> tuple[np.ndarray, np.ndarray]
     spectrum = np.abs(np.fft.rfft(values - trend)) ** 2 / k**2  # [K // 2 + 1]
     spectrum[1 : (k + 1) // 2] *= 2.0  # the negative frequencies' share (not DC, Nyquist)
     return np.fft.rfftfreq(k, d=float(spacing)), spectrum
+
+
+def grid_spectra(fields, latitudes, width: int, *, lmax: int | None = None) -> np.ndarray:
+    """[..., C, lmax + 1] `sphere_power_spectrum` of every channel of lat-lon fields.
+
+    Args:
+      fields: [..., H·W, C] values on a grid of H latitudes (rows, latitude-major) by
+        `width` equally spaced longitudes, as meshsim's weather grids hold them.
+      latitudes: [H] degrees.
+      width: W longitudes.
+      lmax: as `sphere_power_spectrum` (None: the largest the grid resolves).
+
+    Raises:
+      ValueError: a node count that is not H·W, or what `sphere_power_spectrum` raises.
+    """
+    fields = np.asarray(fields, np.float64)
+    h = len(np.asarray(latitudes))
+    if fields.ndim < 2 or fields.shape[-2] != h * int(width):
+        raise ValueError(
+            f"fields: expected [..., {h}·{width} = {h * int(width)} nodes, C], got shape "
+            f"{fields.shape}"
+        )
+    lead = fields.shape[:-2]
+    grids = fields.reshape(-1, h, int(width), fields.shape[-1])  # [F, H, W, C]
+    out = [
+        [sphere_power_spectrum(g[..., c], latitudes, lmax=lmax) for c in range(g.shape[-1])]
+        for g in grids
+    ]
+    return np.asarray(out).reshape(*lead, fields.shape[-1], -1)
+
+
+def small_scale_ratio(power, reference) -> np.ndarray:
+    """[...] the power of `power` [..., L] at the upper half of the wavenumbers
+    (l > lmax / 2) over `reference`'s there: 1 keeps the truth's small scales, below 1
+    blurs them."""
+    power, reference = np.asarray(power, np.float64), np.asarray(reference, np.float64)
+    upper = slice(power.shape[-1] // 2 + 1, None)
+    ref = reference[..., upper].sum(-1)
+    return power[..., upper].sum(-1) / np.where(ref > 0, ref, 1.0)

@@ -4,10 +4,12 @@
 animations, cloth, training curves; `rollout`: RMSE and kinetic energy against the
 step; `weather`: maps (anomalies against a climatology where it dominates, `anomaly`),
 forecast animations, score curves, the multimesh on the globe (`globe`);
-`point_maps`: maps of fields on arbitrary points (stretched grids), zoomable; `graph`:
+`point_maps`: maps of fields on arbitrary points (stretched grids), zoomable;
+`ensemble`: spectra, CRPS and spread/skill by lead time, maps of members; `graph`:
 graph partitions; `paraview`: XDMF/VTU files of rollouts for ParaView.
 """
 
+from meshsim.plotting.ensemble import plot_ensemble_scores, plot_member_maps, plot_spectra
 from meshsim.plotting.graph import plot_partition
 from meshsim.plotting.mesh import (
     animate_cloth,
@@ -29,6 +31,9 @@ from meshsim.plotting.weather import (
 )
 
 __all__ = [
+    "plot_ensemble_scores",
+    "plot_member_maps",
+    "plot_spectra",
     "animate_particles",
     "plot_particles",
     "animate_cloth",

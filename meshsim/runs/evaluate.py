@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from meshsim import atomic
 from meshsim.evaluation import RolloutsWriter, evaluate_trajectories, format_summary
 from meshsim.runs.build import build_task, open_split
-from meshsim.runs.forecast import evaluate_forecasts, format_scores
+from meshsim.runs.forecast import evaluate_forecasts, format_scores, score_forecast_store
 from meshsim.runs.lock import run_lock
 from meshsim.runs.workdir import Run, check_finite_model, load_config_of, load_meta, open_run
 from meshsim.tasks import Task
@@ -89,11 +89,27 @@ def scoring_of(run: Run) -> Scoring:
 
 
 def evaluate_run(
-    run: Run, *, split: str = "valid", num: int | None = None, steps: int | None = None
+    run: Run,
+    *,
+    split: str = "valid",
+    num: int | None = None,
+    steps: int | None = None,
+    forecast: str | None = None,
 ) -> dict[str, Any]:
     """`run_evaluation` on a loaded run."""
     check_int("num", num, minimum=1, optional=True)
     check_int("steps", steps, minimum=1, optional=True)
+    if forecast is not None:
+        if run.sim.task.scoring != "forecast":
+            raise ValueError(
+                f"forecast: task {run.sim.task.name!r} is scored by rollouts; a forecast "
+                "store is scored against a weather run's data"
+            )
+        if num is not None or steps is not None:
+            raise ValueError(
+                "forecast: the store sets the forecasts and lead times; drop --num/--steps"
+            )
+        return score_forecast_store(run, forecast, split=split)
     check_finite_model(run)
     return scoring_of(run).evaluate(run, split=split, num=num, steps=steps)
 
@@ -105,9 +121,12 @@ def run_evaluation(
     num: int | None = None,
     steps: int | None = None,
     overrides: Sequence[str] = (),
+    forecast: str | None = None,
 ) -> dict[str, Any]:
     """Scores the run in `workdir` on `split` as its task asks (`Task.scoring`) and
-    writes `metrics.json` (and, for rollout scoring, `rollouts.h5`).
+    writes `metrics.json` (and, for rollout scoring, `rollouts.h5`). With `forecast`, a
+    forecast store read back is scored instead of the run's own rollouts
+    (`meshsim.runs.forecast.score_forecast_store`).
 
     `num` trajectories (default all); `steps` predicted steps (default the data's;
     for rollouts, more are allowed where the prescribed values are constant, and the
@@ -116,7 +135,8 @@ def run_evaluation(
     (`meshsim.runs.lock`).
     """
     with run_lock(workdir, "evaluate"):
-        return evaluate_run(open_run(workdir, overrides), split=split, num=num, steps=steps)
+        run = open_run(workdir, overrides)
+        return evaluate_run(run, split=split, num=num, steps=steps, forecast=forecast)
 
 
 def evaluate_and_summarize(

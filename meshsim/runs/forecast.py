@@ -19,13 +19,9 @@ import numpy as np
 
 from meshsim import atomic
 from meshsim.data.weather import WeatherStatistics, time_step
-from meshsim.evaluation.forecast import (
-    ForecastStore,
-    average_scores,
-    forecast_dataset,
-    forecast_scores,
-)
-from meshsim.rollout import iter_rollout_batch
+from meshsim.evaluation.forecast import ForecastReader, ForecastStore, forecast_dataset
+from meshsim.evaluation.forecast_table import ForecastTable
+from meshsim.rollout_batch import iter_rollout_batch
 from meshsim.runs.build import open_split
 from meshsim.runs.lock import run_lock
 from meshsim.runs.workdir import STATISTICS, Run, open_run
@@ -53,12 +49,15 @@ def evaluate_forecasts(
     trajectories of `split`, `steps` lead times each (default: 12, i.e. 3 days of 6-h
     steps, or what the trajectories allow). Writes `metrics.json` in `workdir`.
 
+    An ensemble run (`model.ensemble.members` M > 1) rolls out M members per initial
+    time; a deterministic run is a one-member ensemble.
+
     Returns:
-      {"lead_hours": [L], "variables": [C channel names], "rmse": {"model" |
-      "persistence" | "climatology": {channel: [L]}}, "acc": {"model" | "persistence":
-      {channel: [L]}}, "num_forecasts", "split", "checkpoint_step"}; for a stretched
-      grid (`meshsim.data.stretched`) also "regions": {"inside" | "outside": the same
-      "rmse" and "acc" over the fine region's points and over the others}.
+      {"lead_hours": [L], "variables": [C channel names], "num_forecasts", "split",
+      "checkpoint_step"} and the table of `meshsim.evaluation.forecast_table.
+      ForecastTable`: "rmse" {"model" (the ensemble mean) | "persistence" |
+      "climatology": {channel: [L]}}, "acc", "ensemble" (CRPS, spread/skill, rank
+      histograms...), "spectra" on a global lat-lon grid, "regions" on a stretched grid.
     """
     run = open_run(run) if isinstance(run, str) else run
     config, sim, state = run.config, run.sim, run.state
@@ -79,11 +78,8 @@ def evaluate_forecasts(
             f"steps: expected 1..{shortest - 1 - task.history} (the shortest trajectory of "
             f"{split!r} has {shortest} frames), got {steps}"
         )
-    weights = np.asarray(dataset.weights, np.float32)
-    # Stretched grids: also the scores inside the fine region and outside it.
-    mask = dataset.region_mask
-    parts = {} if mask is None else {"inside": mask, "outside": ~np.asarray(mask)}
-    scores, part_scores = [], {name: [] for name in parts}
+    table = _table(dataset, stats)
+    members = sim.members if sim.ensemble is not None else None
     for i in range(n):
         traj = dataset[i]
         truth_all = np.asarray(traj["state"])
@@ -91,35 +87,103 @@ def evaluate_forecasts(
         starts = list(range(task.history, truth_all.shape[0] - steps, stride))
         done = 0
         for rows in iter_rollout_batch(
-            sim, state.params, state.normalizers, traj, starts, steps=steps, batch=batch
+            sim,
+            state.params,
+            state.normalizers,
+            traj,
+            starts,
+            steps=steps,
+            batch=batch,
+            members=members,
         ):
-            for pred in rows:
+            for pred in rows:  # [L + 1, N, C], or [M, L + 1, N, C]
                 start = starts[done]
-                truth = truth_all[start : start + steps + 1]
-                scores.append(
-                    forecast_scores(pred, truth, stats.climatology, weights, stats.channels)
-                )
-                for name, where in parts.items():
-                    part_scores[name].append(
-                        forecast_scores(
-                            pred, truth, stats.climatology, weights * where, stats.channels
-                        )
-                    )
+                table.add(pred, truth_all[start : start + steps + 1])
                 done += 1
-    if not scores:
+    if not len(table):
         raise ValueError(f"split {split!r}: no initial time with {steps} steps after it")
     hours = dataset.meta["time_step_hours"]
     result = {
         "lead_hours": [hours * (k + 1) for k in range(steps)],
         "variables": list(stats.channels),
-        **average_scores(scores),
-        "num_forecasts": len(scores),
-        **({"regions": {k: average_scores(v) for k, v in part_scores.items()}} if parts else {}),
+        **table.result(),
+        "num_forecasts": len(table),
         "split": split,
         "checkpoint_step": int(state.step),
     }
     atomic.write_json(os.path.join(workdir, "metrics.json"), result)
     return result
+
+
+def score_forecast_store(run: Run | str, path: str, *, split: str = "valid") -> dict:
+    """Scores a forecast store read back (`meshsim evaluate --forecast STORE`): a store of
+    `meshsim forecast`, deterministic or with members along `realization`, or another
+    forecaster's in WeatherBench2's convention on the run's grid, against the truth of
+    `split` (its initial times must be times of the split, its lead times whole data
+    steps). Writes `metrics.json` in the run directory.
+
+    Returns:
+      As `evaluate_forecasts`, with "forecast": the store's path, and "members".
+
+    Raises:
+      ValueError: channels, grid or dims the store does not have, an initial time not
+        in the split or without the lead times after it, lead times off the data's steps.
+    """
+    run = open_run(run) if isinstance(run, str) else run
+    stats = _statistics(run.workdir)
+    dataset = open_split(run.config, split)
+    if dataset.meta.get("points"):
+        raise ValueError(
+            f"split {split!r}: forecast stores are lat-lon grids, the data are a point set"
+        )
+    reader = ForecastReader(path, stats.channels, dataset.latitudes, dataset.longitudes)
+    step = time_step(dataset.times) if len(dataset.times) > 1 else np.timedelta64(6, "h")
+    steps = reader.lead_times.size
+    expected = (np.arange(1, steps + 1) * step).astype("timedelta64[ns]")
+    if not np.array_equal(reader.lead_times, expected):
+        raise ValueError(
+            f"{path}: prediction_timedelta: expected the data's steps {expected[:3]}..., got "
+            f"{reader.lead_times[:3]}..."
+        )
+    located = dict(_locate(dataset, reader.init_times, steps, 0, split))
+    where = {k: (i, start) for i, items in located.items() for k, start in items}
+    table = _table(dataset, stats)
+    cached = (None, None)  # (trajectory, its states): forecasts come in time order
+    done = 0
+    for _, forecasts in reader:
+        for members in forecasts:  # [M, L, N, C]
+            i, start = where[done]
+            if cached[0] != i:
+                cached = (i, np.asarray(dataset[i]["state"]))
+            truth = cached[1][start : start + steps + 1]
+            initial = np.broadcast_to(truth[:1], (members.shape[0], *truth.shape[1:]))
+            table.add(np.concatenate([initial[:, None], members], axis=1), truth)
+            done += 1
+    hours = dataset.meta["time_step_hours"]
+    result = {
+        "lead_hours": [hours * (k + 1) for k in range(steps)],
+        "variables": list(stats.channels),
+        **table.result(),
+        "num_forecasts": len(table),
+        "members": reader.members,
+        "forecast": os.path.abspath(path),
+        "split": split,
+        "checkpoint_step": int(run.state.step),
+    }
+    atomic.write_json(os.path.join(run.workdir, "metrics.json"), result)
+    return result
+
+
+def _table(dataset, stats: WeatherStatistics) -> ForecastTable:
+    """The empty score table of forecasts on `dataset`'s nodes: spectra on a global lat-lon
+    grid (not a point set, not a regional grid), inside/outside scores on a stretched
+    grid."""
+    grid = None
+    if not dataset.meta.get("points") and not dataset.regional:
+        grid = (dataset.latitudes, len(dataset.longitudes))
+    return ForecastTable(
+        stats.channels, stats.climatology, dataset.weights, grid=grid, region=dataset.region_mask
+    )
 
 
 def parse_init_times(text: str, times: np.ndarray) -> np.ndarray:
@@ -169,6 +233,8 @@ def run_forecast(
     out: str,
     split: str = "valid",
     batch: int = 8,
+    members: int | None = None,
+    seed: int = 0,
     overrides: Sequence[str] = (),
 ):
     """Forecasts `steps` lead times from every initial time of `init_times` (see
@@ -177,18 +243,23 @@ def run_forecast(
     forecast_dataset`: `time` = initialisation, `prediction_timedelta`, the source's
     layout, coordinate dtypes and units). Forecasts go `batch` initial times at a time
     through one compiled rollout (`meshsim.rollout.iter_rollout_batch`) and are
-    appended to the store batch by batch. Returns `out`.
+    appended to the store batch by batch. With `members` M, an ensemble run
+    (`model.ensemble.kind`) writes M members per initial time along WB2's `realization`
+    dim (`meshsim.rollout.iter_rollout_batch`, drawn from `seed`). Returns `out`.
 
     Raises:
       ValueError: an initial time that is not a time of the split with an input time
         before it and `steps` frames after it (forcings beyond the data are not
-        computed yet), or the run's task is not scored by forecasts.
+        computed yet), the run's task is not scored by forecasts, or `members` for a
+        deterministic run.
       RunLockedError: another command works on the run (`meshsim.runs.lock`).
 
     `overrides`: `data.*` settings (`--set data.path=DIR` where the dataset has moved).
     """
     with run_lock(workdir, "forecast"):
-        return _run_forecast(workdir, init_times, steps, out, split, batch, overrides)
+        return _run_forecast(
+            workdir, init_times, steps, out, split, batch, (members, seed), overrides
+        )
 
 
 def _locate(dataset, init_times: np.ndarray, steps: int, history: int, split: str) -> list:
@@ -213,9 +284,15 @@ def _locate(dataset, init_times: np.ndarray, steps: int, history: int, split: st
     return sorted(by_trajectory.items())
 
 
-def _run_forecast(workdir, init_times, steps, out, split, batch, overrides):
-    """`run_forecast` under the run's lock."""
+def _run_forecast(workdir, init_times, steps, out, split, batch, ensemble, overrides):
+    """`run_forecast` under the run's lock; `ensemble`: (members, seed)."""
     config, sim, state = open_run(workdir, overrides)[:3]
+    members, seed = ensemble
+    if members is not None and sim.ensemble is None:
+        raise ValueError(
+            f"members: the run in {workdir!r} is deterministic (model.ensemble.kind is None); "
+            f"its {members} members would be one forecast repeated"
+        )
     if sim.task.scoring != "forecast":
         raise ValueError(
             f"workdir {workdir!r}: task {sim.task.name!r} is scored by rollouts, not forecasts; "
@@ -235,9 +312,9 @@ def _run_forecast(workdir, init_times, steps, out, split, batch, overrides):
     step = time_step(dataset.times) if len(dataset.times) > 1 else np.timedelta64(6, "h")
     leads = np.arange(1, steps + 1) * step
 
-    def forecasts(rows, times):
+    def forecasts(rows, times):  # rows [b, (M,) steps + 1, N, C]
         return forecast_dataset(
-            rows[:, 1:],
+            rows[..., 1:, :, :],
             init_times=times,
             lead_times=leads,
             channels=dataset.meta["channels"],
@@ -251,7 +328,15 @@ def _run_forecast(workdir, init_times, steps, out, split, batch, overrides):
             starts = [start for _, start in items]
             done = 0
             for rows in iter_rollout_batch(
-                sim, state.params, state.normalizers, dataset[i], starts, steps=steps, batch=batch
+                sim,
+                state.params,
+                state.normalizers,
+                dataset[i],
+                starts,
+                steps=steps,
+                batch=batch,
+                members=members,
+                seed=seed,
             ):
                 times = wanted[[k for k, _ in items[done : done + rows.shape[0]]]]
                 store.append(forecasts(rows, times))
@@ -261,6 +346,10 @@ def _run_forecast(workdir, init_times, steps, out, split, batch, overrides):
 
 
 def format_scores(run: Run, metrics: dict) -> str:
-    """The forecast scores as indented JSON for the terminal (null for a diverged value)."""
+    """The forecast scores as indented JSON for the terminal (null for a diverged value),
+    without the spectra and rank histograms (metrics.json in the run holds them)."""
+    shown = {k: v for k, v in metrics.items() if k != "spectra"}
+    if "ensemble" in shown:
+        shown["ensemble"] = {k: v for k, v in shown["ensemble"].items() if k != "rank_histogram"}
     del run
-    return atomic.dumps_json(metrics, indent=2)
+    return atomic.dumps_json(shown, indent=2)

@@ -41,6 +41,7 @@ from meshsim.parallel.placement import Placement, make_placement
 from meshsim.runs.build import build_for_data, check_splits, open_split
 from meshsim.runs.checkpoint import Checkpointer
 from meshsim.runs.lock import run_lock
+from meshsim.runs.warm_start import warm_start
 from meshsim.runs.workdir import (
     DATASET_META,
     RUN_FILES,
@@ -251,7 +252,11 @@ def _check_window_length(config: ExperimentConfig, sim: Simulator, lengths, path
 
 
 def _absolute_data_path(config: ExperimentConfig) -> ExperimentConfig:
-    """`config` with `data.path` absolute, so config.json works from any directory."""
+    """`config` with `data.path` (and `train.init_from`) absolute, so config.json works
+    from any directory."""
+    if config.train.init_from:
+        train = dataclasses.replace(config.train, init_from=os.path.abspath(config.train.init_from))
+        config = dataclasses.replace(config, train=train)
     if not config.data.path:
         return config
     data = dataclasses.replace(config.data, path=os.path.abspath(config.data.path))
@@ -352,6 +357,8 @@ def _run_training(
         if task.uses_dataset_statistics and not resuming:
             normalizers = _dataset_normalizers(train_ds, task, workdir if primary else None)
             state = state.replace(normalizers=normalizers)
+        if tc.init_from and not resuming:
+            state = warm_start(state, tc.init_from)
         if resuming:  # read straight into this layout, whatever layout wrote it
             like = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), state)
             state = checkpointer.restore(
