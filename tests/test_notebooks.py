@@ -101,6 +101,10 @@ def test_weather(tmp_path, monkeypatch):
     assert set(s["nodes"]) == {"grid", "mesh"} and s["nodes"]["mesh"] == 42  # 1 split
     assert set(s["edges"]) == {"grid2mesh", "mesh", "mesh2grid"}
     assert s["edges"]["mesh2grid"] == 3 * s["nodes"]["grid"]  # 3 corners per grid point
+    # the ensemble section: 4 members fine-tuned from the model, scored like it
+    assert s["members"] == 4 and set(s["crps"]) == {"deterministic", "ensemble"}
+    assert all(len(v) == 4 and min(v) > 0 for v in s["crps"]["ensemble"].values())
+    assert all(min(v) > 0 for v in s["spread_skill"].values())  # the members differ
 
 
 def test_scaling(tmp_path, monkeypatch):
