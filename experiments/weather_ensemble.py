@@ -32,15 +32,16 @@ QUICK_OVERRIDES = [
 
 def get_config() -> ExperimentConfig:
     base = load_config(BASE)
-    ensemble = EnsembleConfig(members=4, kind="fgn", noise_size=32, loss="afcrps", alpha=0.95)
+    ensemble = EnsembleConfig(members=4, kind="fgn", noise_size=32, loss="fair")
     train = dataclasses.replace(
         base.train,
         steps=400,
-        unroll_steps=1,
-        unroll_schedule=0,
+        # one-step CRPS, then each member's own 2-step rollout (its spread at two steps)
+        unroll_steps=2,
+        unroll_schedule=250,
         checkpoint_every=200,
         log_every=25,
-        optimizer=OptimizerConfig(learning_rate=3e-4, decay_steps=400, min_learning_rate=1e-5),
+        optimizer=OptimizerConfig(learning_rate=1e-3, decay_steps=400, min_learning_rate=1e-5),
     )
     model = dataclasses.replace(base.model, ensemble=ensemble)
     return dataclasses.replace(base, name="weather_ensemble", model=model, train=train)

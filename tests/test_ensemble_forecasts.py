@@ -346,7 +346,7 @@ def test_probe_line_samples_a_linear_field_exactly_and_skips_holes():
 
 
 def test_mesh_ensembles_are_scored_by_step_with_spectra_along_a_probe_line():
-    from meshsim.evaluation import evaluate_trajectories
+    from meshsim.evaluation import evaluate_trajectories, format_summary
     from meshsim.evaluation.mesh_ensemble import score_mesh_ensemble
 
     sim, params, normalizers = _cfd_ensemble("fgn")
@@ -359,6 +359,7 @@ def test_mesh_ensembles_are_scored_by_step_with_spectra_along_a_probe_line():
     assert len(ens["crps"]["velocity[0]"]) == 7  # every step with truth (8 frames - 1)
     assert min(ens["spread"]["velocity[0]"]) > 0
     assert sum(ens["rank_histogram"]["velocity[1]"][0]) == 2 * 7 * 63  # trajectories·steps·nodes
+    assert "ensemble of 3: CRPS" in format_summary(out)  # the terminal's line
     spectra = out["spectra"]
     assert len(spectra["model"]["velocity[0]"]) == 64 // 2 + 1
     assert spectra["small_scale_ratio"]["velocity[0]"] > 0

@@ -16,7 +16,7 @@ import numpy as np
 
 from meshsim.plotting._figures import save_figure
 from meshsim.plotting.anomaly import check_climatology, field_colours
-from meshsim.plotting.weather import _extent, _grid
+from meshsim.plotting.weather import grid_field, map_extent
 
 __all__ = ["plot_ensemble_scores", "plot_member_maps", "plot_spectra"]
 
@@ -127,21 +127,21 @@ def plot_member_maps(
     """
     from matplotlib.figure import Figure
 
-    members = _grid(members, latitudes, longitudes, "members")
+    members = grid_field(members, latitudes, longitudes, "members")
     if members.ndim != 3:
         raise ValueError(f"members: expected [M, H·W] or [M, H, W], got {members.shape}")
-    truth = _grid(truth, latitudes, longitudes, "truth")
+    truth = grid_field(truth, latitudes, longitudes, "truth")
     clim = None if climatology is None else check_climatology(climatology, truth.shape)
     colours = field_colours(truth, clim)
     panels = [("truth", truth)]
     if deterministic is not None:
-        panels.append(("deterministic", _grid(deterministic, latitudes, longitudes, "det")))
+        panels.append(("deterministic", grid_field(deterministic, latitudes, longitudes, "det")))
     panels += [(f"member {m}", field) for m, field in enumerate(members)]
     cols = min(len(panels), 3)
     rows = -(-len(panels) // cols)
     fig = Figure(figsize=(4.6 * cols, 2.8 * rows), layout="constrained")
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
-    extent = _extent(latitudes, longitudes)
+    extent = map_extent(latitudes, longitudes)
     image = None
     for ax, (label, field) in zip(axes, panels):
         image = ax.imshow(

@@ -30,7 +30,8 @@ __all__ = [
 ]
 
 
-def _grid(values, latitudes, longitudes, name: str) -> np.ndarray:
+def grid_field(values, latitudes, longitudes, name: str) -> np.ndarray:
+    """[..., H, W] float64 `values` given as [..., H, W] or latitude-major [..., H·W]."""
     h, w = len(latitudes), len(longitudes)
     values = np.asarray(values, np.float64)
     if values.shape[-2:] != (h, w):
@@ -42,7 +43,8 @@ def _grid(values, latitudes, longitudes, name: str) -> np.ndarray:
     return values
 
 
-def _extent(latitudes, longitudes) -> list[float]:
+def map_extent(latitudes, longitudes) -> list[float]:
+    """imshow's [lon0, lon1, lat0, lat1] of a lat-lon grid (cells to the east of each longitude)."""
     dlon = float(np.diff(longitudes).mean()) if len(longitudes) > 1 else 1.0
     return [
         float(longitudes[0]),
@@ -67,7 +69,7 @@ def _map_panels(fig, latitudes, longitudes, pred, truth, title: str, colours: Fi
     )
     axes = fig.subplots(1, 3)
     images = []
-    extent = _extent(latitudes, longitudes)
+    extent = map_extent(latitudes, longitudes)
     field = dict(vmin=colours.vmin, vmax=colours.vmax, cmap=colours.cmap)
     for ax, data, label, kwargs in (
         (axes[0], colours.shown(pred), colours.label("forecast"), field),
@@ -112,8 +114,8 @@ def plot_forecast_maps(
     """
     from matplotlib.figure import Figure
 
-    pred = _grid(pred, latitudes, longitudes, "pred")
-    truth = _grid(truth, latitudes, longitudes, "truth")
+    pred = grid_field(pred, latitudes, longitudes, "pred")
+    truth = grid_field(truth, latitudes, longitudes, "truth")
     colours = _colours(truth, climatology, anomaly, truth.shape)
     fig = Figure(figsize=(15, 3.8), layout="constrained")
     _map_panels(fig, latitudes, longitudes, pred, truth, title, colours)
@@ -149,8 +151,8 @@ def animate_forecast(
     """
     from matplotlib.figure import Figure
 
-    pred = _grid(pred, latitudes, longitudes, "pred")
-    truth = _grid(truth, latitudes, longitudes, "truth")
+    pred = grid_field(pred, latitudes, longitudes, "pred")
+    truth = grid_field(truth, latitudes, longitudes, "truth")
     if pred.shape != truth.shape or pred.ndim != 3 or pred.shape[0] != len(lead_hours):
         raise ValueError(
             f"pred, truth, lead_hours: expected [L, H, W] twice and L leads, got {pred.shape}, "
