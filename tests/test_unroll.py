@@ -119,13 +119,16 @@ def test_pushforward_trains_only_the_last_step_from_the_models_own_inputs():
         err = (state - traj["velocity"][4]) / std
         return masked_mse(err, jnp.zeros_like(err), weights, feature_reduction="sum")
 
-    value, grads = jax.value_and_grad(pushforward)(params)
-    ref_value, ref_grads = jax.value_and_grad(last_step)(params)
+    # Jitted: eagerly, each differentiated scan is traced and compiled op by op anew.
+    value, grads = jax.jit(jax.value_and_grad(pushforward))(params)
+    ref_value, ref_grads = jax.jit(jax.value_and_grad(last_step))(params)
     np.testing.assert_allclose(value, ref_value, rtol=2e-4)
     for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-6)
-    unrolled = jax.grad(
-        lambda p: unrolled_loss(sim, p, normalizers, fields, structure, weights, horizon=3)
+    unrolled = jax.jit(
+        jax.grad(
+            lambda p: unrolled_loss(sim, p, normalizers, fields, structure, weights, horizon=3)
+        )
     )(params)
     diff = max(
         float(jnp.max(jnp.abs(a - b)))
