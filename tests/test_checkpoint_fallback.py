@@ -43,9 +43,16 @@ def truncate(path: str, size: int | None = None) -> None:
         f.truncate(os.path.getsize(path) // 2 if size is None else size)
 
 
-@pytest.fixture(autouse=True)
-def no_compilation_cache(monkeypatch):
-    monkeypatch.setenv("MESHSIM_COMPILATION_CACHE", "")
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """One JAX compilation cache for this module's in-process trains (a fresh directory
+    each session, never the user's ~/.cache): the tiny run's programs compile once. A
+    cached executable is the one XLA compiles for the same program, so the bit-for-bit
+    comparisons are unchanged. (The subprocess killed at an arbitrary moment runs
+    without it: a kill must not land in a cache write.)"""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MESHSIM_COMPILATION_CACHE", str(tmp_path_factory.mktemp("jax_cache")))
+        yield
 
 
 @pytest.fixture

@@ -189,11 +189,16 @@ def test_identical_members_score_their_mean_absolute_error(kind, extra):
     fields = _noisy_fields(sim, batch, jax.random.key(3), None)
     features, targets, weights = _prepare(sim, batch._replace(fields=fields), None)
     keys = jax.random.split(jax.random.key(4), 2)
-    loss = ensemble_loss(sim, state.params, state.normalizers, batch, fields, weights, keys)
+    # Jitted: one compiled program each (eagerly, every scan is traced and compiled anew).
+    loss = jax.jit(ensemble_loss, static_argnums=0)(
+        sim, state.params, state.normalizers, batch, fields, weights, keys
+    )
     norm = meshsim.normalization
-    pred = jax.vmap(
-        lambda f, g: sim.apply(state.params, state.normalizers, g.with_features(f)),
-        in_axes=(0, graph_batch_axis(batch)),
+    pred = jax.jit(
+        jax.vmap(
+            lambda f, g: sim.apply(state.params, state.normalizers, g.with_features(f)),
+            in_axes=(0, graph_batch_axis(batch)),
+        )
     )(features, batch.graph)
     error = jnp.abs(pred - norm.normalize(state.normalizers.output, targets)).sum(-1)
     want = jnp.sum(error * weights) / jnp.sum(weights)
@@ -208,20 +213,24 @@ def test_crps_over_members_matches_members_predicted_one_by_one():
     fields = _noisy_fields(sim, batch, jax.random.key(3), None)
     features, targets, weights = _prepare(sim, batch._replace(fields=fields), None)
     keys = jax.random.split(jax.random.key(4), 2)
-    loss = ensemble_loss(sim, params, state.normalizers, batch, fields, weights, keys)
+    loss = jax.jit(
+        lambda p: ensemble_loss(sim, p, state.normalizers, batch, fields, weights, keys)
+    )(params)
     target = meshsim.normalization.normalize(state.normalizers.output, targets)
+    # One compiled member prediction for the 2 × 3 calls (eagerly, each call would trace
+    # and compile the processor's scan anew).
+    member = jax.jit(
+        lambda graph, key: sim.apply(
+            params, state.normalizers, graph, network_noise(sim.ensemble, key)
+        )
+    )
     per_example, totals = [], []
     for b in range(2):
         structure = batch.graph
         if graph_batch_axis(batch) == 0:
             structure = jax.tree_util.tree_map(lambda x, b=b: x[b], structure)
         graph = structure.with_features(jax.tree_util.tree_map(lambda x, b=b: x[b], features))
-        members = jnp.stack(
-            [
-                sim.apply(params, state.normalizers, graph, network_noise(sim.ensemble, k))
-                for k in member_keys(keys[b], 3)
-            ]
-        )
+        members = jnp.stack([member(graph, k) for k in member_keys(keys[b], 3)])
         assert float(jnp.std(members, axis=0).max()) > 1e-4  # the members differ
         cw = jnp.ones(2)
         per_example.append(crps_loss(members, target[b], weights[b], cw, kind="afcrps", alpha=0.9))

@@ -59,7 +59,9 @@ sys.exit(main(sys.argv[3:]))
 
 
 def _env() -> dict:
-    return dict(os.environ, PYTHONPATH=REPO, MESHSIM_COMPILATION_CACHE="", JAX_PLATFORMS="cpu")
+    """A subprocess's environment: this checkout, on CPU, with the module's compilation
+    cache (`compilation_cache`, in os.environ)."""
+    return dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
 
 
 def killed(target: str, nth: int, argv: list[str]) -> None:
@@ -98,9 +100,17 @@ def metrics_lines(workdir: str) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "steps_per_sec"} for r in records]
 
 
-@pytest.fixture(autouse=True)
-def no_compilation_cache(monkeypatch):
-    monkeypatch.setenv("MESHSIM_COMPILATION_CACHE", "")
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """One JAX compilation cache for every command of this module, in-process and in
+    the killed subprocesses alike (a fresh directory each session, never the user's
+    ~/.cache): the tiny run's programs compile once instead of once per command. A
+    cached executable is the one XLA compiles for the same program, so the
+    bit-for-bit comparisons are unchanged; the kill points sit in meshsim's own
+    writers, never inside JAX's cache writes."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MESHSIM_COMPILATION_CACHE", str(tmp_path_factory.mktemp("jax_cache")))
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -144,12 +144,19 @@ def test_options_do_not_change_the_function():
     g = mesh_graph(4, 4)
     base = meshsim.MeshGraphNet(**SMALL)
     params = _init(base, g)
-    out = base.apply(params, g)
 
-    def loss(model, p):
-        return jnp.sum(model.apply(p, g) ** 2)
+    def outputs_and_grad(model):
+        """(outputs, gradient of their sum of squares): one compiled program per model
+        (eagerly, each apply and grad traced and compiled the processor's scan anew)."""
 
-    grad = jax.grad(lambda p: loss(base, p))(params)
+        def loss(p):
+            out = model.apply(p, g)
+            return jnp.sum(out**2), out
+
+        (_, out), grad = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
+        return out, grad
+
+    out, grad = outputs_and_grad(base)
     for option in (
         dict(concat_trick=False),
         dict(remat=True),
@@ -157,8 +164,8 @@ def test_options_do_not_change_the_function():
         dict(scan_unroll=3),
     ):
         model = meshsim.MeshGraphNet(**SMALL, **option)
-        np.testing.assert_allclose(model.apply(params, g), out, rtol=1e-5, atol=1e-5)
-        grad2 = jax.grad(lambda p, m=model: loss(m, p))(params)
+        out2, grad2 = outputs_and_grad(model)
+        np.testing.assert_allclose(out2, out, rtol=1e-5, atol=1e-5)
         jax.tree_util.tree_map(
             lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-4), grad, grad2
         )

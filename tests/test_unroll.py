@@ -119,13 +119,16 @@ def test_pushforward_trains_only_the_last_step_from_the_models_own_inputs():
         err = (state - traj["velocity"][4]) / std
         return masked_mse(err, jnp.zeros_like(err), weights, feature_reduction="sum")
 
-    value, grads = jax.value_and_grad(pushforward)(params)
-    ref_value, ref_grads = jax.value_and_grad(last_step)(params)
+    # Jitted: eagerly, each differentiated scan is traced and compiled op by op anew.
+    value, grads = jax.jit(jax.value_and_grad(pushforward))(params)
+    ref_value, ref_grads = jax.jit(jax.value_and_grad(last_step))(params)
     np.testing.assert_allclose(value, ref_value, rtol=2e-4)
     for a, b in zip(jax.tree_util.tree_leaves(grads), jax.tree_util.tree_leaves(ref_grads)):
         np.testing.assert_allclose(a, b, rtol=2e-3, atol=1e-6)
-    unrolled = jax.grad(
-        lambda p: unrolled_loss(sim, p, normalizers, fields, structure, weights, horizon=3)
+    unrolled = jax.jit(
+        jax.grad(
+            lambda p: unrolled_loss(sim, p, normalizers, fields, structure, weights, horizon=3)
+        )
     )(params)
     diff = max(
         float(jnp.max(jnp.abs(a - b)))
@@ -204,28 +207,33 @@ def test_train_step_with_a_horizon_uses_the_unrolled_loss(mode):
     )
     tx = make_optimizer(OptimizerConfig(learning_rate=1e-3))
     state = init_train_state(sim, tx, jax.random.key(0), max_accumulations=0)  # frozen stats
-    step = make_train_step(sim, tx, horizon=3, mode=mode, jit=False)
-    new, metrics = step(state, batch, jax.random.key(1))
+    step = make_train_step(sim, tx, horizon=3, mode=mode)
+    # The jitted step donates its state's buffers: it gets a copy.
+    new, metrics = step(jax.tree_util.tree_map(jnp.copy, state), batch, jax.random.key(1))
+
+    @jax.jit  # one compiled program for both examples (eagerly, each traces its scans anew)
+    def example_loss(fields, structure, key):
+        w = task.loss_weights(fields, structure.node_sets["mesh"].mask)
+        rng = key if mode == "pushforward" else None
+        return unrolled_loss(
+            sim,
+            state.params,
+            state.normalizers,
+            fields,
+            structure,
+            w,
+            horizon=3,
+            mode=mode,
+            rng=rng,
+        )
+
     expected = []
     # Pushforward draws each example's depth from its own key: split(fold_in(rng, 1), B).
     keys = jax.random.split(jax.random.fold_in(jax.random.key(1), 1), 2)
     for b in range(2):
         fields = {k: jnp.asarray(v[b]) for k, v in batch.fields.items()}
         structure = jax.tree_util.tree_map(lambda x, b=b: x[b], batch.graph)
-        w = task.loss_weights(fields, structure.node_sets["mesh"].mask)
-        expected.append(
-            unrolled_loss(
-                sim,
-                state.params,
-                state.normalizers,
-                fields,
-                structure,
-                w,
-                horizon=3,
-                mode=mode,
-                rng=keys[b] if mode == "pushforward" else None,
-            )
-        )
+        expected.append(example_loss(fields, structure, keys[b]))
     np.testing.assert_allclose(metrics["loss"], np.mean(expected), rtol=1e-5)
     assert int(metrics["skipped"]) == 0 and int(new.step) == 1
 
@@ -238,10 +246,10 @@ def test_pushforward_depth_is_drawn_from_0_to_k_minus_1(name):
     args = (sim, params, normalizers, fields, structure, weights)
     one_step = unrolled_loss(*args, horizon=1)
     deepest = unrolled_loss(*args, horizon=3, mode="pushforward")
-    drawn = [
-        float(unrolled_loss(*args, horizon=3, mode="pushforward", rng=jax.random.key(i)))
-        for i in range(24)
-    ]
+    # One compiled program for the 24 draws (eagerly, each call would trace and compile
+    # its scans anew); the references stay eager.
+    drawn_loss = jax.jit(lambda key: unrolled_loss(*args, horizon=3, mode="pushforward", rng=key))
+    drawn = [float(drawn_loss(jax.random.key(i))) for i in range(24)]
     depth = [jax.random.randint(jax.random.key(i), (), 0, 3) for i in range(24)]
     assert {int(d) for d in depth} == {0, 1, 2}
     for value, d in zip(drawn, depth):
