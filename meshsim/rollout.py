@@ -301,7 +301,7 @@ def iter_rollout(
         # repeat the last frame: only prescribed nodes read them.
         frames = task.prescribed_frames(trajectory, start + begin, chunk)
         frames = jnp.asarray(np.pad(frames, ((0, 0), (0, pad_nodes), (0, 0))))
-        noise = _chunk_noise(ensemble, member, begin // sim.bundle_steps, chunk // sim.bundle_steps)
+        noise = member_noise(ensemble, member, begin // sim.bundle_steps, chunk // sim.bundle_steps)
         out = fn(params, normalizers, fields, structure, frames, noise)
         while task.dynamic_edge_sets and (grown := _grown(budget, out[2], begin)) is not None:
             budget = grown  # the chunk's graphs were cut short: roll it out again
@@ -315,8 +315,9 @@ def iter_rollout(
         yield _to_host(*pending, num_nodes)
 
 
-def _chunk_noise(ensemble, member, first: int, calls: int) -> jax.Array | None:
-    """[calls, S] a member's FGN noise for network calls first..first + calls − 1, or None."""
+def member_noise(ensemble, member, first, calls: int) -> jax.Array | None:
+    """[calls, S] a member's FGN noise for network calls first..first + calls − 1
+    (`network_noise(ensemble, member, c)`), or None (no ensemble, or not kind "fgn")."""
     if ensemble is None or ensemble.kind != "fgn":
         return None
     return jax.vmap(lambda c: network_noise(ensemble, member, c))(first + jnp.arange(calls))

@@ -21,9 +21,9 @@ import numpy as np
 
 from meshsim.graph import MultiGraph, PaddingBudget, pad
 from meshsim.graph.window import pad_window
-from meshsim.models.ensemble import member_keys, network_noise
+from meshsim.models.ensemble import member_keys
 from meshsim.normalization import Normalizers
-from meshsim.rollout import check_rollout_steps, rollout
+from meshsim.rollout import check_rollout_steps, member_noise, rollout
 from meshsim.simulator import Simulator
 from meshsim.validation import check_int
 
@@ -46,10 +46,8 @@ def member_rollout(
     ensemble = sim.ensemble
     if ensemble is not None:
         fields = sim.member_fields(normalizers, fields, structure, key)
-    noise = None
-    if ensemble is not None and ensemble.kind == "fgn":
-        calls = -(-prescribed.shape[0] // sim.bundle_steps)
-        noise = jax.vmap(lambda c: network_noise(ensemble, key, c))(jnp.arange(calls))
+    calls = -(-prescribed.shape[0] // sim.bundle_steps)
+    noise = member_noise(ensemble, key, 0, calls)
     return rollout(
         sim,
         params,
