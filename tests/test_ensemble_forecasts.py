@@ -288,13 +288,15 @@ def test_ensemble_demo_forecasts_written_with_members_and_scored_back(tmp_path, 
     valid = open_split(source.config, "valid")
     traj = valid[0]
     sn, tn = source.state.normalizers, started.normalizers
-    want = next(iter_rollout_batch(source.sim, source.state.params, sn, traj, [1], steps=3))
-    got = next(iter_rollout_batch(target.sim, started.params, tn, traj, [1], steps=3, members=2))
+    steps = len(m_ens["lead_hours"])  # the evaluated shapes: their compiled rollouts again
+    want = next(iter_rollout_batch(source.sim, source.state.params, sn, traj, [1], steps=steps))
+    got = next(
+        iter_rollout_batch(target.sim, started.params, tn, traj, [1], steps=steps, members=2)
+    )
     for m in range(2):
         np.testing.assert_allclose(got[:, m], want, rtol=1e-5, atol=1e-4)
 
     # the evaluated initial times written with members and read back: the same scores
-    steps = len(m_ens["lead_hours"])
     first = valid.segments[0][0]
     inits = ",".join(
         str(valid.times[first + s])[:13] for s in range(1, 1 + 4 * m_ens["num_forecasts"], 4)
