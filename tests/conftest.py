@@ -177,35 +177,3 @@ def tiny_cfd_run(root, *, batch_size: int, steps: int, checkpoint_every: int) ->
             )
         )
     return config
-
-
-# The slowest tests (node id prefixes: seconds measured in CI on 2 cores), started
-# first: pytest-xdist hands the first quarter of the collected tests round robin to
-# its workers and the rest on demand, so a long test collected late would run alone at
-# the end while the other worker idles. Longest first keeps both workers busy to the
-# end (the others keep their order).
-SLOWEST_FIRST = {
-    "test_readme.py::test_readme_commands_run_in_order": 244,
-    "test_ensemble_forecasts.py::test_ensemble_demo_forecasts": 90,
-    "test_notebooks.py::test_weather": 65,
-    "test_parallel_training.py::test_every_layout_matches_one_device": 59,
-    "test_notebooks.py::test_particles": 43,
-    "test_parallel_training.py::test_multi_step_training_matches_one_device": 38,
-    "test_transformer_parallel.py::test_graph_parallel_equals_one_device": 36,
-    "test_ensemble_models.py::test_members_sharded_over_four_devices_match_one_device": 32,
-    "test_cli.py::test_quick_demo_end_to_end": 31,
-    "test_stretched_grid.py::test_stretched_demo_scores_inside_and_outside": 30,
-    "test_stability.py::test_smoke_study_reports_every_config[cylinder]": 27,
-    "test_stability.py::test_smoke_study_reports_every_config[cloth]": 27,
-    "test_particles.py::test_training_overflow_is_never_applied": 26,
-    "test_notebooks.py::test_custom_task": 25,
-    "test_notebooks.py::test_scaling": 24,
-}
-
-
-def pytest_collection_modifyitems(config, items):
-    def seconds(item) -> float:
-        name = item.nodeid.rsplit("/", 1)[-1]
-        return max((t for key, t in SLOWEST_FIRST.items() if name.startswith(key)), default=0.0)
-
-    items.sort(key=lambda item: -seconds(item))  # stable: the rest keep their order
