@@ -43,11 +43,10 @@ def member_rollout(
     network call c, `network_noise(ensemble, key, c)` (kind "fgn"). `key`: the member's
     key (`meshsim.models.ensemble.member_keys`). A simulator without an ensemble rolls
     out deterministically. Jit-safe."""
-    ensemble = sim.ensemble
-    if ensemble is not None:
-        fields = sim.member_fields(normalizers, fields, structure, key)
+    # `member_fields` leaves the fields of a deterministic or FGN simulator as they are
+    fields = sim.member_fields(normalizers, fields, structure, key)
     calls = -(-prescribed.shape[0] // sim.bundle_steps)
-    noise = member_noise(ensemble, key, 0, calls)
+    noise = member_noise(sim.ensemble, key, 0, calls)
     return rollout(
         sim,
         params,

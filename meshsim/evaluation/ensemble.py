@@ -121,6 +121,12 @@ def rank_histogram(members, truth, *, seed: int = 0) -> np.ndarray:
     return np.bincount(below.ravel(), minlength=members.shape[0] + 1).astype(np.int64)
 
 
+def _spread_skill(spread: np.ndarray, rmse: np.ndarray, members: int) -> np.ndarray:
+    """√((M + 1)/M) · spread / ensemble-mean RMSE, 0 where the RMSE is 0."""
+    safe = np.where(rmse > 0, rmse, 1.0)
+    return np.where(rmse > 0, np.sqrt((members + 1) / members) * spread / safe, 0.0)
+
+
 def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """[L, N, C] → [L, C]: Σ_n w_n v / Σ_n w_n (the reduction of `weighted_rmse`)."""
     return np.einsum("lnc,n->lc", values, weights) / weights.sum()
@@ -168,7 +174,6 @@ def ensemble_scores(
     rmse = weighted_rmse(mean, truth, weights)  # [L, C]
     variance = members.var(axis=0, ddof=1) if m > 1 else np.zeros_like(mean)
     spread = np.sqrt(_weighted_mean(variance, weights))
-    ratio = np.sqrt((m + 1) / m) * spread / np.where(rmse > 0, rmse, 1.0)
     crps = np.zeros((2, *rmse.shape))  # [standard | fair, L, C]
     for lead in range(truth.shape[0]):  # one lead's members at a time: memory O(M·N·C)
         for i, fair in enumerate((False, True)):
@@ -177,7 +182,7 @@ def ensemble_scores(
     table = {"crps": crps[0], "crps_fair": crps[1], "ensemble_mean_rmse": rmse}
     if climatology is not None:
         table["ensemble_mean_acc"] = anomaly_correlation(mean, truth, climatology, weights)
-    table.update(spread=spread, spread_skill=np.where(rmse > 0, ratio, 0.0))
+    table.update(spread=spread, spread_skill=_spread_skill(spread, rmse, m))
     out: dict = {
         name: {ch: [float(v) for v in values[:, k]] for k, ch in enumerate(channels)}
         for name, values in table.items()
@@ -220,14 +225,7 @@ def average_ensemble_scores(scores: Sequence[dict]) -> dict:
     for name in ("ensemble_mean_rmse", "spread"):
         out[name] = {ch: np.sqrt(np.mean(v**2, 0)) for ch, v in stack(name).items()}
     rmse, spread = out["ensemble_mean_rmse"], out["spread"]
-    out["spread_skill"] = {
-        ch: np.where(
-            rmse[ch] > 0,
-            np.sqrt((m + 1) / m) * spread[ch] / np.where(rmse[ch] > 0, rmse[ch], 1.0),
-            0.0,
-        )
-        for ch in rmse
-    }
+    out["spread_skill"] = {ch: _spread_skill(spread[ch], rmse[ch], m) for ch in rmse}
     out = {
         name: {ch: [float(x) for x in v] for ch, v in table.items()} for name, table in out.items()
     }

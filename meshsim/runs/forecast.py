@@ -137,7 +137,7 @@ def score_forecast_store(run: Run | str, path: str, *, split: str = "valid") -> 
             f"split {split!r}: forecast stores are lat-lon grids, the data are a point set"
         )
     reader = ForecastReader(path, stats.channels, dataset.latitudes, dataset.longitudes)
-    step = time_step(dataset.times) if len(dataset.times) > 1 else np.timedelta64(6, "h")
+    step = _data_step(dataset)
     steps = reader.lead_times.size
     expected = (np.arange(1, steps + 1) * step).astype("timedelta64[ns]")
     if not np.array_equal(reader.lead_times, expected):
@@ -172,6 +172,11 @@ def score_forecast_store(run: Run | str, path: str, *, split: str = "valid") -> 
     }
     atomic.write_json(os.path.join(run.workdir, "metrics.json"), result)
     return result
+
+
+def _data_step(dataset) -> np.timedelta64:
+    """The split's time step (6 h for a single time: nothing to measure it from)."""
+    return time_step(dataset.times) if len(dataset.times) > 1 else np.timedelta64(6, "h")
 
 
 def _table(dataset, stats: WeatherStatistics) -> ForecastTable:
@@ -309,7 +314,7 @@ def _run_forecast(workdir, init_times, steps, out, split, batch, ensemble, overr
     if np.unique(wanted).size != wanted.size or np.any(np.diff(wanted) <= np.timedelta64(0)):
         raise ValueError("init-times: expected increasing times without repeats")
     located = _locate(dataset, wanted, steps, sim.task.history, split)
-    step = time_step(dataset.times) if len(dataset.times) > 1 else np.timedelta64(6, "h")
+    step = _data_step(dataset)
     leads = np.arange(1, steps + 1) * step
 
     def forecasts(rows, times):  # rows [b, (M,) steps + 1, N, C]
