@@ -511,13 +511,89 @@ def test_readme_python_block(in_tmp, lineno, source):
             assert len(open_split(config, split).channels) == 6 * 2 + 5
 
 
-def test_readme_commands_run_in_order(in_tmp, capsys):
+def _paths(args) -> tuple[set[str], set[str]]:
+    """(paths a README command reads, paths it writes), as the run directories and
+    datasets it names (a train reads its config's `data.path` and `train.init_from`)."""
+    command = args.command
+    if command == "generate":
+        return set(), {args.out}
+    if command == "convert":
+        return set(), {args.dst}
+    if command == "inspect":
+        return {args.dir}, set()
+    if command == "train":
+        from meshsim.config import load_config
+
+        config = load_config(args.config, args.set)
+        reads = {config.data.path} | ({config.train.init_from} - {""})
+        return reads, {args.workdir}
+    reads = {args.workdir} | ({getattr(args, "forecast", None)} - {None})
+    return reads, {args.workdir}
+
+
+def command_chains() -> dict[str, list[str]]:
+    """The README's commands cut into independent chains, each in README order: commands
+    on one run directory (or linked by `train.init_from`) form one chain, which starts
+    with the commands that made the datasets it reads. The chains run as separate tests
+    (in parallel under xdist); each still runs its commands one after another, as a user
+    would type them."""
+    parser = build_parser()
+    commands = readme_commands()
+    io = [_paths(parser.parse_args(tiny(shlex.split(c)[1:]))) for c in commands]
+    makes_data = [shlex.split(c)[1] in {"generate", "convert"} for c in commands]
+    group = list(range(len(commands)))
+
+    def root(i):
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    last_writer: dict[str, int] = {}
+    for i, (reads, writes) in enumerate(io):  # an inspection joins a run on its dataset
+        runs = [j for j, (r, w) in enumerate(io) if w and reads & r and not makes_data[j]]
+        if not writes and runs:
+            group[root(i)] = root(runs[0])
+        for path in reads:
+            j = last_writer.get(path)
+            if j is not None and not makes_data[j]:
+                group[root(i)] = root(j)
+        for path in writes:
+            last_writer[path] = i
+    chains: dict[str, list[str]] = {}
+    members: dict[int, list[int]] = {}
+    for i in range(len(commands)):
+        if not makes_data[i]:
+            members.setdefault(root(i), []).append(i)
+        elif not any(io[j][0] & io[i][1] for j in range(len(commands)) if not makes_data[j]):
+            same = [j for j in members if makes_data[j] and io[j][1] == io[i][1]]
+            members.setdefault(same[0] if same else i, []).append(i)  # data nothing reads
+    for first, own in members.items():
+        needed, wanted = set(own), set().union(*(io[i][0] for i in own))
+        for i in range(max(own), -1, -1):
+            if makes_data[i] and io[i][1] & wanted:
+                needed.add(i)
+        steps = [commands[i] for i in sorted(needed)]
+        name = sorted(io[first][1] or io[first][0])[0]
+        assert name not in chains, f"two README chains start on {name}"
+        chains[name] = steps
+    return chains
+
+
+def test_every_readme_command_is_in_a_chain():
     commands = readme_commands()
     assert commands, "README.md shows no meshsim command"
     missing = {shlex.split(c)[1] for c in commands} - set(CHECKS)
     assert not missing, f"add file checks for {sorted(missing)} to CHECKS"
+    chained = [c for chain in command_chains().values() for c in chain]
+    assert set(chained) == set(commands)
+    for chain in command_chains().values():  # each chain keeps README order
+        assert chain == sorted(chain, key=commands.index)
+
+
+@pytest.mark.parametrize("chain", sorted(command_chains()))
+def test_readme_commands_run_in_order(in_tmp, capsys, chain):
     parser = build_parser()
-    for line in commands:
+    for line in command_chains()[chain]:
         argv = tiny(shlex.split(line)[1:])
         args = parser.parse_args(argv)
         if args.command in SETUP:
