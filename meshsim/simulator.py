@@ -46,8 +46,10 @@ class Simulator:
 
     model: nn.Module
     task: Task
-    # Graph parallelism: a `meshsim.parallel.graph_parallel.GraphPartition` that runs `model` on
-    # the parts of the shared structure (None: the whole graph on one device).
+    # Graph parallelism: a `meshsim.parallel.blocked.BlockedPartition` (examples in the
+    # blocked layout, what training uses) or `meshsim.parallel.graph_parallel.GraphPartition`
+    # (examples in global order) that runs `model` on the parts of the shared structure
+    # (None: the whole graph on one device).
     partition: Any = None
     # The ensemble it trains and rolls out (`meshsim.models.ensemble.Ensemble`); None: one
     # deterministic member. With kind "fgn" the model's `noise_size` must match.

@@ -43,16 +43,16 @@ class Problem(NamedTuple):
 
 
 def parse_size(name: str) -> int:
-    """'16k' -> 16000, '2000' -> 2000; named sizes from SIZES first."""
+    """'16k' -> 16000, '1m' -> 1000000, '2000' -> 2000; named sizes from SIZES first."""
     name = name.strip().lower()
     if name in SIZES:
         return SIZES[name]
-    scale = 1_000 if name.endswith("k") else 1
+    scale = {"k": 1_000, "m": 1_000_000}.get(name[-1:], 1)
     try:
-        return int(float(name.rstrip("k")) * scale)
+        return int(float(name.rstrip("km")) * scale)
     except ValueError as err:
         raise ValueError(
-            f"size: expected e.g. '16k' or one of {sorted(SIZES)}, got {name!r}"
+            f"size: expected e.g. '16k', '1m' or one of {sorted(SIZES)}, got {name!r}"
         ) from err
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from meshsim.graph import DEFAULT_NODE_SET, MultiGraph, PaddingBudget, pad
@@ -39,6 +40,22 @@ class Window(NamedTuple):
 
 
 Batch = Window  # a Window whose leaves carry a leading batch axis
+
+# An optional window field, [N] int32: the mesh node each row holds. Absent, row i holds
+# node i; a batch renumbered for graph parallelism (`meshsim.parallel.blocked`) carries
+# it, so that per-node randomness (training noise, `node_normal`) is drawn per node,
+# whatever the layout.
+NODE_INDEX = "node|index"
+
+
+def node_normal(rng: jax.Array, fields: dict, shape: tuple[int, ...]) -> jax.Array:
+    """`shape` = [N, ...] float32 standard normal draws, independent per mesh node and
+    keyed by the node's index (`fields[NODE_INDEX]`, else the row), so a renumbered
+    layout of the same example draws the same values for the same nodes. Jit-safe."""
+    index = fields.get(NODE_INDEX)
+    index = jnp.arange(shape[0], dtype=jnp.int32) if index is None else jnp.maximum(index, 0)
+    draw = lambda i: jax.random.normal(jax.random.fold_in(rng, i), shape[1:], jnp.float32)
+    return jax.vmap(draw)(index)
 
 
 def graph_batch_axis(batch: Window) -> int | None:

@@ -4,7 +4,8 @@
 states; `placement` puts a run on one device, a data × graph mesh under `jit`, or
 `pmap`; `partition` cuts a graph into parts with halos and `partition_fields` moves
 arrays between the global and the partitioned layout; `graph_parallel` runs the
-staged network on the parts under `shard_map` with halo exchange; `distributed`
+staged network on the parts under `shard_map` with halo exchange; `blocked` splits
+every example over the graph devices (the layout `parallel.graph` trains in); `distributed`
 starts `jax.distributed` for several processes.
 """
 

@@ -7,8 +7,9 @@
   (`NamedSharding`), the train state replicated (the optimizer state optionally
   split, `parallel.shard_optimizer`); XLA (GSPMD) inserts the gradient and
   statistics reductions. With `parallel.graph` = K > 1 every example's graph is
-  also split into K spatial parts with halos and the network runs under
-  `shard_map` over `graph` (`meshsim.parallel.graph_parallel.GraphPartition`).
+  also split into K spatial parts with halos: each device holds its part's nodes
+  of every example (the blocked layout), and the network runs under `shard_map`
+  over `graph` with halo exchange (`meshsim.parallel.blocked.BlockedPartition`).
 * **pmap**: `jax.pmap` over the `data` devices; each device holds B / data
   examples and a copy of the state, and the step reduces the loss, gradients and
   normalizer statistics with `psum` (`make_train_step(axis_name=DATA_AXIS)`).
@@ -101,6 +102,11 @@ class Placement:
     def simulator(self, sim: Simulator, structure: MultiGraph, positions) -> Simulator:
         """`sim` with its network split into `graph` parts when `parallel.graph` > 1.
 
+        The parts run on examples in the blocked layout
+        (`meshsim.parallel.blocked.BlockedPartition`): place batches for it with
+        `batch_placer(the returned simulator)`, which splits every example's nodes over
+        the graph devices.
+
         Args:
           structure: the one unpadded structure every example shares.
           positions: {node set: [N_s, D] float} node positions to cut along
@@ -108,10 +114,14 @@ class Placement:
         """
         if self.graph == 1:
             return sim
-        from meshsim.parallel.graph_parallel import make_graph_partition
+        from meshsim.parallel.blocked import make_blocked_partition
 
-        partition = make_graph_partition(
-            structure, positions, self.mesh, method=self.parallel.halo_exchange
+        partition = make_blocked_partition(
+            structure,
+            positions,
+            self.mesh,
+            node_set=sim.task.node_set,
+            method=self.parallel.halo_exchange,
         )
         return dataclasses.replace(sim, partition=partition)
 
@@ -163,6 +173,21 @@ class Placement:
         return jax.tree_util.tree_map(
             lambda x, s: jax.make_array_from_process_local_data(s, np.asarray(x)), batch, shardings
         )
+
+    def batch_placer(self, sim: Simulator) -> Callable[[Batch], Batch]:
+        """How batches for `sim` (from `simulator`) go onto the devices: `place_batch`,
+        or for a graph-partitioned simulator the batch in the blocked layout with its
+        nodes split over the graph devices and its examples over the data devices."""
+        partition = sim.partition
+        if partition is None or not hasattr(partition, "block_batch"):
+            return self.place_batch
+        from meshsim.parallel.blocked import blocked_batch_shardings
+
+        def place(batch: Batch) -> Batch:
+            blocked = partition.block_batch(batch)
+            return jax.device_put(blocked, blocked_batch_shardings(blocked, self.mesh))
+
+        return place
 
     # ------------------------------------------------------------------ steps
 
@@ -255,6 +280,12 @@ def make_placement(
         raise ValueError(
             f"parallel.graph={parallel.graph}: graph parallelism runs under "
             "parallel.backend=jit (shard_map with halo exchange), not pmap"
+        )
+    if parallel.graph > 1 and jax.process_count() > 1:
+        raise ValueError(
+            f"parallel.graph={parallel.graph}: graph parallelism runs in one process (its "
+            "examples are split over the graph devices on the host); multi-process runs "
+            "use parallel.graph=1"
         )
     if parallel.backend == "pmap" and jax.process_count() > 1:
         raise ValueError(

@@ -455,7 +455,7 @@ def _train_loop(
         truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
     log = MetricsLog(workdir) if primary else _NoLog()
     batches = prefetch(
-        make_batches(budget, start), size=config.data.prefetch, transfer=placement.place_batch
+        make_batches(budget, start), size=config.data.prefetch, transfer=placement.batch_placer(placed_sim)
     )
     dynamic = bool(sim.task.dynamic_edge_sets)
     train_steps = {}  # one compiled step per rollout horizon of the curriculum
@@ -495,7 +495,7 @@ def _train_loop(
                     batches = prefetch(
                         make_batches(budget, done),
                         size=config.data.prefetch,
-                        transfer=placement.place_batch,
+                        transfer=placement.batch_placer(placed_sim),
                     )
             trained = done > tc.accumulate_steps
             if trained and done % tc.log_every == 0:

@@ -39,7 +39,7 @@ from meshsim.graph import (
     edges_from_cells,
     node_set,
 )
-from meshsim.graph.window import Window
+from meshsim.graph.window import Window, node_normal
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
 from meshsim.tasks.receptive_field import MeshOptions
 from meshsim.tasks.world_edges import (
@@ -390,7 +390,7 @@ class Task:
         keep = (self.simulated_mask(fields) & node_mask)[:, None]
         std = self.noise_std * np.asarray(self.noise_scale or 1.0, np.float32)
         std = np.where(self._direct(), 0.0, std).astype(np.float32)  # values: no noise
-        noise = jnp.where(keep, std * jax.random.normal(rng, state.shape), 0.0)
+        noise = jnp.where(keep, std * node_normal(rng, fields, state.shape), 0.0)
         out = dict(fields)
         out[self.state_field] = state + noise
         out[f"target|{self.state_field}"] = (
