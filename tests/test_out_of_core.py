@@ -187,3 +187,35 @@ def test_out_of_core_needs_a_dataset_that_reads_frames(tmp_path):
     data.write_tfrecord_split(tmp_path, "train", trajectories, data.infer_meta(trajectories[0]))
     with pytest.raises(ValueError, match="needs an HDF5 split"):
         data.open_dataset(tmp_path, "train", format="tfrecord").lazy(0)
+
+
+@pytest.mark.parametrize("horizon", [1, 2])
+def test_weather_out_of_core_batches_equal_whole_arrays(tmp_path, horizon):
+    """Zarr weather stores: frames through the shared cap and forcings computed for the
+    times indexed give the batches of fully materialized trajectories (the forcings as
+    `forcing_frames` computes them for a whole trajectory)."""
+    pytest.importorskip("xarray")
+    from meshsim.data import weather as W
+    from meshsim.tasks.weather import WeatherTask
+    from tests.test_weather_data import synthetic_wb2
+
+    synthetic_wb2().to_zarr(tmp_path / "train.zarr", zarr_format=2)
+    dataset = W.WeatherDataset(tmp_path / "train.zarr")
+    eager = []
+    for i in range(len(dataset)):
+        traj = dict(dataset[i])
+        traj["state"] = np.asarray(traj["state"])
+        traj["forcing"] = W.forcing_frames(traj["time"], dataset.latitudes, dataset.longitudes)
+        eager.append(traj)
+    task = WeatherTask(output_size=3, num_static=1, mesh_splits=1)
+    budget = pipeline.dataset_budget(eager[:1], task)
+    frame = dataset.frames(0, 1).nbytes
+    cache = FrameCache(3 * frame)
+    common = dict(batch_size=2, budget=budget, seed=3, pool_size=1, horizon=horizon)
+    a_stream = pipeline.iter_batches(eager, task, **common)
+    b_stream = pipeline.iter_batches(dataset, task, cache=cache, **common)
+    for _ in range(6):
+        a, b = _leaves(next(a_stream)), _leaves(next(b_stream))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert 0 < cache.nbytes <= cache.max_bytes
+    assert {k[0] for k in cache.keys()} == {dataset.path}
