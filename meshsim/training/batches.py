@@ -111,7 +111,8 @@ def window_indices(
 
 class OutOfCore(Sequence):
     """The trajectories of a dataset that reads frames on demand (`lazy(i, cache)`: an
-    HDF5 `meshsim.data.Dataset`), as lazy trajectories reading through `cache`.
+    HDF5 `meshsim.data.Dataset`, a `meshsim.data.weather.WeatherDataset`), as lazy
+    trajectories reading through `cache`.
 
     Nothing is read until a trajectory is indexed; indexing reads its static fields.
     """
@@ -120,7 +121,7 @@ class OutOfCore(Sequence):
         if not callable(getattr(dataset, "lazy", None)):
             raise ValueError(
                 "cache_bytes: out-of-core batches need a dataset that reads frames on demand "
-                f"(an HDF5 split, `meshsim.data.open_dataset`), got {type(dataset).__name__}"
+                f"(an HDF5 split or a WeatherBench2 grid store), got {type(dataset).__name__}"
             )
         if not isinstance(cache, FrameCache):
             raise TypeError(f"cache: expected a FrameCache, got {type(cache).__name__}")
