@@ -221,36 +221,47 @@ def test_weather_out_of_core_batches_equal_whole_arrays(tmp_path, horizon):
     assert {k[0] for k in cache.keys()} == {dataset.path}
 
 
+def _tiny_config(path, cache_bytes, pool_size=2):
+    from meshsim.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+
+    return ExperimentConfig(
+        name="tiny",
+        task="cfd",
+        data=DataConfig(path=str(path), batch_size=2, pool_size=pool_size, cache_bytes=cache_bytes),
+        model=ModelConfig(latent_size=8, num_message_passing_steps=1, mlp_hidden_layers=1),
+        train=TrainConfig(steps=3, log_every=1, eval_every=0, checkpoint_every=100),
+    )
+
+
 def test_training_with_a_cache_cap_equals_training_in_memory(tmp_path, monkeypatch):
     """`data.cache_bytes` reaches the trainer: it reads lazily, and the same steps give
     the same parameters."""
-    from meshsim.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
     from meshsim.runs import run_training
 
     _write(tmp_path / "data", synthetic_cfd_trajectory, count=3)
     dataset = data.open_dataset(tmp_path / "data", "train")
-
-    def config(cache_bytes):
-        return ExperimentConfig(
-            name="tiny",
-            task="cfd",
-            data=DataConfig(
-                path=str(tmp_path / "data"), batch_size=2, pool_size=2, cache_bytes=cache_bytes
-            ),
-            model=ModelConfig(latent_size=8, num_message_passing_steps=1, mlp_hidden_layers=1),
-            train=TrainConfig(steps=3, log_every=1, eval_every=0, checkpoint_every=100),
-        )
-
     lazy_reads = []
     lazy = data.Dataset.lazy
     monkeypatch.setattr(data.Dataset, "lazy", lambda *a: lazy_reads.append(a[1]) or lazy(*a))
-    cap = 4 * _frame_bytes(dataset, "velocity")
     states = []
-    for cache_bytes, reads_lazily in ((None, False), (cap, True)):
-        workdir = str(tmp_path / f"run{cache_bytes}")
-        states.append(run_training(config(cache_bytes), workdir, progress=False))
+    cap = 4 * _frame_bytes(dataset, "velocity")
+    for cache_bytes in (None, cap):
+        config = _tiny_config(tmp_path / "data", cache_bytes)
+        states.append(run_training(config, str(tmp_path / f"run{cache_bytes}"), progress=False))
         # Out of core: one lazy trajectory per structure (3), then the batches' pool.
-        assert len(lazy_reads) > 3 if reads_lazily else not lazy_reads
-    a, b = (jax.tree_util.tree_leaves((s.params, s.normalizers)) for s in states)
+        assert len(lazy_reads) > 3 if cache_bytes else not lazy_reads
     assert int(states[1].step) == 3
+    a, b = (jax.tree_util.tree_leaves((s.params, s.normalizers)) for s in states)
     assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, b))
+
+
+def test_a_run_may_resume_with_another_cap_but_not_another_pool(tmp_path):
+    """The cap leaves the batches as they are (above), so a resumed run may change it."""
+    from meshsim.runs.workdir import prepare_workdir
+
+    workdir = str(tmp_path / "run")
+    prepare_workdir(_tiny_config(tmp_path, 1 << 20), workdir, resuming=False)
+    prepare_workdir(_tiny_config(tmp_path, None), workdir, resuming=True)
+    prepare_workdir(_tiny_config(tmp_path, 4096), workdir, resuming=True)
+    with pytest.raises(ValueError, match="another config.json.*pool_size"):
+        prepare_workdir(_tiny_config(tmp_path, 4096, pool_size=3), workdir, resuming=True)
