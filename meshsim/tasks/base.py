@@ -67,6 +67,12 @@ def relative_edge_features(positions: jax.Array, senders, receivers) -> jax.Arra
     return jnp.concatenate([rel, jnp.where(zero, 0.0, norm)], axis=-1)
 
 
+def _indexable(field):
+    """`field` itself when it is array-like (an array, a lazily read field: indexing it
+    reads only what is indexed), else as an array (a list)."""
+    return field if hasattr(field, "shape") else np.asarray(field)
+
+
 def one_hot_node_type(node_type: jax.Array) -> jax.Array:
     """[N] int32 -> [N, 9] float32 one-hot."""
     return jax.nn.one_hot(node_type, NUM_NODE_TYPES, dtype=jnp.float32)
@@ -230,7 +236,7 @@ class Task:
         index goes to the field itself, so a lazily read field (weather's `LazyFrames`,
         `meshsim.data.hdf5_lazy.LazyField`) reads only those frames."""
         if not self.state_parts:
-            return np.asarray(trajectory[self.state_field][index])
+            return np.asarray(_indexable(trajectory[self.state_field])[index])
         parts = []
         for name, width in self.state_parts:
             if name not in trajectory:
@@ -238,7 +244,7 @@ class Task:
                     f"{name}: the trajectory has no such field; task {self.name!r} reads its "
                     f"state from {list(self.state_sources)}, it has {sorted(trajectory)}"
                 )
-            value = trajectory[name]  # indexed as is: a lazy field reads only `index`
+            value = _indexable(trajectory[name])  # a lazy field reads only `index`
             if np.ndim(value) != 3 or np.shape(value)[-1] != width:
                 raise ValueError(f"{name}: expected [T, N, {width}], got {np.shape(value)}")
             parts.append(np.asarray(value[index]))
