@@ -140,6 +140,11 @@ class DataConfig(Validated):
     batch_size: int = setting(1, ge=1)  # meshes per step (the paper uses 1)
     pool_size: int = setting(16, ge=1)  # trajectories resident in memory for shuffling
     prefetch: int = setting(2, ge=1)  # batches prepared ahead in a background thread
+    # Out-of-core training (HDF5 splits): windows read only their frames from disk, and
+    # at most this many bytes of frames stay cached (the pool then holds static fields
+    # and graph structures only, `meshsim.data.hdf5_lazy`); None: whole trajectories
+    # are loaded, pool_size of them at once
+    cache_bytes: int | None = setting(None, ge=1)
     generate_domain: str = setting("cylinder_flow", choices=GENERATE_DOMAINS)
     generate_train_trajectories: int = setting(20, ge=1)
     generate_valid_trajectories: int = setting(4, ge=0)

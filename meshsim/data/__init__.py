@@ -21,6 +21,7 @@ from meshsim.data.datasets import (
     open_dataset,
     varlen_frames,
 )
+from meshsim.data.frame_cache import FrameCache
 from meshsim.data.hdf5 import (
     HDF5Writer,
     iter_hdf5_trajectories,
@@ -58,6 +59,7 @@ from meshsim.data.tfrecord import (
 __all__ = [
     "Dataset",
     "DatasetFormatError",
+    "FrameCache",
     "HDF5Writer",
     "TFRecordWriter",
     "convert_dataset",

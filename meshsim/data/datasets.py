@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 
 from meshsim.data import hdf5, particle_convert, particle_inspect, particles, tfrecord
+from meshsim.data.frame_cache import FrameCache
+from meshsim.data.hdf5_lazy import LazyHDF5Split, LazyTrajectory
 from meshsim.data.meta import (
     CELL_FIELDS,
     length_field,
@@ -168,6 +170,19 @@ class Dataset:
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         return self.iter()
+
+    def lazy(self, index: int, cache: FrameCache | None = None) -> LazyTrajectory:
+        """Trajectory `index` with its dynamic fields read frame by frame through `cache`
+        (`meshsim.data.hdf5_lazy`, out-of-core training). HDF5 only: a TFRecord record
+        decodes whole, so convert such a split first (`meshsim convert`)."""
+        if self.format != "hdf5":
+            raise ValueError(
+                f"{self.path}: out-of-core reading (data.cache_bytes) needs an HDF5 split, "
+                f"got {self.format}; convert it with `meshsim convert`"
+            )
+        if getattr(self, "_lazy_split", None) is None:
+            self._lazy_split = LazyHDF5Split(self.path, self.meta)
+        return self._lazy_split.trajectory(index, cache)
 
     def iter(self, fields: Sequence[str] | None = None) -> Iterator[dict[str, np.ndarray]]:
         """Streams trajectories; `fields` restricts the keys (HDF5 reads only those)."""

@@ -107,6 +107,57 @@ def forcing_points(times, latitudes, longitudes) -> np.ndarray:
     return out
 
 
+class LazyForcing:
+    """`forcing_points(times, latitudes, longitudes)` as a `[T, N, 5]` float32 array-like
+    that computes only the times indexed (an int, a slice or an index array along
+    time), so a trajectory holds no `[T, N, 5]` array; `np.asarray` computes them all.
+    The values are those of `forcing_points` (computed time by time, elementwise).
+
+    Args:
+      times: [T] datetime64.
+      latitudes, longitudes: [N] float64 (deg), one per point (a grid's nodes:
+        `np.repeat(lat, W)`, `np.tile(lon, H)`).
+    """
+
+    def __init__(self, times, latitudes, longitudes):
+        self.times = np.asarray(times)
+        self.latitudes = np.asarray(latitudes, np.float64).reshape(-1)
+        self.longitudes = np.asarray(longitudes, np.float64).reshape(-1)
+        if self.latitudes.shape != self.longitudes.shape:
+            raise ValueError(
+                f"longitudes: expected one per latitude ({self.latitudes.size}), "
+                f"got {self.longitudes.size}"
+            )
+        self.shape = (self.times.size, self.latitudes.size, len(FORCING_NAMES))
+        self.ndim, self.dtype = 3, np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"LazyForcing(shape {self.shape})"
+
+    def __getitem__(self, index):
+        rest: tuple = ()
+        if isinstance(index, tuple):
+            index, rest = (index[0], index[1:]) if index else (slice(None), ())
+        if isinstance(index, int | np.integer):
+            if not -self.shape[0] <= index < self.shape[0]:
+                raise IndexError(f"time index {index} out of range for {self.shape[0]} times")
+            out = forcing_points(self.times[[int(index)]], self.latitudes, self.longitudes)[0]
+            return out[rest] if rest else out
+        if isinstance(index, slice) or (
+            isinstance(index, list | np.ndarray) and np.asarray(index).dtype.kind in "iu"
+        ):
+            out = forcing_points(self.times[index], self.latitudes, self.longitudes)
+            return out[(slice(None), *rest)] if rest else out
+        return np.asarray(self)[(index, *rest)]
+
+    def __array__(self, dtype=None, copy=None):
+        out = forcing_points(self.times, self.latitudes, self.longitudes)
+        return out if dtype is None else out.astype(dtype)
+
+
 def statistics_stride(times, max_times: int = 512) -> int:
     """The stride of the times the forcing statistics are computed on: about
     ``len(times) / max_times``, and never a multiple of any divisor > 1 of the steps per

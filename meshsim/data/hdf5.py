@@ -85,8 +85,9 @@ class HDF5Writer(AtomicWriter):
         unless an identical schema is already present.
       split: split name, e.g. `"train"`.
       meta: the dataset's meta dict (validated).
-      compression: None, `"gzip"` or `"lzf"`. Compressed dynamic fields are chunked one
-        time step per chunk, so that reading a few frames decompresses only those.
+      compression: None, `"gzip"` or `"lzf"`. Dynamic fields are chunked one time step
+        per chunk, compressed or not, so that reading a few frames (out-of-core
+        training, `meshsim.data.hdf5_lazy`) reads and decompresses only those.
       compression_opts: gzip level 0-9 (default 4); must be None for lzf.
     """
 
@@ -138,12 +139,15 @@ class HDF5Writer(AtomicWriter):
         for name in _stored_fields(self.meta):
             array = np.ascontiguousarray(trajectory[name])
             options: dict[str, Any] = {}
+            chunks = _chunks(array, self.meta["features"].get(name)) if array.size else None
             if self._compression is not None and array.size:
                 options = {
                     "compression": self._compression,
                     "compression_opts": self._compression_opts,
-                    "chunks": _chunks(array, self.meta["features"].get(name)),
+                    "chunks": chunks,
                 }
+            elif isinstance(chunks, tuple):  # by time: a window reads only its frames
+                options = {"chunks": chunks}
             datasets.append(group.create_dataset(name, data=array, **options))
         # Flushed while the datasets are open: a failed write (a full disk) raises here.
         # Flushed when they are released instead, it is only printed, and HDF5 may
@@ -182,6 +186,8 @@ def _stored_fields(meta: Mapping[str, Any]) -> list[str]:
 
 
 def _chunks(array: np.ndarray, spec: Mapping[str, Any] | None) -> tuple[int, ...] | bool:
+    """One frame per chunk for a dynamic field (`[1, ...]` of its `[T, ...]`); True (h5py
+    picks) otherwise."""
     if spec is not None and spec["type"] == "dynamic" and array.ndim >= 2:
         return (1, *array.shape[1:])
     return True

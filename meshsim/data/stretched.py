@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from meshsim.data.forcing import forcing_points
+from meshsim.data.forcing import LazyForcing
 from meshsim.data.weather import LazyFrames, WeatherDataset, WeatherSplit
 
 REGIONAL_DIR = "regional"  # the regional stores: {path}/regional/{split}.zarr
@@ -184,7 +184,7 @@ class StretchedDataset(WeatherSplit):
         lat, lon = self.point_latitudes, self.point_longitudes
         return {
             "state": StretchedFrames(coarse, fine, self.keep),
-            "forcing": forcing_points(times, lat, lon),
+            "forcing": LazyForcing(times, lat, lon),
             "static": self.static,
             "point_latitude": lat,
             "point_longitude": lon,

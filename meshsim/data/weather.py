@@ -31,11 +31,13 @@ from meshsim import atomic
 from meshsim.data.forcing import (  # noqa: F401 (re-exported)
     FORCING_NAMES,
     SOLAR_CONSTANT,
+    LazyForcing,
     forcing_frames,
     forcing_points,
     forcing_statistics,
     toa_incident_solar_radiation,
 )
+from meshsim.data.frame_cache import FrameCache
 from meshsim.data.weather_store import (  # noqa: F401 (re-exported)
     LEVEL_SEPARATOR,
     Channel,
@@ -154,25 +156,46 @@ class LazyFrames:
 
     Integer and slice indexing along time read only those frames (the last few are
     cached, since consecutive windows overlap); `np.asarray` reads everything.
+
+    Args:
+      cache: frames kept by this trajectory (an int), or a `FrameCache` shared by every
+        trajectory (out-of-core training: one byte cap, `data.cache_bytes`), where
+        frame t is kept under `key + (start + t,)`.
+      key: the shared cache's key prefix (the store path).
     """
 
-    def __init__(self, ds, channels: Sequence[Channel], start: int, stop: int, cache: int = 8):
+    def __init__(
+        self,
+        ds,
+        channels: Sequence[Channel],
+        start: int,
+        stop: int,
+        cache: int | FrameCache = 8,
+        key: tuple = (),
+    ):
         self._ds, self._channels = ds, tuple(channels)
         self._start, self._stop = start, stop
         n = ds.sizes["latitude"] * ds.sizes["longitude"]
         self.shape = (stop - start, n, len(self._channels))
         self.ndim, self.dtype = 3, np.dtype(np.float32)
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._cache_size = cache
+        self._shared = cache if isinstance(cache, FrameCache) else None
+        self._key = (*key, self._channels)
+        self._cache_size = 0 if self._shared is not None else cache
 
     def __len__(self) -> int:
         return self.shape[0]
 
+    def _read(self, t: int) -> np.ndarray:
+        return read_frames(self._ds, self._channels, [self._start + t])[0]
+
     def _frame(self, t: int) -> np.ndarray:
+        if self._shared is not None:
+            return self._shared.get((*self._key, self._start + t), lambda: self._read(t))
         if t in self._cache:
             self._cache.move_to_end(t)
             return self._cache[t]
-        frame = read_frames(self._ds, self._channels, [self._start + t])[0]
+        frame = self._read(t)
         self._cache[t] = frame
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -240,9 +263,10 @@ class WeatherDataset(WeatherSplit):
     """One split of a WeatherBench2-layout dataset as a sequence of trajectories.
 
     Each trajectory is a dict: `state` (`LazyFrames` `[T, H·W, C]`), `forcing`
-    `[T, H·W, 5]`, `static` `[H·W, S]` float32 (static variables, then cos/sin of
-    latitude ... see `WeatherTask`), `latitude [H]`, `longitude [W]` float64 (deg) and
-    `time [T]` datetime64. Only `state` touches the store, frame by frame.
+    (`LazyForcing` `[T, H·W, 5]`, computed for the times indexed), `static` `[H·W, S]`
+    float32 (static variables, then cos/sin of latitude ... see `WeatherTask`),
+    `latitude [H]`, `longitude [W]` float64 (deg) and `time [T]` datetime64. Only
+    `state` touches the store, frame by frame.
 
     Attributes:
       ds: the lazily opened xarray Dataset.
@@ -292,11 +316,18 @@ class WeatherDataset(WeatherSplit):
         )
 
     def __getitem__(self, index: int) -> dict:
+        return self.lazy(index)
+
+    def lazy(self, index: int, cache: FrameCache | None = None) -> dict:
+        """Trajectory `index` (what indexing gives), its frames kept in `cache`, shared
+        by every trajectory (out-of-core training, `data.cache_bytes`), instead of a
+        few per trajectory."""
         start, stop = self.segment(index)
         times = self.times[start:stop]
+        frames = 8 if cache is None else cache
         return {
-            "state": LazyFrames(self.ds, self.channels, start, stop),
-            "forcing": forcing_frames(times, self.latitudes, self.longitudes),
+            "state": LazyFrames(self.ds, self.channels, start, stop, frames, (self.path,)),
+            "forcing": LazyForcing(times, self.point_latitudes, self.point_longitudes),
             "static": self.static,
             "latitude": self.latitudes,
             "longitude": self.longitudes,

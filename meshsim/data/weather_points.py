@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from meshsim.data.forcing import forcing_points
+from meshsim.data.forcing import LazyForcing
 from meshsim.data.weather import WeatherSplit, check_time_axis, time_segments, time_step
 from meshsim.data.weather_store import LEVEL, TIME, Channel, _xarray
 
@@ -168,7 +168,7 @@ class PointsDataset(WeatherSplit):
         times = self.times[start:stop]
         return {
             "state": PointFrames(self, start, stop),
-            "forcing": forcing_points(times, self.point_latitudes, self.point_longitudes),
+            "forcing": LazyForcing(times, self.point_latitudes, self.point_longitudes),
             "static": self.static,
             "point_latitude": self.point_latitudes,
             "point_longitude": self.point_longitudes,

@@ -34,6 +34,7 @@ import numpy as np
 
 from meshsim import atomic
 from meshsim.config import ExperimentConfig
+from meshsim.data.frame_cache import FrameCache
 from meshsim.evaluation import evaluate_rollouts
 from meshsim.graph.padding import grow_edges
 from meshsim.normalization import save_normalizers
@@ -54,7 +55,7 @@ from meshsim.runs.workdir import (
 )
 from meshsim.simulator import Simulator
 from meshsim.tasks import Task
-from meshsim.training.batches import dataset_budget, iter_batches, prefetch
+from meshsim.training.batches import OutOfCore, dataset_budget, iter_batches, prefetch
 from meshsim.training.multistep import horizon_at
 from meshsim.training.step import (
     NONFINITE_POLICIES,
@@ -85,6 +86,10 @@ class _ProcessShard(Sequence):
     def __getitem__(self, i):
         return self._dataset[self._indices[i]]
 
+    def lazy(self, i, cache):
+        """Trajectory i read frame by frame (`meshsim.data.Dataset.lazy`)."""
+        return self._dataset.lazy(self._indices[i], cache)
+
 
 def _process_shard(dataset, lengths: list[int]):
     """(this process's trajectories, their lengths); the whole dataset in one process."""
@@ -99,13 +104,13 @@ def _process_shard(dataset, lengths: list[int]):
     return _ProcessShard(dataset, index, count), lengths[index::count]
 
 
-def _shared_structure(statics: list[dict], task: Task):
+def _shared_structure(statics: Sequence, task: Task):
     """The one structure every training trajectory has (graph parallelism cuts it once),
     and that trajectory's static fields; ValueError naming the first that differs."""
     first = task.structure(statics[0])
     leaves = jax.tree_util.tree_leaves(first)
-    for i, static in enumerate(statics[1:], start=1):
-        other = jax.tree_util.tree_leaves(task.structure(static))
+    for i in range(1, len(statics)):  # by index: out of core, statics is a lazy sequence
+        other = jax.tree_util.tree_leaves(task.structure(statics[i]))
         same = len(other) == len(leaves) and all(
             np.shape(a) == np.shape(b) and np.array_equal(a, b) for a, b in zip(leaves, other)
         )
@@ -117,7 +122,7 @@ def _shared_structure(statics: list[dict], task: Task):
     return first, statics[0]
 
 
-def _placed_simulator(placement: Placement, sim: Simulator, statics: list[dict]) -> Simulator:
+def _placed_simulator(placement: Placement, sim: Simulator, statics: Sequence) -> Simulator:
     """The simulator the steps run: graph-partitioned when `parallel.graph` > 1."""
     if placement.graph == 1:
         return sim
@@ -154,8 +159,12 @@ def _lengths(dataset, task: Task) -> list[int]:
     return [int(t[first].shape[0]) for t in dataset.iter(fields=[first])]
 
 
-def _static(dataset, task: Task) -> list[dict]:
-    """The fields each trajectory's structure is built from (not the dynamic ones)."""
+def _static(dataset, task: Task, cache: FrameCache | None = None):
+    """The fields each trajectory's structure is built from (not the dynamic ones); out
+    of core (`cache`), lazy trajectories read one at a time when indexed instead, so
+    a structure that samples frames (world edges) reads only those."""
+    if cache is not None:
+        return OutOfCore(dataset, cache)
     fields = task.structure_fields
     return list(dataset.iter(fields=None if fields is None else list(fields)))
 
@@ -328,7 +337,8 @@ def _run_training(
     check_splits(config, train_ds)
     task = sim.task
     placement = make_placement(config.parallel, batch_size=config.data.batch_size)
-    statics = _static(train_ds, task)
+    cache = None if config.data.cache_bytes is None else FrameCache(config.data.cache_bytes)
+    statics = _static(train_ds, task, cache)
     budget = dataset_budget(statics, task)
     placed_sim = _placed_simulator(placement, sim, statics)
     all_lengths = _lengths(train_ds, task)
@@ -378,6 +388,7 @@ def _run_training(
                 pool_size=config.data.pool_size,
                 lengths=lengths,
                 horizon=tc.unroll_steps * sim.bundle_steps,  # k network calls of K frames
+                cache=cache,
             )
 
         end = min(tc.steps, max_steps) if max_steps is not None else tc.steps

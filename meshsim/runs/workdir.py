@@ -56,8 +56,10 @@ def _config_diff(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 
 def prepare_workdir(config: ExperimentConfig, workdir: str, *, resuming: bool) -> None:
-    """Writes config.json; a resumed run's config must match the stored one (train.steps
-    and the `parallel` placement aside: a run may resume on other devices). Without a
+    """Writes config.json; a resumed run's config must match the stored one (train.steps,
+    the `parallel` placement and `data.cache_bytes` aside: a run may resume on other
+    devices, or with another cap on cached frames, which leaves the batches as they
+    are). Without a
     checkpoint there is nothing to resume, so any config.json there (left by a run that
     failed early) is simply replaced."""
     os.makedirs(workdir, exist_ok=True)
@@ -75,6 +77,8 @@ def prepare_workdir(config: ExperimentConfig, workdir: str, *, resuming: bool) -
         for d in (a, b):  # older runs stored data.path as given, relative to their cwd
             if isinstance(d.get("data"), dict) and d["data"].get("path"):
                 d["data"] = {**d["data"], "path": os.path.abspath(d["data"]["path"])}
+            if isinstance(d.get("data"), dict):
+                d["data"] = {**d["data"], "cache_bytes": None}
         diff = _config_diff(a, b)
         if diff:
             raise ValueError(

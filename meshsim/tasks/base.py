@@ -67,6 +67,12 @@ def relative_edge_features(positions: jax.Array, senders, receivers) -> jax.Arra
     return jnp.concatenate([rel, jnp.where(zero, 0.0, norm)], axis=-1)
 
 
+def _indexable(field):
+    """`field` itself when it is array-like (an array, a lazily read field: indexing it
+    reads only what is indexed), else as an array (a list)."""
+    return field if hasattr(field, "shape") else np.asarray(field)
+
+
 def one_hot_node_type(node_type: jax.Array) -> jax.Array:
     """[N] int32 -> [N, 9] float32 one-hot."""
     return jax.nn.one_hot(node_type, NUM_NODE_TYPES, dtype=jnp.float32)
@@ -226,14 +232,11 @@ class Task:
 
     def state(self, trajectory: Mapping[str, np.ndarray], index=slice(None)) -> np.ndarray:
         """[T', N, output_size] the state at frames `index` (an int, a slice or an index
-        array) of a trajectory: its state field, or its `state_parts` concatenated. An
-        int or a slice indexes the field itself, so a lazily read field (weather's
-        `LazyFrames`, an HDF5 dataset) reads only those frames."""
+        array) of a trajectory: its state field, or its `state_parts` concatenated. The
+        index goes to the field itself, so a lazily read field (weather's `LazyFrames`,
+        `meshsim.data.hdf5_lazy.LazyField`) reads only those frames."""
         if not self.state_parts:
-            field = trajectory[self.state_field]
-            if isinstance(index, int | np.integer | slice):
-                return np.asarray(field[index])
-            return np.asarray(field)[index]
+            return np.asarray(_indexable(trajectory[self.state_field])[index])
         parts = []
         for name, width in self.state_parts:
             if name not in trajectory:
@@ -241,11 +244,24 @@ class Task:
                     f"{name}: the trajectory has no such field; task {self.name!r} reads its "
                     f"state from {list(self.state_sources)}, it has {sorted(trajectory)}"
                 )
-            value = np.asarray(trajectory[name])
-            if value.ndim != 3 or value.shape[-1] != width:
-                raise ValueError(f"{name}: expected [T, N, {width}], got {value.shape}")
-            parts.append(value[index])
+            value = _indexable(trajectory[name])  # a lazy field reads only `index`
+            if np.ndim(value) != 3 or np.shape(value)[-1] != width:
+                raise ValueError(f"{name}: expected [T, N, {width}], got {np.shape(value)}")
+            parts.append(np.asarray(value[index]))
         return np.concatenate(parts, axis=-1)
+
+    def state_shape(self, trajectory: Mapping[str, np.ndarray]) -> tuple[int, ...]:
+        """(T, N, d) the shape of `state(trajectory)`, read from the fields' shapes (no
+        frame is read)."""
+        if any(name not in trajectory for name in self.state_sources):
+            self.state(trajectory, 0)  # raises, naming the missing field
+        shapes = [tuple(np.shape(trajectory[name])) for name in self.state_sources]
+        if not self.state_parts:
+            return shapes[0]
+        widths = [w for _, w in self.state_parts]
+        if any(len(s) != 3 or s[-1] != w for s, w in zip(shapes, widths)):
+            self.state(trajectory, 0)  # raises, naming the part
+        return (*shapes[0][:2], sum(s[-1] for s in shapes))
 
     def num_frames(self, trajectory: Mapping[str, np.ndarray]) -> int:
         """Frames in a trajectory (the length of its first state field)."""
@@ -280,7 +296,7 @@ class Task:
         [N, k, P]` (`prescribed_frames`). A simulator bundling K frames per call reads
         its targets from these too (k ≥ K; k·K for k unrolled calls).
         """
-        shape = (self.num_frames(trajectory), *self.state(trajectory, 0).shape)
+        shape = self.state_shape(trajectory)
         if len(shape) != 3 or shape[-1] != self.output_size:
             raise ValueError(
                 f"{self.state_field}: expected [T, N, {self.output_size}], got {shape}"

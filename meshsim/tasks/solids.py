@@ -88,7 +88,7 @@ class DeformingPlateTask(MeshTask):
         state = super().prescribed_frames(trajectory, start, steps)
         last = self.num_frames(trajectory) - 1
         index = np.minimum(np.arange(start + 2, start + 2 + steps), last)
-        world = np.asarray(trajectory["world_pos"])[index] if steps else state[..., :3]
+        world = trajectory["world_pos"][index] if steps else state[..., :3]
         return np.concatenate([state, np.asarray(world, np.float32)], axis=-1)
 
     def advance(self, fields: Fields, next_state: jax.Array, prescribed: jax.Array) -> dict:

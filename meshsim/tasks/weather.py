@@ -287,10 +287,11 @@ class WeatherTask(Task):
         t+k and t+k+1 (times past the trajectory's end repeat its last frame; within the
         data only the last step's unused forcing does). A limited-area task appends the
         host's state at t+k ([steps, N, 2F + C]), what its boundary takes."""
-        forcing = np.asarray(trajectory["forcing"], np.float32)
-        last = forcing.shape[0] - 1
+        forcing = trajectory["forcing"]  # indexed as is: lazy forcings compute only these
+        last = np.shape(forcing)[0] - 1
         index = np.minimum(np.arange(start + 1, start + 1 + steps), last)
-        now, after = forcing[index], forcing[np.minimum(index + 1, last)]
+        now = np.asarray(forcing[index], np.float32)
+        after = np.asarray(forcing[np.minimum(index + 1, last)], np.float32)
         if self.radiation == "step_mean":
             now, after = (
                 self._step_mean(trajectory, f, i)

@@ -11,6 +11,11 @@ Order is a pure function of `(seed, step)`: each epoch permutes the trajectories
 trajectories and shuffles all windows of a group. Resuming at step s skips
 s·B indices without loading anything, so an interrupted run sees exactly the
 batches an uninterrupted one would.
+
+Out of core (a `FrameCache`, `data.cache_bytes`): the pool holds each trajectory's
+static fields and structure only, and a window reads just its frames from disk
+through the cache, whose bytes never pass its cap (`meshsim.data.hdf5_lazy`). The
+windows, hence the batches, are those of the in-memory pipeline.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 import jax
 import numpy as np
 
+from meshsim.data.frame_cache import FrameCache
 from meshsim.graph import PaddingBudget
 from meshsim.graph.window import Batch, pad_window, stack_windows
 from meshsim.tasks.base import Task
@@ -103,6 +109,32 @@ def window_indices(
         epoch += 1
 
 
+class OutOfCore(Sequence):
+    """The trajectories of a dataset that reads frames on demand (`lazy(i, cache)`: an
+    HDF5 `meshsim.data.Dataset`, a `meshsim.data.weather.WeatherDataset`), as lazy
+    trajectories reading through `cache`.
+
+    Nothing is read until a trajectory is indexed; indexing reads its static fields.
+    """
+
+    def __init__(self, dataset: Sequence, cache: FrameCache):
+        if not callable(getattr(dataset, "lazy", None)):
+            raise ValueError(
+                "cache_bytes: out-of-core batches need a dataset that reads frames on demand "
+                f"(an HDF5 split or a WeatherBench2 grid store), got {type(dataset).__name__}"
+            )
+        if not isinstance(cache, FrameCache):
+            raise TypeError(f"cache: expected a FrameCache, got {type(cache).__name__}")
+        self.dataset, self.cache = dataset, cache
+        self.path = getattr(dataset, "path", type(dataset).__name__)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        return self.dataset.lazy(index, self.cache)
+
+
 class _TrajectoryCache:
     """The last `size` trajectories loaded, with their structure graphs."""
 
@@ -135,6 +167,7 @@ def iter_batches(
     shuffle: bool = True,
     lengths: Sequence[int] | None = None,
     horizon: int = 1,
+    cache: FrameCache | None = None,
 ) -> Iterator[Batch]:
     """Endless batches of training windows, starting at batch `start_step`. Host side.
 
@@ -149,7 +182,12 @@ def iter_batches(
       pool_size: trajectories resident at once (memory vs. shuffle quality).
       lengths: trajectory lengths, if known (avoids loading each once to count).
       horizon: targets per window (`Task.window`); > 1 for multi-step training.
+      cache: read out of core through this byte-bounded frame cache (`OutOfCore`):
+        the pool then holds static fields and structures only. None: whole
+        trajectories are loaded (the in-memory pipeline).
     """
+    if cache is not None:
+        trajectories = OutOfCore(trajectories, cache)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     horizon = check_int("horizon", horizon, minimum=1)
     start_step = check_int("start_step", start_step, minimum=0)
