@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -450,7 +451,7 @@ def main(argv=None) -> int:
             use_torch = False
     result = {
         "meta": {
-            "command": " ".join(
+            "command": shlex.join(
                 [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])
             ),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
