@@ -473,7 +473,7 @@ def enable_compilation_cache() -> str | None:
 
     A second `meshsim train/rollout/evaluate` of the same model then loads its
     compiled steps from disk (measured for the 16k-node paper model: train step
-    1.70 s cold, 0.115 s from a warm cache; experiments/benchmarks/results/latest.md).
+    1.70 s cold, 0.115 s warm; experiments/benchmarks/results/2026-11-21/latest.md).
     Location: $MESHSIM_COMPILATION_CACHE, default ~/.cache/meshsim/jax; set it
     to an empty string to disable. Works in a process that has compiled before
     (`main` called from a notebook or a test): JAX reads the setting when it first

@@ -5,7 +5,9 @@ one training step and `rollout()` one rollout step, each blocking until done,
 and whose `forward()` returns the network output as numpy (for the agreement
 check). `params` are meshsim's; the peers receive copies in their own layouts.
 
-Names: "meshsim" (MeshGraphNet with the given options), "jraph", "pyg".
+Names: "meshsim" (MeshGraphNet with the given options), "jraph", "pyg" (the
+strongest PyG peer: PhysicsNeMo's concat trick under `torch.compile`), "pyg-eager"
+(the same network written plainly, `cat` + MLP, eager).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import meshsim
 from experiments.benchmarks import steps
 from experiments.benchmarks.meshes import OUTPUT_SIZE, Problem
 
-IMPLS = ("meshsim", "jraph", "pyg")
+IMPLS = ("meshsim", "jraph", "pyg", "pyg-eager")
+# The PyG peers: name -> (concat_trick, torch.compile mode or None for eager).
+PYG = {"pyg": (True, "default"), "pyg-eager": (False, None)}
 # meshsim with remat forced on / off, whatever the library default (None: on for CPU).
 REMAT = "meshsim+remat"
 NO_REMAT = "meshsim-remat"
@@ -178,11 +182,12 @@ def build(
         return _jax_impl(
             name, model.apply, jparams, peer_jraph.graphs_tuple(problem.graph), problem
         )
-    if name == "pyg":
+    if name in PYG:
         import torch
 
         from experiments.benchmarks import peer_pyg
 
+        concat_trick, compile_mode = PYG[name]
         model = peer_pyg.PyGMeshGraphNet(
             node_in=problem.graph.node_sets["mesh"].features.shape[1],
             edge_in=problem.graph.edge_sets["mesh"].features.shape[1],
@@ -190,17 +195,19 @@ def build(
             latent=model_cfg["latent_size"],
             hidden_layers=model_cfg["mlp_hidden_layers"],
             steps=model_cfg["num_message_passing_steps"],
+            concat_trick=concat_trick,
         )
         peer_pyg.load_meshsim_params(model, params)
+        net = peer_pyg.compiled(model, compile_mode)  # compiles on its first call
         graph = peer_pyg.to_pyg(problem.graph)
         target = torch.from_numpy(problem.target)
         mask = torch.from_numpy(problem.loss_mask.astype(np.float32))
-        train_step = peer_pyg.make_train_step(model, lr=steps.LEARNING_RATE)
-        rollout_step = peer_pyg.make_rollout_step(model)
+        train_step = peer_pyg.make_train_step(model, lr=steps.LEARNING_RATE, net=net)
+        rollout_step = peer_pyg.make_rollout_step(net)
 
         def forward():
             with torch.inference_mode():
-                return model(graph).numpy().copy()
+                return net(graph).numpy().copy()
 
         return Impl(
             name,

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from experiments.benchmarks.peer_pyg import MLP, MeshNodeBlock, _load_mlp
+from experiments.benchmarks.peer_pyg import MLP, MeshNodeBlock, _load_mlp, split_first_layer
 
 # torch_cluster's default `max_num_neighbors` is 32, which silently drops pairs at
 # GNS densities; GNS ports raise it. The benchmark checks nothing was dropped.
@@ -41,11 +41,7 @@ class TrickEdgeBlock(nn.Module):
 
     def forward(self, efeat: torch.Tensor, nfeat: torch.Tensor, edge_index) -> torch.Tensor:
         src, dst = edge_index
-        first = self.mlp.net[0]  # Linear(3L, L): weight [L, 3L] = [W_e | W_s | W_d]
-        w_e, w_s, w_d = first.weight.split(self.latent, dim=1)
-        nodes = nfeat @ torch.cat([w_s, w_d], dim=0).T  # [N, 2L]
-        h = efeat @ w_e.T + nodes[src, : self.latent] + nodes[dst, self.latent :] + first.bias
-        return self.mlp.net[1:](h)
+        return self.mlp.net[1:](split_first_layer(self.mlp.net[0], efeat, nfeat, src, dst))
 
 
 class CatEdgeBlock(nn.Module):

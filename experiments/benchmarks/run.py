@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -53,10 +54,10 @@ SMOKE_MODEL = {"latent_size": 16, "num_message_passing_steps": 2, "mlp_hidden_la
 # (the 24 GiB machine is shared with other people's jobs; an OOM would hit them too).
 MEMORY_FRACTION = 0.75
 MAX_PEAK_GIB = 12.0
-AGREEMENT_RTOL = 1e-4
+AGREEMENT_RTOL = 1e-4  # max |out - ref| / max |ref|; float32 sums in another order differ ~1e-6
 MATMUL_KEY = "__matmul__"
 MODES = ("train", "rollout")
-PEERS = ("jraph", "pyg")  # max |out - ref| / max |ref|; float32 sums in another order differ ~1e-6
+PEERS = report.PEERS  # jraph and the PyG peers (impls.PYG)
 # Ablations: (name, meshsim options, extra build kwargs) against the defaults.
 ABLATIONS = (
     ("default", {}, {}),
@@ -85,7 +86,7 @@ def _worker(spec: dict) -> dict:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     problem = make_problem(spec["nodes"])
     params = impls.init_params(problem, spec["model"])
-    if spec["impl"] == "pyg":
+    if spec["impl"] in impls.PYG:
         import torch  # noqa: F401  (imported before the baseline so it is not counted)
     base = timing.rss_mb()
     t0 = time.perf_counter()
@@ -279,6 +280,11 @@ def measure_size(
             for peer in PEERS:
                 if ours in r and peer in r:
                     sp[prefix + peer] = round(r[peer]["median_s"] / r[ours]["median_s"], 3)
+        timed_peers = [peer for peer in PEERS if peer in r]
+        if timed_peers and "meshsim" in r:  # the fastest peer in this run's rounds
+            best = min(timed_peers, key=lambda peer: r[peer]["median_s"])
+            sp["strongest_peer"] = best
+            sp["vs_strongest_peer"] = sp["vs_" + best]
         res["speedup"][mode] = sp
     return res
 
@@ -433,17 +439,19 @@ def main(argv=None) -> int:
         args.no_memory, args.compile_size = True, ""
         args.ablation_size = ""  # compile-bound; `--smoke` stays seconds long
     args.impls = [s for s in args.impls.split(",") if s]
-    if "pyg" in args.impls:
+    use_torch = any(name in impls.PYG for name in args.impls)
+    if use_torch:
         try:
             import torch
 
             torch.set_num_threads(os.cpu_count() or 1)
         except ImportError:
-            log("torch not installed (the `bench` extra): skipping the PyG peer")
-            args.impls.remove("pyg")
+            log("torch not installed (the `bench` extra): skipping the PyG peers")
+            args.impls = [name for name in args.impls if name not in impls.PYG]
+            use_torch = False
     result = {
         "meta": {
-            "command": " ".join(
+            "command": shlex.join(
                 [Path(sys.argv[0]).name] + (argv if argv is not None else sys.argv[1:])
             ),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -451,7 +459,13 @@ def main(argv=None) -> int:
             "cores": os.cpu_count(),
             "versions": versions(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "torch_threads": __import__("torch").get_num_threads() if "pyg" in args.impls else None,
+            "torch_threads": __import__("torch").get_num_threads() if use_torch else None,
+            # PyG peer -> {concat_trick, torch.compile mode (None: eager)}
+            "pyg_peers": {
+                k: {"concat_trick": trick, "torch_compile": mode}
+                for k, (trick, mode) in impls.PYG.items()
+                if k in args.impls
+            },
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             # meshsim's remat default is None = on for the CPU backend (since aa5e62e).
             "meshsim_default_remat": _resolved_remat(),
@@ -478,7 +492,7 @@ def main(argv=None) -> int:
     lat = model_cfg["latent_size"]
     result["matmul"]["jax_edge_first_layer"] = timing.jax_matmul_rate(e, 3 * lat, lat)
     result["matmul"]["jax_edge_hidden_layer"] = timing.jax_matmul_rate(e, lat, lat)
-    if "pyg" in args.impls:
+    if use_torch:
         result["matmul"]["torch_square"] = timing.torch_matmul_rate(sq, sq, sq)
     matmul_rate = max(v["best_gflops"] for k, v in result["matmul"].items() if k.startswith("jax"))
     result["matmul"]["reference_gflops"] = matmul_rate

@@ -96,7 +96,7 @@ class EncodeProcessDecode(nn.Module):
         (default) means on for the CPU backend: there, storing every block's activations
         costs more in page faults and zero-filling than recomputing them (measured at 16k
         nodes: train step 5.0 s with remat vs 7.9 s without, 2.6 vs 6.9 GiB peak;
-        experiments/benchmarks/results/latest.md). Off elsewhere.
+        experiments/benchmarks/results/2026-11-21/latest.md). Off elsewhere.
       scan_unroll: processor steps unrolled per scan iteration (1 = fully rolled).
       dtype: matmul dtype; parameters, sums and LayerNorm stay float32.
       block: the block class (InteractionBlock's constructor keywords and call signature):
