@@ -4,8 +4,9 @@
 states; `placement` puts a run on one device, a data × graph mesh under `jit`, or
 `pmap`; `partition` cuts a graph into parts with halos and `partition_fields` moves
 arrays between the global and the partitioned layout; `graph_parallel` runs the
-staged network on the parts under `shard_map` with halo exchange; `distributed`
-starts `jax.distributed` for several processes.
+staged network on the parts under `shard_map` with halo exchange; `sequential`
+runs it on parts with K-hop halos one after another on one device (less activation
+memory); `distributed` starts `jax.distributed` for several processes.
 """
 
 from meshsim.parallel.partition import (
