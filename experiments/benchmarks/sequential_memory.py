@@ -16,7 +16,10 @@ reports
 * XLA's compiled memory analysis of the step (`compile().memory_analysis()`): temp
   bytes (activations and work buffers: what P changes), argument and output bytes;
 * the process's peak RSS (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) after the
-  step ran, and its RSS before compiling (mesh, graph, parts, jax itself);
+  step ran, and its RSS before compiling (mesh, graph, parts, jax itself); and the
+  peak of compiling and running alone: the kernel's high-water mark (VmHWM) is reset
+  after the set-up (`/proc/self/clear_refs`) and read at the end (generating a large
+  mesh can peak higher than the steps do);
 * seconds per step (median of `--repeats`), the loss and the gradient norm (equal
   for every P up to float rounding);
 * the theoretical saved activations of remat'd message passing:
@@ -81,6 +84,26 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
 
 
+def _reset_peak_rss() -> bool:
+    """Resets the kernel's RSS high-water mark (VmHWM) of this process; False where
+    Linux does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib() -> float:
+    """VmHWM: the peak RSS since the last `_reset_peak_rss` (or the start), MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def measure(args) -> dict:
     """One P in this process: the numbers of the module docstring."""
     import jax
@@ -122,6 +145,8 @@ def measure(args) -> dict:
     grad = jax.jit(jax.value_and_grad(loss))
     graph, parts = jax.device_put((graph, parts))
     rss_before = _rss_mib()
+    setup_peak = _peak_rss_mib()
+    reset = _reset_peak_rss()
     t0 = time.perf_counter()
     compiled = grad.lower(params, graph, parts).compile()
     compile_s = time.perf_counter() - t0
@@ -163,6 +188,8 @@ def measure(args) -> dict:
         "output_mib": memory.output_size_in_bytes / MIB,
         "rss_before_mib": rss_before,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "setup_peak_rss_mib": setup_peak,
+        "step_peak_rss_mib": _peak_rss_mib() if reset else float("nan"),
         "step_s": float(np.median(times[-args.repeats :])),
         "loss": float(value),
         "grad_norm": norm,
@@ -174,9 +201,9 @@ def measure(args) -> dict:
 def table(results: list[dict]) -> list[str]:
     rows = [
         "| P | nodes | edges | largest part nodes / edges | XLA temp MiB | temp B/node | "
-        "theory MiB | theory B/node | RSS before MiB | peak RSS MiB | step s | compile s | "
-        "loss | grad norm |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "theory MiB | theory B/node | RSS before MiB | peak RSS MiB | steps' peak RSS MiB | "
+        "step s | compile s | loss | grad norm |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         n = r["nodes"]
@@ -184,7 +211,8 @@ def table(results: list[dict]) -> list[str]:
             f"| {r['parts']} | {n} | {r['edges']} | {r['part_nodes']} / {r['part_edges']} | "
             f"{r['temp_mib']:.0f} | {r['temp_mib'] * MIB / n:.0f} | {r['theory_mib']:.0f} | "
             f"{r['theory_mib'] * MIB / n:.0f} | {r['rss_before_mib']:.0f} | "
-            f"{r['peak_rss_mib']:.0f} | {r['step_s']:.2f} | {r['compile_s']:.1f} | "
+            f"{r['peak_rss_mib']:.0f} | {r['step_peak_rss_mib']:.0f} | "
+            f"{r['step_s']:.2f} | {r['compile_s']:.1f} | "
             f"{r['loss']:.6g} | {r['grad_norm']:.6g} |"
         )
     return rows
