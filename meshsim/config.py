@@ -335,7 +335,10 @@ class ParallelConfig(Validated):
     their halo latents ("all_gather" or "ppermute", `meshsim.parallel.graph_parallel`);
     `ensemble`: devices on the ensemble axis, over which the members of
     `model.ensemble.members` are split (each device computes its own members; it must
-    divide the members; jit backend only).
+    divide the members; jit backend only); `partitions`: parts each graph is cut into
+    and run in turn on each device, with K-hop halos and recomputation in the backward
+    pass (`meshsim.parallel.sequential`: less activation memory, same gradients; not
+    with `graph` > 1 nor FGN ensembles).
     """
 
     _section = "parallel"
@@ -346,6 +349,16 @@ class ParallelConfig(Validated):
     shard_optimizer: bool = False
     halo_exchange: str = setting("all_gather", choices=("all_gather", "ppermute"))
     ensemble: int = setting(1, ge=1)
+    partitions: int = setting(1, ge=1)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.partitions > 1 and self.graph > 1:
+            raise ValueError(
+                f"parallel.partitions={self.partitions}: sequential partitions run on one "
+                f"device's share of the work, not with graph parallelism "
+                f"(parallel.graph={self.graph}); set one of them to 1"
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -411,6 +424,11 @@ class ExperimentConfig(Validated):
         if isinstance(self.task, str):
             object.__setattr__(self, "task", TaskConfig(name=self.task))
         super().__post_init__()
+        if self.parallel.partitions > 1 and self.model.ensemble.kind == "fgn":
+            raise ValueError(
+                f"parallel.partitions={self.parallel.partitions}: the parts do not pass an "
+                "FGN network's noise (model.ensemble.kind='fgn'); use parallel.partitions=1"
+            )
 
 
 def lite_train_config() -> TrainConfig:

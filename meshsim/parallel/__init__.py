@@ -5,8 +5,10 @@ states; `placement` puts a run on one device, a data × graph mesh under `jit`, 
 `pmap`; `partition` cuts a graph into parts with halos and `partition_fields` moves
 arrays between the global and the partitioned layout; `graph_parallel` runs the
 staged network on the parts under `shard_map` with halo exchange; `blocked` splits
-every example over the graph devices (the layout `parallel.graph` trains in); `distributed`
-starts `jax.distributed` for several processes.
+every example over the graph devices (the layout `parallel.graph` trains in);
+`sequential` runs the network on parts with K-hop halos one after another on one
+device (less activation memory); `distributed` starts `jax.distributed` for several
+processes.
 """
 
 from meshsim.parallel.partition import (

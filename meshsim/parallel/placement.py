@@ -49,6 +49,7 @@ class ParallelSettings(Protocol):
     shard_optimizer: bool
     halo_exchange: str  # "all_gather" or "ppermute"
     ensemble: int  # devices on the ensemble axis (members of each example)
+    partitions: int  # parts each graph is run in turn on one device (sequential partitions)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,19 +100,31 @@ class Placement:
 
     # ------------------------------------------------------------------ simulator
 
-    def simulator(self, sim: Simulator, structure: MultiGraph, positions) -> Simulator:
-        """`sim` with its network split into `graph` parts when `parallel.graph` > 1.
+    @property
+    def partitions(self) -> int:
+        """Parts each graph is run in turn on one device (`parallel.partitions`)."""
+        return int(getattr(self.parallel, "partitions", 1))
 
-        The parts run on examples in the blocked layout
-        (`meshsim.parallel.blocked.BlockedPartition`): place batches for it with
+    def simulator(self, sim: Simulator, structure: MultiGraph, positions) -> Simulator:
+        """`sim` with its network split into `graph` parts when `parallel.graph` > 1, or
+        run on `partitions` parts in turn when `parallel.partitions` > 1.
+
+        Graph parts run on examples in the blocked layout
+        (`meshsim.parallel.blocked.BlockedPartition`): place batches for them with
         `batch_placer(the returned simulator)`, which splits every example's nodes over
-        the graph devices.
+        the graph devices. Sequential parts
+        (`meshsim.parallel.sequential.SequentialPartition`) take examples as they are.
 
         Args:
           structure: the one unpadded structure every example shares.
           positions: {node set: [N_s, D] float} node positions to cut along
             (`Task.partition_positions`).
         """
+        if self.partitions > 1:
+            from meshsim.parallel.sequential import make_sequential_partition
+
+            partition = make_sequential_partition(sim.model, structure, positions, self.partitions)
+            return dataclasses.replace(sim, partition=partition)
         if self.graph == 1:
             return sim
         from meshsim.parallel.blocked import make_blocked_partition

@@ -116,19 +116,31 @@ def _shared_structure(statics: Sequence, task: Task):
         )
         if not same:
             raise ValueError(
-                f"parallel.graph > 1: expected every training trajectory on one mesh (the "
-                f"graph is cut into parts once), but trajectory {i} differs from trajectory 0"
+                f"parallel.graph or parallel.partitions > 1: expected every training "
+                f"trajectory on one mesh (the graph is cut into parts once), but trajectory "
+                f"{i} differs from trajectory 0"
             )
     return first, statics[0]
 
 
 def _placed_simulator(placement: Placement, sim: Simulator, statics: Sequence) -> Simulator:
-    """The simulator the steps run: graph-partitioned when `parallel.graph` > 1."""
-    if placement.graph == 1:
+    """The simulator the steps run: graph-partitioned when `parallel.graph` > 1, run on
+    sequential parts when `parallel.partitions` > 1."""
+    if placement.graph == 1 and placement.partitions == 1:
         return sim
     structure, static = _shared_structure(statics, sim.task)
     positions = sim.task.partition_positions(static, structure)
     placed = placement.simulator(sim, structure, positions)
+    if placement.partitions > 1:
+        sizes = placed.partition.parts.sizes()
+        logger.info(
+            "sequential partitions: %d parts of up to %d nodes and %d edges (%d hops of halo)",
+            placement.partitions,
+            max(sizes["nodes"]),
+            max(sizes["edges"]),
+            placed.partition.parts.hops,
+        )
+        return placed
     stats = placed.partition.pgraph.stats()
     logger.info(
         "graph parallel: %d parts, halo %.2f%% of the nodes",
