@@ -478,7 +478,9 @@ def _train_loop(
         truncate_metrics(os.path.join(workdir, "metrics.jsonl"), start)
     log = MetricsLog(workdir) if primary else _NoLog()
     batches = prefetch(
-        make_batches(budget, start), size=config.data.prefetch, transfer=placement.batch_placer(placed_sim)
+        make_batches(budget, start),
+        size=config.data.prefetch,
+        transfer=placement.batch_placer(placed_sim),
     )
     dynamic = bool(sim.task.dynamic_edge_sets)
     train_steps = {}  # one compiled step per rollout horizon of the curriculum
