@@ -85,8 +85,8 @@ def channel_problem(args):
     the weights the 0/1 loss mask."""
     import numpy as np
 
+    from experiments.benchmarks.meshes import channel_problem as channel
     from experiments.benchmarks.meshes import parse_size
-    from experiments.benchmarks.scaling import channel_problem as channel
     from meshsim.models import MeshGraphNet
 
     graph, points, target, mask = channel(parse_size(args.nodes))

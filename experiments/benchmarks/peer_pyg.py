@@ -80,12 +80,8 @@ def split_first_layer(
     return efeat @ w_e.T + nodes[src, :latent] + nodes[dst, latent:] + first.bias
 
 
-class TrickEdgeBlock(nn.Module):
+class TrickEdgeBlock(MeshEdgeBlock):
     """MeshEdgeBlock's message with the first layer split (`split_first_layer`)."""
-
-    def __init__(self, latent: int, hidden_layers: int):
-        super().__init__()
-        self.mlp = MLP(3 * latent, latent, hidden_layers, latent, True)
 
     def forward(self, efeat: torch.Tensor, nfeat: torch.Tensor, graph: Data) -> torch.Tensor:
         src, dst = graph.edge_index
@@ -102,22 +98,19 @@ class MeshNodeBlock(nn.Module):
     def forward(self, efeat: torch.Tensor, nfeat: torch.Tensor, graph: Data) -> torch.Tensor:
         _, dst = graph.edge_index
         agg = scatter(efeat, dst, dim=0, dim_size=nfeat.shape[0], reduce="sum")
-        return nfeat + self.mlp(torch.cat([nfeat, agg], dim=1))
+        return nfeat + self.update(nfeat, agg)
+
+    def update(self, nfeat: torch.Tensor, agg: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([nfeat, agg], dim=1))
 
 
-class TrickNodeBlock(nn.Module):
+class TrickNodeBlock(MeshNodeBlock):
     """MeshNodeBlock with the first layer split: `x W_x + agg W_a + b`, no [N, 2L] concatenation."""
 
-    def __init__(self, latent: int, hidden_layers: int):
-        super().__init__()
-        self.mlp = MLP(2 * latent, latent, hidden_layers, latent, True)
-
-    def forward(self, efeat: torch.Tensor, nfeat: torch.Tensor, graph: Data) -> torch.Tensor:
-        _, dst = graph.edge_index
-        agg = scatter(efeat, dst, dim=0, dim_size=nfeat.shape[0], reduce="sum")
+    def update(self, nfeat: torch.Tensor, agg: torch.Tensor) -> torch.Tensor:
         first = self.mlp.net[0]  # Linear(2L, L): weight [L, 2L] = [W_x | W_a]
         w_x, w_a = first.weight.split(nfeat.shape[1], dim=1)
-        return nfeat + self.mlp.net[1:](nfeat @ w_x.T + agg @ w_a.T + first.bias)
+        return self.mlp.net[1:](nfeat @ w_x.T + agg @ w_a.T + first.bias)
 
 
 class PyGMeshGraphNet(nn.Module):

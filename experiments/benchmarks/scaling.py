@@ -51,11 +51,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import meshsim  # noqa: E402
-from experiments.benchmarks.meshes import EDGE_FEATURES, NODE_FEATURES, parse_size  # noqa: E402
+from experiments.benchmarks.meshes import channel_problem, parse_size  # noqa: E402
 from experiments.benchmarks.timing import load, round_robin  # noqa: E402
 from meshsim.evaluation.metrics import masked_mse  # noqa: E402
-from meshsim.meshes import channel_mesh  # noqa: E402
-from meshsim.node_types import NUM_NODE_TYPES, NodeType  # noqa: E402
 from meshsim.parallel import graph_parallel as gp  # noqa: E402
 from meshsim.parallel import partition_graph, partition_nodes, scatter_fields  # noqa: E402
 from meshsim.parallel import sharding as sh  # noqa: E402
@@ -63,29 +61,6 @@ from meshsim.parallel import sharding as sh  # noqa: E402
 PARTS = (1, 2, 4, 8)
 HALO_LATENT = 128  # MeshGraphNets' latent width, for the bytes columns
 MIB = 2**20
-
-
-def channel_problem(num_nodes: int, seed: int = 0):
-    """(graph, positions [N, 2], target [N, 2] float32, loss mask [N] bool) on a channel
-    mesh of about `num_nodes` nodes with cylinder-flow-shaped features (11 node, 3 edge)."""
-    # Nodes grow like resolution²; one correction step lands within a few percent.
-    resolution = math.sqrt(num_nodes / channel_mesh().num_nodes)
-    mesh = channel_mesh(resolution=resolution)
-    if abs(mesh.num_nodes / num_nodes - 1) > 0.03:
-        mesh = channel_mesh(resolution=resolution * math.sqrt(num_nodes / mesh.num_nodes))
-    rng = np.random.default_rng(seed)
-    pos = mesh.points.astype(np.float32)
-    senders, receivers = meshsim.edges_from_cells(mesh.cells)
-    rel = pos[senders] - pos[receivers]
-    edges = np.concatenate([rel, np.linalg.norm(rel, axis=1, keepdims=True)], 1)
-    one_hot = np.eye(NUM_NODE_TYPES, dtype=np.float32)[mesh.node_type]
-    velocity = rng.normal(size=(mesh.num_nodes, 2)).astype(np.float32)
-    nodes = np.concatenate([velocity, one_hot], 1)
-    assert nodes.shape[1] == NODE_FEATURES and edges.shape[1] == EDGE_FEATURES
-    graph = meshsim.make_graph(nodes, {"mesh": (edges.astype(np.float32), senders, receivers)})
-    target = (0.1 * rng.normal(size=(mesh.num_nodes, 2))).astype(np.float32)
-    mask = np.isin(mesh.node_type, [int(NodeType.NORMAL), int(NodeType.OUTFLOW)])
-    return graph, mesh.points, target, mask
 
 
 # --------------------------------------------------------------------------- halo table

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import subprocess
@@ -49,33 +48,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 MIB = 2**20
-
-
-def channel_problem(num_nodes: int, seed: int = 0):
-    """(graph, positions [N, 2], target [N, 2] float32, loss mask [N] bool) on a channel
-    mesh with a cylinder of about `num_nodes` nodes."""
-    import numpy as np
-
-    import meshsim
-    from meshsim.meshes import channel_mesh
-    from meshsim.node_types import NUM_NODE_TYPES, NodeType
-
-    resolution = math.sqrt(num_nodes / channel_mesh().num_nodes)  # nodes grow like res²
-    mesh = channel_mesh(resolution=resolution)
-    if abs(mesh.num_nodes / num_nodes - 1) > 0.03:
-        mesh = channel_mesh(resolution=resolution * math.sqrt(num_nodes / mesh.num_nodes))
-    rng = np.random.default_rng(seed)
-    pos = mesh.points.astype(np.float32)
-    senders, receivers = meshsim.edges_from_cells(mesh.cells)
-    rel = pos[senders] - pos[receivers]
-    edges = np.concatenate([rel, np.linalg.norm(rel, axis=1, keepdims=True)], 1)
-    one_hot = np.eye(NUM_NODE_TYPES, dtype=np.float32)[mesh.node_type]
-    velocity = rng.normal(size=(mesh.num_nodes, 2)).astype(np.float32)
-    nodes = np.concatenate([velocity, one_hot], 1)
-    graph = meshsim.make_graph(nodes, {"mesh": (edges.astype(np.float32), senders, receivers)})
-    target = (0.1 * rng.normal(size=(mesh.num_nodes, 2))).astype(np.float32)
-    mask = np.isin(mesh.node_type, [int(NodeType.NORMAL), int(NodeType.OUTFLOW)])
-    return graph, mesh.points, target, mask
 
 
 def _rss_mib() -> float:
@@ -111,6 +83,7 @@ def measure(args) -> dict:
     import numpy as np
     import optax
 
+    from experiments.benchmarks.meshes import channel_problem
     from meshsim.evaluation.metrics import masked_mse
     from meshsim.models import MeshGraphNet
     from meshsim.parallel.sequential import SequentialPartition, make_sequential_partition

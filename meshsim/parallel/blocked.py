@@ -38,12 +38,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from meshsim.graph import GraphFeatures, MultiGraph
 from meshsim.graph.window import NODE_INDEX, Window, graph_batch_axis
 from meshsim.parallel.graph_parallel import (
-    _check_method,
     blocked_graph,
+    cut_for_mesh,
     local_apply,
     make_halo_exchange,
 )
-from meshsim.parallel.partition import PartitionedGraph, partition_graph, partition_nodes
+from meshsim.parallel.partition import PartitionedGraph, partition_graph
 from meshsim.parallel.sharding import DATA_AXIS, GRAPH_AXIS, graph_shardings
 
 
@@ -217,16 +217,11 @@ def make_blocked_partition(
       node_set: the node set a window's fields live on (`Task.node_set`).
       method: "all_gather" or "ppermute".
     """
-    _check_method(method)
-    k = int(mesh.shape[GRAPH_AXIS])
-    missing = sorted(set(structure.node_sets) - set(positions))
-    if missing:
-        raise ValueError(f"positions: expected every node set of the graph, missing {missing}")
     if node_set not in structure.node_sets:
         raise ValueError(
             f"node_set: expected one of {sorted(structure.node_sets)}, got {node_set!r}"
         )
-    parts = partition_nodes({s: positions[s] for s in structure.node_sets}, k)
+    k, parts = cut_for_mesh(structure, positions, mesh, method)
     pgraph = partition_graph(structure, parts, k)
     blocked, new_row = blocked_graph(structure, parts, k)
     source = {}

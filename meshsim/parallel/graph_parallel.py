@@ -304,6 +304,20 @@ class GraphPartition:
         return jnp.pad(out, ((0, rows - out.shape[0]), (0, 0)))
 
 
+def cut_for_mesh(
+    structure: MultiGraph, positions: Mapping[str, Any], mesh: Mesh, method: str
+) -> tuple[int, dict[str, np.ndarray]]:
+    """(K = the mesh's GRAPH_AXIS size, {node set: [N_s] int part of each node}): the
+    recursive coordinate bisection of `positions` that graph parallelism cuts along.
+    Checks `method` and that every node set has positions. Host side."""
+    _check_method(method)
+    k = int(mesh.shape[GRAPH_AXIS])
+    missing = sorted(set(structure.node_sets) - set(positions))
+    if missing:
+        raise ValueError(f"positions: expected every node set of the graph, missing {missing}")
+    return k, partition_nodes({s: positions[s] for s in structure.node_sets}, k)
+
+
 def make_graph_partition(
     structure: MultiGraph,
     positions: Mapping[str, Any],
@@ -320,12 +334,7 @@ def make_graph_partition(
       mesh: the run's device mesh.
       method: "all_gather" or "ppermute".
     """
-    _check_method(method)
-    k = int(mesh.shape[GRAPH_AXIS])
-    missing = sorted(set(structure.node_sets) - set(positions))
-    if missing:
-        raise ValueError(f"positions: expected every node set of the graph, missing {missing}")
-    parts = partition_nodes({s: positions[s] for s in structure.node_sets}, k)
+    k, parts = cut_for_mesh(structure, positions, mesh, method)
     pgraph = partition_graph(structure, parts, k)
     pgraph = jax.device_put(pgraph, NamedSharding(mesh, PartitionSpec()))
     return GraphPartition(pgraph=pgraph, mesh=mesh, method=method)
