@@ -86,6 +86,7 @@ def test_node_noise_follows_the_node_not_the_row():
     rng = jax.random.key(3)
     shape = (7, 2)
     plain = np.asarray(node_normal(rng, {}, shape))
+    np.testing.assert_array_equal(plain, np.asarray(jax.random.normal(rng, shape)))  # as before
     perm = np.array([4, 0, 6, 2, 1, 5, 3])
     moved = np.asarray(node_normal(rng, {NODE_INDEX: perm}, shape))
     np.testing.assert_array_equal(moved, plain[perm])

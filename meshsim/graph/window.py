@@ -49,13 +49,18 @@ NODE_INDEX = "node|index"
 
 
 def node_normal(rng: jax.Array, fields: dict, shape: tuple[int, ...]) -> jax.Array:
-    """`shape` = [N, ...] float32 standard normal draws, independent per mesh node and
-    keyed by the node's index (`fields[NODE_INDEX]`, else the row), so a renumbered
-    layout of the same example draws the same values for the same nodes. Jit-safe."""
+    """`shape` = [N, ...] float32 standard normal draws, one row per mesh node: row r
+    holds node `fields[NODE_INDEX][r]`'s draw (without the field, node r's), so a
+    renumbered layout of the same example draws the same values for the same nodes.
+
+    Node i's draw is row i of `jax.random.normal(rng, [M, ...])` for any M > i: with
+    jax's partitionable threefry (`jax_threefry_partitionable`, on by default) an
+    element's bits depend on its index only. A renumbered layout has at least as many
+    rows as the mesh has nodes, so it draws its own shape and gathers. Jit-safe.
+    """
+    draws = jax.random.normal(rng, shape, jnp.float32)
     index = fields.get(NODE_INDEX)
-    index = jnp.arange(shape[0], dtype=jnp.int32) if index is None else jnp.maximum(index, 0)
-    draw = lambda i: jax.random.normal(jax.random.fold_in(rng, i), shape[1:], jnp.float32)
-    return jax.vmap(draw)(index)
+    return draws if index is None else draws[jnp.maximum(index, 0)]
 
 
 def graph_batch_axis(batch: Window) -> int | None:
