@@ -358,6 +358,35 @@ def _halo_tables(s, parts, owned, halo, rank, n_local, k):
     return tables, tuple(pairs_of_rounds)
 
 
+def subgraph(
+    graph: MultiGraph, node_rows: Mapping[str, np.ndarray], edge_rows: Mapping[str, np.ndarray]
+) -> MultiGraph:
+    """`graph` restricted to the given nodes and edges, renumbered: node set s's rows are
+    `node_rows[s]` ([n_s] int global indices, in that order), edge set e's are
+    `edge_rows[e]` ([m_e] int), whose senders and receivers must be among the kept nodes.
+    One unpadded graph, every mask True. Host side (a part's local graph)."""
+    to_local, node_sets = {}, {}
+    for s, rows in node_rows.items():
+        to_local[s] = np.full(graph.num_nodes(s), -1, np.int64)
+        to_local[s][rows] = np.arange(rows.size)
+        node_sets[s] = NodeSet(
+            features=np.asarray(graph.node_sets[s].features)[rows],
+            n_node=np.array([rows.size], np.int32),
+            mask=np.ones(rows.size, bool),
+        )
+    edge_sets = {}
+    for e, es in graph.edge_sets.items():
+        idx = edge_rows[e]
+        edge_sets[e] = es.replace(
+            features=np.asarray(es.features)[idx],
+            senders=to_local[es.sender][np.asarray(es.senders)[idx]].astype(np.int32),
+            receivers=to_local[es.receiver][np.asarray(es.receivers)[idx]].astype(np.int32),
+            n_edge=np.array([idx.size], np.int32),
+            mask=np.ones(idx.size, bool),
+        )
+    return MultiGraph(node_sets=node_sets, edge_sets=edge_sets, graph_mask=np.ones(1, bool))
+
+
 def partition_graph(
     graph: MultiGraph,
     parts: Array | Mapping[str, Array],
@@ -417,30 +446,13 @@ def partition_graph(
     edge_index = {e: np.full((k, n_edge[e]), -1, np.int32) for e in graph.edge_sets}
     local_graphs = []
     for p in range(k):
-        to_local, node_sets = {}, {}
+        rows = {s: np.concatenate([owned[s][p], halo[s][p]]) for s in names}
         for s in names:
-            rows = np.concatenate([owned[s][p], halo[s][p]])
-            global_index[s][p, : rows.size] = rows
+            global_index[s][p, : rows[s].size] = rows[s]
             owned_mask[s][p, : owned[s][p].size] = True
-            to_local[s] = np.full(graph.num_nodes(s), -1, np.int64)
-            to_local[s][rows] = np.arange(rows.size)
-            node_sets[s] = NodeSet(
-                features=np.asarray(graph.node_sets[s].features)[rows],
-                n_node=np.array([rows.size], np.int32),
-                mask=np.ones(rows.size, bool),
-            )
-        edge_sets = {}
-        for e, es in graph.edge_sets.items():
-            idx = edges[e][p]
-            edge_index[e][p, : idx.size] = idx
-            edge_sets[e] = es.replace(
-                features=np.asarray(es.features)[idx],
-                senders=to_local[es.sender][ends[e][0][idx]].astype(np.int32),
-                receivers=to_local[es.receiver][ends[e][1][idx]].astype(np.int32),
-                n_edge=np.array([idx.size], np.int32),
-                mask=np.ones(idx.size, bool),
-            )
-        local = MultiGraph(node_sets=node_sets, edge_sets=edge_sets, graph_mask=np.ones(1, bool))
+        for e in graph.edge_sets:
+            edge_index[e][p, : edges[e][p].size] = edges[e][p]
+        local = subgraph(graph, rows, {e: edges[e][p] for e in graph.edge_sets})
         local_graphs.append(pad(local, budget))
     stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *local_graphs)
 

@@ -41,9 +41,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from meshsim.graph import MultiGraph, NodeSet
+from meshsim.graph import MultiGraph
 from meshsim.graph.padding import PaddingBudget, pad
-from meshsim.parallel.partition import partition_nodes
+from meshsim.parallel.partition import partition_nodes, subgraph
 from meshsim.validation import check_int
 
 
@@ -208,31 +208,14 @@ def sequential_parts(
     owner_flat = np.zeros(n_out, np.int32)
     local_graphs = []
     for p in range(p_count):
-        to_local, node_sets = {}, {}
+        rows = {s: node_rows[s][p] for s in names}
         for s in names:
-            rows = node_rows[s][p]
-            node_index[s][p, : rows.size] = rows
-            to_local[s] = np.full(structure.num_nodes(s), -1, np.int64)
-            to_local[s][rows] = np.arange(rows.size)
-            node_sets[s] = NodeSet(
-                features=np.asarray(structure.node_sets[s].features)[rows],
-                n_node=np.array([rows.size], np.int32),
-                mask=np.ones(rows.size, bool),
-            )
+            node_index[s][p, : rows[s].size] = rows[s]
         owned = node_rows[output_node_set][p][: int((parts == p).sum())]
         owner_flat[owned] = p * n_local[output_node_set] + np.arange(owned.size)
-        edge_sets = {}
-        for e, es in structure.edge_sets.items():
-            idx = edge_rows[e][p]
-            edge_index[e][p, : idx.size] = idx
-            edge_sets[e] = es.replace(
-                features=np.asarray(es.features)[idx],
-                senders=to_local[es.sender][np.asarray(es.senders)[idx]].astype(np.int32),
-                receivers=to_local[es.receiver][np.asarray(es.receivers)[idx]].astype(np.int32),
-                n_edge=np.array([idx.size], np.int32),
-                mask=np.ones(idx.size, bool),
-            )
-        local = MultiGraph(node_sets=node_sets, edge_sets=edge_sets, graph_mask=np.ones(1, bool))
+        for e in structure.edge_sets:
+            edge_index[e][p, : edge_rows[e][p].size] = edge_rows[e][p]
+        local = subgraph(structure, rows, {e: edge_rows[e][p] for e in structure.edge_sets})
         local_graphs.append(pad(local, budget))
     stacked = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *local_graphs)
     return SequentialParts(
