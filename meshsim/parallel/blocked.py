@@ -31,31 +31,34 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from meshsim.graph import GraphFeatures, MultiGraph
 from meshsim.graph.window import NODE_INDEX, Window, graph_batch_axis
 from meshsim.parallel.graph_parallel import (
+    _first,
     blocked_graph,
     cut_for_mesh,
     local_apply,
     make_halo_exchange,
 )
 from meshsim.parallel.partition import PartitionedGraph, partition_graph
+from meshsim.parallel.partition_fields import _to_parts
 from meshsim.parallel.sharding import DATA_AXIS, GRAPH_AXIS, graph_shardings
 
 
-def _first(tree):
-    return jax.tree_util.tree_map(lambda x: x[0], tree)
+def _owned_rows(count: np.ndarray, rows: int) -> np.ndarray:
+    """[K, rows] int32: row r of part p is row r of the other layout while r < count[p]
+    (owned rows come first in both the block and the local layout, in the same order),
+    -1 (a zero row, `partition_fields`' convention) after."""
+    r = np.arange(rows)[None, :]
+    return np.where(r < count[:, None], r, -1).astype(np.int32)
 
 
-def _block_to_local(count: np.ndarray, block: int, local: int) -> np.ndarray:
-    """[K, local] int32: the block row of each local row (owned rows come first in both
-    layouts, in the same order), `block` (a zero row appended) for halo and padding."""
-    rows = np.arange(local)[None, :]
-    return np.where(rows < count[:, None], rows, block).astype(np.int32)
+def _rows(x: jax.Array, index: jax.Array) -> jax.Array:
+    """x [R, ...] → [L, ...] by `index` [L] int (-1: a zero row). Jit-safe."""
+    return _to_parts(x, index, None, 0, "rows")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -75,10 +78,9 @@ class BlockedPartition:
       method: halo exchange, "all_gather" or "ppermute".
       local: the parts' local graphs [K, ...] (structure only), split over GRAPH_AXIS.
       tables: {node set: HaloTables [K, ...]}, split over GRAPH_AXIS.
-      node_rows: {node set: [K, N_local_s] int32} block row of each local row (`R_s`: zero).
-      edge_rows: {edge set: [K, E_local_e] int32} block row of each local edge (`C_e`: zero).
-      out_rows: [K, R_out] int32 local row of each block row of the output node set
-        (`N_local`: zero).
+      node_rows: {node set: [K, N_local_s] int32} block row of each local row (-1: zero).
+      edge_rows: {edge set: [K, E_local_e] int32} block row of each local edge (-1: zero).
+      out_rows: {node set: [K, R_s] int32} local row of each block row (-1: zero).
     """
 
     pgraph: PartitionedGraph
@@ -112,9 +114,7 @@ class BlockedPartition:
                     f"fields[{name!r}]: expected at least {n} rows (the partitioned mesh's "
                     f"nodes) on axis {axis}, got shape {x.shape}"
                 )
-            taken = np.take(x, np.maximum(src, 0), axis=axis)
-            keep = (src >= 0).reshape((-1,) + (1,) * (x.ndim - axis - 1))
-            out[name] = np.where(keep, taken, np.zeros((), x.dtype))
+            out[name] = _to_parts(x, src, None, axis, f"fields[{name!r}]")
         return out
 
     def block_batch(self, batch: Window) -> Window:
@@ -122,8 +122,8 @@ class BlockedPartition:
         padded or not) in the blocked layout: fields [B, K·R, ...] and the shared blocked
         structure, plus the field `NODE_INDEX` [B, K·R] (each row's mesh node, -1 for
         padding; per-node noise follows it). Host side; every example must be on the
-        partitioned mesh (the
-        caller checks, `runs.train` compares every trajectory's mesh)."""
+        partitioned mesh (`runs.train` compares every trajectory's mesh; a stacked
+        batch's node masks are checked here)."""
         if graph_batch_axis(batch) == 0:
             mask = np.asarray(batch.graph.node_sets[self.node_set].mask)  # [B, N_pad]
             n = self.pgraph.parts[self.node_set].shape[0]
@@ -158,14 +158,8 @@ class BlockedPartition:
 
         def body(params, nodes, edges, local, tables, node_rows, edge_rows, out_rows):
             local, tables = _first(local), _first(tables)
-            x = {}
-            for s, block in nodes.items():  # [R_s, F] -> [N_local_s, F], halo rows zero
-                padded = jnp.concatenate([block, jnp.zeros((1,) + block.shape[1:], block.dtype)])
-                x[s] = padded[node_rows[s][0]]
-            e = {}
-            for k, block in edges.items():
-                padded = jnp.concatenate([block, jnp.zeros((1,) + block.shape[1:], block.dtype)])
-                e[k] = padded[edge_rows[k][0]]
+            x = {s: _rows(block, node_rows[s][0]) for s, block in nodes.items()}  # halo rows 0
+            e = {k: _rows(block, edge_rows[k][0]) for k, block in edges.items()}
             exchange = make_halo_exchange(tables, rounds, method=method)
             x = exchange(x, tuple(x))  # the inputs' halo rows from their owners
             out = local_apply(
@@ -176,8 +170,7 @@ class BlockedPartition:
                 rounds,
                 method=method,
             )
-            padded = jnp.concatenate([out, jnp.zeros((1,) + out.shape[1:], out.dtype)])
-            return padded[out_rows[out_set][0]]  # [R_out, F_out]
+            return _rows(out, out_rows[out_set][0])  # [R_out, F_out]
 
         run = jax.shard_map(
             body,
@@ -229,28 +222,14 @@ def make_blocked_partition(
         source[s] = np.full(blocked.num_nodes(s), -1, np.int64)
         source[s][rows] = np.arange(rows.size)
     stats = pgraph.stats()
-    node_rows = {
-        s: _block_to_local(
-            np.asarray(stats.owned[s]), blocked.num_nodes(s) // k, pgraph.num_local(s)
-        )
-        for s in structure.node_sets
-    }
+    owned = {s: np.asarray(stats.owned[s]) for s in structure.node_sets}
+    node_rows = {s: _owned_rows(c, pgraph.num_local(s)) for s, c in owned.items()}
     edge_rows = {
-        e: _block_to_local(
-            np.asarray(stats.edges[e]),
-            blocked.edge_sets[e].num_edges // k,
-            pgraph.edge_index[e].shape[1],
-        )
+        e: _owned_rows(np.asarray(stats.edges[e]), pgraph.edge_index[e].shape[1])
         for e in structure.edge_sets
     }
-    out_rows = {}
-    for s in structure.node_sets:  # the block row r of part p is local row r (owned) or none
-        width, n_local = blocked.num_nodes(s) // k, pgraph.num_local(s)
-        rows = np.arange(width)[None, :]
-        owned = np.asarray(stats.owned[s])[:, None]
-        out_rows[s] = np.where(rows < owned, rows, n_local).astype(np.int32)
+    out_rows = {s: _owned_rows(c, blocked.num_nodes(s) // k) for s, c in owned.items()}
     split = NamedSharding(mesh, PartitionSpec(GRAPH_AXIS))
-    local = pgraph.graph
     return BlockedPartition(
         pgraph=pgraph,
         structure=jax.device_put(blocked, graph_shardings(blocked, mesh)),
@@ -258,7 +237,7 @@ def make_blocked_partition(
         node_set=node_set,
         mesh=mesh,
         method=method,
-        local=jax.device_put(local, split),
+        local=jax.device_put(pgraph.graph, split),
         tables=jax.device_put(dict(pgraph.halo), split),
         node_rows=jax.device_put(node_rows, split),
         edge_rows=jax.device_put(edge_rows, split),
