@@ -10,6 +10,7 @@ new kind of README line forces a decision instead of going untested.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -531,6 +532,7 @@ def _paths(args) -> tuple[set[str], set[str]]:
     return reads, {args.workdir}
 
 
+@functools.cache  # collection and every chain's test read it: README and configs parsed once
 def command_chains() -> dict[str, list[str]]:
     """The README's commands cut into independent chains, each in README order: commands
     on one run directory (or linked by `train.init_from`) form one chain, which starts
@@ -584,9 +586,10 @@ def test_every_readme_command_is_in_a_chain():
     assert commands, "README.md shows no meshsim command"
     missing = {shlex.split(c)[1] for c in commands} - set(CHECKS)
     assert not missing, f"add file checks for {sorted(missing)} to CHECKS"
-    chained = [c for chain in command_chains().values() for c in chain]
+    chains = command_chains()
+    chained = [c for chain in chains.values() for c in chain]
     assert set(chained) == set(commands)
-    for chain in command_chains().values():  # each chain keeps README order
+    for chain in chains.values():  # each chain keeps README order
         assert chain == sorted(chain, key=commands.index)
 
 
