@@ -215,11 +215,12 @@ def write_hdf5_split(
     return writer.num_written
 
 
-def _open(path: str):
+def _open(path: str, **options):
+    """`path` opened read-only (`options` go to `h5py.File`), or an error naming it."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"no HDF5 split file at {path}")
     try:
-        return _h5py().File(path, "r")
+        return _h5py().File(path, "r", **options)
     except OSError as e:
         raise DatasetFormatError(f"{path}: not a readable HDF5 file: {e}") from None
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from meshsim.data.frame_cache import FrameCache
-from meshsim.data.hdf5 import _group_name, _h5py, _stored_fields
+from meshsim.data.hdf5 import _group_name, _open, _stored_fields
 from meshsim.data.meta import DatasetFormatError, validate_meta, validate_trajectory
 from meshsim.validation import is_int
 
@@ -150,12 +150,8 @@ class LazyHDF5Split:
     def __init__(self, path: str | os.PathLike, meta: Mapping[str, Any]):
         self.path = os.fspath(path)
         self.meta = validate_meta(meta)
-        if not os.path.exists(self.path):
-            raise FileNotFoundError(f"no HDF5 split file at {self.path}")
-        try:  # no HDF5 chunk cache: the FrameCache is the only one, and it is bounded
-            self._file = _h5py().File(self.path, "r", rdcc_nbytes=0)
-        except OSError as e:
-            raise DatasetFormatError(f"{self.path}: not a readable HDF5 file: {e}") from None
+        # no HDF5 chunk cache: the FrameCache is the only one, and it is bounded
+        self._file = _open(self.path, rdcc_nbytes=0)
         self._count = len(self._file)
 
     def __len__(self) -> int:
