@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from meshsim.data.time_indexed import TimeIndexed
+
 SOLAR_CONSTANT = 1361.0  # W m⁻², total solar irradiance (Kopp & Lean 2011)
 FORCING_NAMES = (
     "toa_incident_solar_radiation",
@@ -107,7 +109,7 @@ def forcing_points(times, latitudes, longitudes) -> np.ndarray:
     return out
 
 
-class LazyForcing:
+class LazyForcing(TimeIndexed):
     """`forcing_points(times, latitudes, longitudes)` as a `[T, N, 5]` float32 array-like
     that computes only the times indexed (an int, a slice or an index array along
     time), so a trajectory holds no `[T, N, 5]` array; `np.asarray` computes them all.
@@ -131,27 +133,18 @@ class LazyForcing:
         self.shape = (self.times.size, self.latitudes.size, len(FORCING_NAMES))
         self.ndim, self.dtype = 3, np.dtype(np.float32)
 
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __repr__(self) -> str:
         return f"LazyForcing(shape {self.shape})"
 
-    def __getitem__(self, index):
-        rest: tuple = ()
-        if isinstance(index, tuple):
-            index, rest = (index[0], index[1:]) if index else (slice(None), ())
-        if isinstance(index, int | np.integer):
-            if not -self.shape[0] <= index < self.shape[0]:
-                raise IndexError(f"time index {index} out of range for {self.shape[0]} times")
-            out = forcing_points(self.times[[int(index)]], self.latitudes, self.longitudes)[0]
-            return out[rest] if rest else out
-        if isinstance(index, slice) or (
-            isinstance(index, list | np.ndarray) and np.asarray(index).dtype.kind in "iu"
-        ):
-            out = forcing_points(self.times[index], self.latitudes, self.longitudes)
-            return out[(slice(None), *rest)] if rest else out
-        return np.asarray(self)[(index, *rest)]
+    def frame(self, t: int) -> np.ndarray:
+        """[N, 5] the forcings at time t (negative counts from the end)."""
+        if not -self.shape[0] <= t < self.shape[0]:
+            raise IndexError(f"time index {t} out of range for {self.shape[0]} times")
+        return self.frames([t])[0]
+
+    def frames(self, times) -> np.ndarray:
+        """[len(times), N, 5] the forcings at the times `times` ([n] int)."""
+        return forcing_points(self.times[np.asarray(times, int)], self.latitudes, self.longitudes)
 
     def __array__(self, dtype=None, copy=None):
         out = forcing_points(self.times, self.latitudes, self.longitudes)

@@ -29,12 +29,13 @@ import numpy as np
 from meshsim.data.frame_cache import FrameCache
 from meshsim.data.hdf5 import _group_name, _open, _stored_fields
 from meshsim.data.meta import DatasetFormatError, validate_meta, validate_trajectory
+from meshsim.data.time_indexed import TimeIndexed
 from meshsim.validation import is_int
 
 __all__ = ["LazyField", "LazyHDF5Split", "LazyTrajectory"]
 
 
-class LazyField:
+class LazyField(TimeIndexed):
     """A `[T, ...]` HDF5 dataset that reads frames on demand (see module doc).
 
     Attributes:
@@ -54,9 +55,6 @@ class LazyField:
 
     def __repr__(self) -> str:
         return f"LazyField({self._where}, field {self.name!r}, shape {self.shape})"
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def _read(self, t: int) -> np.ndarray:
         frame = self._dataset[t]  # [...] one frame, one chunk
@@ -82,29 +80,11 @@ class LazyField:
             return self._read(t)
         return self._cache.get((*self._key, t), lambda: self._read(t))
 
-    def _frames(self, times) -> np.ndarray:
-        """[len(times), ...] the frames `times`, stacked."""
+    def frames(self, times) -> np.ndarray:
+        """[len(times), ...] the frames `times` ([n] int), stacked."""
         if len(times) == 0:
             return np.zeros((0, *self.shape[1:]), self.dtype)
         return np.stack([self.frame(int(t)) for t in times])
-
-    def __getitem__(self, index):
-        rest: tuple = ()
-        if isinstance(index, tuple):
-            index, rest = (index[0], index[1:]) if index else (slice(None), ())
-        if is_int(index):
-            out = self.frame(int(index))
-            return out[rest] if rest else out
-        if isinstance(index, slice):
-            out = self._frames(range(*index.indices(self.shape[0])))
-        elif isinstance(index, list | np.ndarray) and np.asarray(index).dtype.kind in "iu":
-            times = np.asarray(index)
-            if times.ndim != 1:
-                return np.asarray(self)[(index, *rest)]
-            out = self._frames(times)
-        else:
-            return np.asarray(self)[(index, *rest)]
-        return out[(slice(None), *rest)] if rest else out
 
     def __array__(self, dtype=None, copy=None):
         array = self._dataset[()]  # the whole field: an explicit full read
