@@ -61,7 +61,7 @@ SCRIPT = textwrap.dedent(
         placed = jax.device_put(batch, blocked_batch_shardings(batch, mesh))
         whole = []  # arrays split fewer than k ways (every one with a node or edge axis)
         for path, leaf in jax.tree_util.tree_leaves_with_path(
-                (placed, part.local, part.tables, part.node_rows, part.out_rows)):
+                (placed, part.tables)):
             where = jax.tree_util.keystr(path)
             if leaf.ndim == 0 or "n_node" in where or "n_edge" in where or "graph_mask" in where:
                 continue  # counts and the graph mask: a few ints, replicated

@@ -71,8 +71,9 @@ NOT_RUN_HERE.update(
         _DEVICES8 + "runs/dp --set data.batch_size=8 --set parallel.data=8": _PARALLEL,
         _DEVICES8 + "runs/pmap --set data.batch_size=4 --set parallel.backend=pmap "
         "--set parallel.data=4": _PARALLEL,
-        _DEVICES8 + "runs/gp --set data.path=data/one_mesh --set parallel.graph=8 "
-        "--set parallel.data=1": _PARALLEL,
+        _DEVICES8 + "runs/gp --set data.batch_size=4 --set parallel.graph=2 "
+        "--set parallel.data=4": _PARALLEL
+        + "; tests/test_per_mesh_partitions.py does so on trajectories with different meshes",
         _TWO + "0 '&'": _TWO_WHY,
         _TWO + "1": _TWO_WHY,
         "srun --nodes=4 --ntasks-per-node=1 --gpus-per-task=8 meshsim train --config "

@@ -96,7 +96,7 @@ class EdgeSet:
         return dataclasses.replace(self, **changes)
 
 
-@_pytree(("node_sets", "edge_sets", "graph_mask"))
+@_pytree(("node_sets", "edge_sets", "graph_mask", "parts"))
 class MultiGraph:
     """Named node sets and named edge sets; possibly a batch of several graphs.
 
@@ -104,6 +104,10 @@ class MultiGraph:
       node_sets:  {name: NodeSet} — e.g. {"mesh": ...} or {"grid": ..., "mesh": ...}.
       edge_sets:  {name: EdgeSet} — e.g. {"mesh": ...}, {"grid2mesh": ..., "mesh": ...}.
       graph_mask: [num_graphs] bool — True for real graphs, False for padding graphs.
+      parts:      None, or the tables a `Simulator.partition` runs this example's mesh
+                  with when the examples of a batch lie on different meshes (one pytree
+                  per example, `meshsim.parallel.per_mesh`); opaque to everything else,
+                  and kept by `replace` and `with_features`.
 
     Names are iterated in sorted order (pytree dicts are sorted), which fixes the
     order of parameters and of aggregated messages.
@@ -112,6 +116,7 @@ class MultiGraph:
     node_sets: Mapping[str, NodeSet]
     edge_sets: Mapping[str, EdgeSet]
     graph_mask: Array
+    parts: Any = None
 
     @property
     def num_graphs(self) -> int:
@@ -144,10 +149,9 @@ class MultiGraph:
         Splitting features from structure lets a batch of examples that share one
         fixed structure carry `[B, ...]` features but a single copy of the indices.
         """
-        return MultiGraph(
+        return self.replace(
             node_sets={k: v.replace(features=features.nodes[k]) for k, v in self.node_sets.items()},
             edge_sets={k: v.replace(features=features.edges[k]) for k, v in self.edge_sets.items()},
-            graph_mask=self.graph_mask,
         )
 
 

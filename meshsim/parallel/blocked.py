@@ -22,20 +22,28 @@ rows in block order. A halo copy therefore always equals its owner (training noi
 included, since the noise is drawn on the owner's row), the outputs equal the
 unpartitioned network's to float rounding, and gradients flow back through the
 exchanges to the owners.
+
+Trajectories on different meshes (`make_per_mesh_blocked_partition`): every distinct
+mesh of the training data is cut once, all of their layouts and tables padded to one
+common budget (`meshsim.parallel.per_mesh`). `block_batch` then lays each example out
+by its own mesh's partition and puts that mesh's `BlockedTables` in the example's
+structure (`MultiGraph.parts`, stacked `[B, K, ...]` and split over DATA_AXIS and
+GRAPH_AXIS), which `apply` reads instead of the constants of a shared mesh.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from meshsim.graph import GraphFeatures, MultiGraph
+from meshsim.graph import GraphFeatures, MultiGraph, PaddingBudget
 from meshsim.graph.window import NODE_INDEX, Window, graph_batch_axis
+from meshsim.parallel import per_mesh
 from meshsim.parallel.graph_parallel import (
     _first,
     blocked_graph,
@@ -43,7 +51,7 @@ from meshsim.parallel.graph_parallel import (
     local_apply,
     make_halo_exchange,
 )
-from meshsim.parallel.partition import PartitionedGraph, partition_graph
+from meshsim.parallel.partition import HaloTables, PartitionedGraph, Round, partition_graph
 from meshsim.parallel.partition_fields import _to_parts
 from meshsim.parallel.sharding import DATA_AXIS, GRAPH_AXIS, graph_shardings
 
@@ -61,51 +69,149 @@ def _rows(x: jax.Array, index: jax.Array) -> jax.Array:
     return _to_parts(x, index, None, 0, "rows")
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class BlockedPartition:
-    """A simulator's network on examples in the blocked layout (`Simulator.partition`).
+class BlockedTables(NamedTuple):
+    """What the network needs of one mesh's partition; every leaf has a leading [K] axis
+    (a further leading [B] when a batch carries one per example).
 
-    Build with `make_blocked_partition`. Hashed by identity (a static part of the
-    simulator).
-
-    Attributes:
-      pgraph: the host-side partition of the shared structure (statistics, tables).
-      structure: the shared structure in the blocked layout (`blocked_graph`), on the
-        mesh with its node and edge axes split over GRAPH_AXIS.
-      source: {node set: [K·R_s] int64} the global node of each blocked row, -1 for padding.
-      node_set: the node set a window's fields live on.
-      mesh: a mesh with a GRAPH_AXIS of `pgraph.num_parts` devices.
-      method: halo exchange, "all_gather" or "ppermute".
-      local: the parts' local graphs [K, ...] (structure only), split over GRAPH_AXIS.
-      tables: {node set: HaloTables [K, ...]}, split over GRAPH_AXIS.
+    Fields:
+      local: the parts' local graphs (structure only, `PartitionedGraph.graph`).
+      halo: {node set: HaloTables}.
       node_rows: {node set: [K, N_local_s] int32} block row of each local row (-1: zero).
       edge_rows: {edge set: [K, E_local_e] int32} block row of each local edge (-1: zero).
       out_rows: {node set: [K, R_s] int32} local row of each block row (-1: zero).
     """
 
+    local: MultiGraph
+    halo: Mapping[str, HaloTables]
+    node_rows: Mapping[str, Any]
+    edge_rows: Mapping[str, Any]
+    out_rows: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BlockedMesh:
+    """One mesh cut for the blocked layout. Host side (numpy).
+
+    Attributes:
+      pgraph: its partition (statistics; the tables come from it).
+      structure: the mesh in the blocked layout (`blocked_graph`), one graph.
+      source: {node set: [K·R_s] int64} the mesh node of each blocked row, -1 for padding.
+      tables: its `BlockedTables`.
+    """
+
     pgraph: PartitionedGraph
     structure: MultiGraph
     source: Mapping[str, np.ndarray]
+    tables: BlockedTables
+
+
+def _cut_mesh(
+    structure: MultiGraph,
+    parts: Mapping[str, np.ndarray],
+    k: int,
+    local: PaddingBudget | None = None,
+    block: PaddingBudget | None = None,
+) -> BlockedMesh:
+    """`structure` cut by `parts` into K parts, local graphs at least `local`'s sizes,
+    blocks (rows R_s, edges C_e per part) at least `block`'s."""
+    pgraph = partition_graph(structure, parts, k, budget=local)
+    blocked, new_row = blocked_graph(structure, parts, k, budget=block)
+    source = {}
+    for s, rows in new_row.items():
+        source[s] = np.full(blocked.num_nodes(s), -1, np.int64)
+        source[s][rows] = np.arange(rows.size)
+    stats = pgraph.stats()
+    owned = {s: np.asarray(stats.owned[s]) for s in structure.node_sets}
+    tables = BlockedTables(
+        local=pgraph.graph,
+        halo=dict(pgraph.halo),
+        node_rows={s: _owned_rows(c, pgraph.num_local(s)) for s, c in owned.items()},
+        edge_rows={
+            e: _owned_rows(np.asarray(stats.edges[e]), pgraph.edge_index[e].shape[1])
+            for e in structure.edge_sets
+        },
+        out_rows={s: _owned_rows(c, blocked.num_nodes(s) // k) for s, c in owned.items()},
+    )
+    return BlockedMesh(pgraph=pgraph, structure=blocked, source=source, tables=tables)
+
+
+def _sizes(cut: BlockedMesh, k: int) -> tuple[PaddingBudget, PaddingBudget]:
+    """(local budget, block budget) of one cut mesh."""
+    pg, g = cut.pgraph, cut.structure
+    local = PaddingBudget(
+        n_node={s: pg.num_local(s) for s in g.node_sets},
+        n_edge={e: int(pg.edge_index[e].shape[1]) for e in g.edge_sets},
+        n_graph=2,
+    )
+    block = PaddingBudget(
+        n_node={s: g.num_nodes(s) // k for s in g.node_sets},
+        n_edge={e: g.edge_sets[e].num_edges // k for e in g.edge_sets},
+        n_graph=1,
+    )
+    return local, block
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BlockedPartition:
+    """A simulator's network on examples in the blocked layout (`Simulator.partition`).
+
+    Build with `make_blocked_partition` (every example on one mesh: its tables are
+    constants of the step) or `make_per_mesh_blocked_partition` (examples on several
+    meshes: each batch carries its examples' tables). Hashed by identity (a static
+    part of the simulator).
+
+    Attributes:
+      meshes: the cut meshes (one for a shared mesh), all in one common layout.
+      index: {`per_mesh.mesh_fingerprint`: position in `meshes`}.
+      node_set: the node set a window's fields live on.
+      mesh: a mesh with a GRAPH_AXIS of K devices.
+      method: halo exchange, "all_gather" or "ppermute".
+      rounds: {node set: ppermute rounds} the tables' rounds (static).
+      structure: a shared mesh's blocked structure on the device mesh, its node and
+        edge axes split over GRAPH_AXIS; None for several meshes.
+      tables: a shared mesh's `BlockedTables`, split over GRAPH_AXIS; None for several
+        meshes (the batch carries them).
+    """
+
+    meshes: tuple[BlockedMesh, ...]
+    index: Mapping[bytes, int]
     node_set: str
     mesh: Mesh
     method: str
-    local: MultiGraph
-    tables: Mapping[str, Any]
-    node_rows: Mapping[str, jax.Array]
-    edge_rows: Mapping[str, jax.Array]
-    out_rows: Mapping[str, jax.Array]
+    rounds: Mapping[str, tuple[Round, ...]]
+    structure: MultiGraph | None
+    tables: BlockedTables | None
 
     @property
     def num_parts(self) -> int:
         return self.pgraph.num_parts
 
+    @property
+    def pgraph(self) -> PartitionedGraph:
+        """The first mesh's partition (the only one for a shared mesh)."""
+        return self.meshes[0].pgraph
+
+    @property
+    def source(self) -> Mapping[str, np.ndarray]:
+        """{node set: [K·R_s]} the first mesh's node of each blocked row (-1: padding)."""
+        return self.meshes[0].source
+
+    @property
+    def shared(self) -> bool:
+        """True when every example lies on one mesh (the tables are constants)."""
+        return self.structure is not None
+
     # ------------------------------------------------------------------ host side
 
-    def block_fields(self, fields: Mapping[str, Any], *, axis: int = 0) -> dict[str, np.ndarray]:
-        """Per-node arrays of `node_set` from global order ([..., N(+padding), ...] at
-        `axis`) to the blocked layout ([..., K·R, ...]; padding rows 0). Host side."""
-        src = self.source[self.node_set]
-        n = self.pgraph.parts[self.node_set].shape[0]
+    def block_fields(
+        self, fields: Mapping[str, Any], *, axis: int = 0, mesh: int = 0
+    ) -> dict[str, np.ndarray]:
+        """Per-node arrays of `node_set` on mesh number `mesh` from global order
+        ([..., N(+padding), ...] at `axis`) to the blocked layout ([..., K·R, ...];
+        padding rows 0). Host side."""
+        cut = self.meshes[mesh]
+        src = cut.source[self.node_set]
+        n = cut.pgraph.parts[self.node_set].shape[0]
         out = {}
         for name, x in fields.items():
             x = np.asarray(x)
@@ -118,12 +224,14 @@ class BlockedPartition:
         return out
 
     def block_batch(self, batch: Window) -> Window:
-        """A batch (fields [B, N_pad, ...], the partitioned structure stacked or shared,
-        padded or not) in the blocked layout: fields [B, K·R, ...] and the shared blocked
-        structure, plus the field `NODE_INDEX` [B, K·R] (each row's mesh node, -1 for
-        padding; per-node noise follows it). Host side; every example must be on the
-        partitioned mesh (`runs.train` compares every trajectory's mesh; a stacked
-        batch's node masks are checked here)."""
+        """A batch (fields [B, N_pad, ...], structure stacked or shared, padded or not)
+        in the blocked layout: fields [B, K·R, ...] plus the field `NODE_INDEX` [B, K·R]
+        (each row's mesh node, -1 for padding; per-node noise follows it), and the
+        blocked structure: shared for one mesh, else stacked per example with each
+        example's `BlockedTables` in its `parts`. Host side; every example must lie on
+        a partitioned mesh (ValueError naming the first that does not)."""
+        if not self.shared:
+            return self._block_per_example(batch)
         if graph_batch_axis(batch) == 0:
             mask = np.asarray(batch.graph.node_sets[self.node_set].mask)  # [B, N_pad]
             n = self.pgraph.parts[self.node_set].shape[0]
@@ -138,10 +246,23 @@ class BlockedPartition:
         fields[NODE_INDEX] = np.broadcast_to(index, (size, index.size)).copy()
         return Window(graph=self.structure, fields=fields)
 
-    def unblock(self, x, node_set: str | None = None, *, axis: int = 0) -> np.ndarray:
-        """Blocked rows ([..., K·R, ...] at `axis`) back to global order [..., N, ...]."""
+    def _block_per_example(self, batch: Window) -> Window:
+        meshes = per_mesh.example_meshes(batch.graph, self.index)
+        examples, graphs = [], []
+        for b, m in enumerate(meshes):
+            one = {k: np.asarray(v)[b] for k, v in batch.fields.items()}
+            fields = self.block_fields(one, mesh=m)
+            fields[NODE_INDEX] = self.meshes[m].source[self.node_set].astype(np.int32)
+            examples.append(fields)
+            cut = self.meshes[m]
+            graphs.append(cut.structure.replace(parts=cut.tables))
+        return Window(graph=per_mesh.stack(graphs), fields=per_mesh.stack(examples))
+
+    def unblock(self, x, node_set: str | None = None, *, axis: int = 0, mesh: int = 0):
+        """Blocked rows of mesh number `mesh` ([..., K·R, ...] at `axis`) back to global
+        order [..., N, ...]."""
         node_set = self.node_set if node_set is None else node_set
-        src = self.source[node_set]
+        src = self.meshes[mesh].source[node_set]
         real = np.flatnonzero(src >= 0)
         order = np.argsort(src[real])
         return np.take(np.asarray(x), real[order], axis=axis)
@@ -150,44 +271,46 @@ class BlockedPartition:
 
     def apply(self, model: Any, params: Any, graph: MultiGraph) -> jax.Array:
         """The network on one example in the blocked layout (node sets [K·R_s, F], edge
-        sets [K·C_e, F], normalized features); returns [K·R_out, output_size] in block
-        order, padding rows 0, split over GRAPH_AXIS. Jit-safe; vmappable over examples."""
+        sets [K·C_e, F], normalized features; its `parts` the example's tables when
+        the examples lie on several meshes); returns [K·R_out, output_size] in block
+        order, padding rows 0, split over GRAPH_AXIS. Jit-safe; vmappable."""
         features = graph.features()
+        tables = self.tables if graph.parts is None else graph.parts
+        if tables is None:
+            raise ValueError("graph.parts: expected the example's tables (`block_batch`)")
         out_set = model.output_node_set
-        spec, rounds, method = PartitionSpec(GRAPH_AXIS), dict(self.pgraph.rounds), self.method
+        spec, rounds, method = PartitionSpec(GRAPH_AXIS), dict(self.rounds), self.method
 
-        def body(params, nodes, edges, local, tables, node_rows, edge_rows, out_rows):
-            local, tables = _first(local), _first(tables)
-            x = {s: _rows(block, node_rows[s][0]) for s, block in nodes.items()}  # halo rows 0
-            e = {k: _rows(block, edge_rows[k][0]) for k, block in edges.items()}
-            exchange = make_halo_exchange(tables, rounds, method=method)
+        def body(params, nodes, edges, t: BlockedTables):
+            t = _first(t)
+            x = {s: _rows(block, t.node_rows[s]) for s, block in nodes.items()}  # halo rows 0
+            e = {k: _rows(block, t.edge_rows[k]) for k, block in edges.items()}
+            exchange = make_halo_exchange(t.halo, rounds, method=method)
             x = exchange(x, tuple(x))  # the inputs' halo rows from their owners
             out = local_apply(
                 model,
                 params,
-                local.with_features(GraphFeatures(nodes=x, edges=e)),
-                tables,
+                t.local.with_features(GraphFeatures(nodes=x, edges=e)),
+                t.halo,
                 rounds,
                 method=method,
             )
-            return _rows(out, out_rows[out_set][0])  # [R_out, F_out]
+            return _rows(out, t.out_rows[out_set])  # [R_out, F_out]
 
         run = jax.shard_map(
             body,
             mesh=self.mesh,
-            in_specs=(PartitionSpec(), spec, spec, spec, spec, spec, spec, spec),
+            in_specs=(PartitionSpec(), spec, spec, spec),
             out_specs=spec,
             axis_names=frozenset({GRAPH_AXIS}),
         )
-        return run(
-            params,
-            dict(features.nodes),
-            dict(features.edges),
-            self.local,
-            dict(self.tables),
-            dict(self.node_rows),
-            dict(self.edge_rows),
-            dict(self.out_rows),
+        return run(params, dict(features.nodes), dict(features.edges), tables)
+
+
+def _check_node_set(structure: MultiGraph, node_set: str) -> None:
+    if node_set not in structure.node_sets:
+        raise ValueError(
+            f"node_set: expected one of {sorted(structure.node_sets)}, got {node_set!r}"
         )
 
 
@@ -210,49 +333,98 @@ def make_blocked_partition(
       node_set: the node set a window's fields live on (`Task.node_set`).
       method: "all_gather" or "ppermute".
     """
-    if node_set not in structure.node_sets:
-        raise ValueError(
-            f"node_set: expected one of {sorted(structure.node_sets)}, got {node_set!r}"
-        )
+    _check_node_set(structure, node_set)
     k, parts = cut_for_mesh(structure, positions, mesh, method)
-    pgraph = partition_graph(structure, parts, k)
-    blocked, new_row = blocked_graph(structure, parts, k)
-    source = {}
-    for s, rows in new_row.items():
-        source[s] = np.full(blocked.num_nodes(s), -1, np.int64)
-        source[s][rows] = np.arange(rows.size)
-    stats = pgraph.stats()
-    owned = {s: np.asarray(stats.owned[s]) for s in structure.node_sets}
-    node_rows = {s: _owned_rows(c, pgraph.num_local(s)) for s, c in owned.items()}
-    edge_rows = {
-        e: _owned_rows(np.asarray(stats.edges[e]), pgraph.edge_index[e].shape[1])
-        for e in structure.edge_sets
-    }
-    out_rows = {s: _owned_rows(c, blocked.num_nodes(s) // k) for s, c in owned.items()}
+    cut = _cut_mesh(structure, parts, k)
     split = NamedSharding(mesh, PartitionSpec(GRAPH_AXIS))
     return BlockedPartition(
-        pgraph=pgraph,
-        structure=jax.device_put(blocked, graph_shardings(blocked, mesh)),
-        source=source,
+        meshes=(cut,),
+        index={per_mesh.mesh_fingerprint(structure): 0},
         node_set=node_set,
         mesh=mesh,
         method=method,
-        local=jax.device_put(pgraph.graph, split),
-        tables=jax.device_put(dict(pgraph.halo), split),
-        node_rows=jax.device_put(node_rows, split),
-        edge_rows=jax.device_put(edge_rows, split),
-        out_rows=jax.device_put(out_rows, split),
+        rounds=dict(cut.pgraph.rounds),
+        structure=jax.device_put(cut.structure, graph_shardings(cut.structure, mesh)),
+        tables=jax.device_put(cut.tables, split),
+    )
+
+
+def make_per_mesh_blocked_partition(
+    meshes: Sequence[tuple[MultiGraph, Mapping[str, Any]]],
+    mesh: Mesh,
+    *,
+    node_set: str,
+    method: str = "all_gather",
+) -> BlockedPartition:
+    """Cuts each of several meshes into the mesh's GRAPH_AXIS size of parts, in one
+    common layout (every mesh's blocks, local graphs and halo tables padded to the
+    largest), for a dataset whose trajectories lie on different meshes. Host side.
+
+    Args:
+      meshes: [(structure, positions)] one unpadded graph and its {node set: [N_s, D]}
+        positions per distinct mesh (`per_mesh.MeshCatalog.meshes`).
+      mesh, node_set, method: as in `make_blocked_partition`.
+    """
+    if not meshes:
+        raise ValueError("meshes: expected at least one mesh, got none")
+    cuts, parts_of = [], []
+    for structure, positions in meshes:
+        _check_node_set(structure, node_set)
+        k, parts = cut_for_mesh(structure, positions, mesh, method)
+        parts_of.append(parts)
+        cuts.append(_cut_mesh(structure, parts, k))
+    sizes = [_sizes(c, k) for c in cuts]
+    local = per_mesh.common_budget([s[0] for s in sizes])
+    block = per_mesh.common_budget([s[1] for s in sizes])
+    cuts = [_cut_mesh(s, p, k, local, block) for (s, _), p in zip(meshes, parts_of)]
+    rounds = {s: per_mesh.full_rounds(k) for s in cuts[0].structure.node_sets}
+    for s in rounds:
+        mine = [dict(c.pgraph.rounds)[s] for c in cuts]
+        halo, send, widths = per_mesh.table_widths([c.tables.halo[s] for c in cuts], mine, k)
+        for i, c in enumerate(cuts):
+            padded = per_mesh.pad_halo_tables(
+                c.tables.halo[s],
+                mine[i],
+                k=k,
+                n_local=local.n_node[s],
+                halo=halo,
+                send=send,
+                widths=widths,
+            )
+            tables = c.tables._replace(halo={**c.tables.halo, s: padded})
+            cuts[i] = dataclasses.replace(c, tables=tables)
+    return BlockedPartition(
+        meshes=tuple(cuts),
+        index={per_mesh.mesh_fingerprint(s): i for i, (s, _) in enumerate(meshes)},
+        node_set=node_set,
+        mesh=mesh,
+        method=method,
+        rounds=rounds,
+        structure=None,
+        tables=None,
     )
 
 
 def blocked_batch_shardings(batch: Window, mesh: Mesh) -> Window:
     """Shardings of a batch in the blocked layout: fields [B, K·R, ...] split over
-    DATA_AXIS (examples) and GRAPH_AXIS (nodes); the shared structure's node and edge
-    axes over GRAPH_AXIS (`sharding.graph_shardings`)."""
-    if graph_batch_axis(batch) == 0:
-        raise ValueError("batch: expected the shared blocked structure (`block_batch`)")
-    fields = NamedSharding(mesh, PartitionSpec(DATA_AXIS, GRAPH_AXIS))
-    return Window(
-        graph=graph_shardings(batch.graph, mesh),
-        fields=jax.tree_util.tree_map(lambda _: fields, batch.fields),
+    DATA_AXIS (examples) and GRAPH_AXIS (nodes); a shared structure's node and edge
+    axes over GRAPH_AXIS (`sharding.graph_shardings`); a structure stacked per example
+    (several meshes) over DATA_AXIS and, for its node, edge and table axes, GRAPH_AXIS
+    (its counts and graph mask over DATA_AXIS only)."""
+    both = NamedSharding(mesh, PartitionSpec(DATA_AXIS, GRAPH_AXIS))
+    fields = jax.tree_util.tree_map(lambda _: both, batch.fields)
+    if graph_batch_axis(batch) != 0:
+        return Window(graph=graph_shardings(batch.graph, mesh), fields=fields)
+    examples = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+    graph = batch.graph
+    node = lambda ns: ns.replace(features=both, n_node=examples, mask=both)
+    edge = lambda es: es.replace(
+        features=both, senders=both, receivers=both, n_edge=examples, mask=both
     )
+    shardings = graph.replace(
+        node_sets={s: node(ns) for s, ns in graph.node_sets.items()},
+        edge_sets={e: edge(es) for e, es in graph.edge_sets.items()},
+        graph_mask=examples,
+        parts=jax.tree_util.tree_map(lambda _: both, graph.parts),
+    )
+    return Window(graph=shardings, fields=fields)

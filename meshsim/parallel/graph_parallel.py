@@ -357,7 +357,7 @@ def _blocked_rows(owner: np.ndarray, k: int, width: int) -> np.ndarray:
 
 
 def blocked_graph(
-    graph: MultiGraph, parts, num_parts: int, *, multiple: int = 8
+    graph: MultiGraph, parts, num_parts: int, *, multiple: int = 8, budget=None
 ) -> tuple[MultiGraph, dict[str, np.ndarray]]:
     """The graph renumbered so that splitting its node and edge axes K ways puts one
     spatial part on each device: the layout for GSPMD (`jit` of the unpartitioned
@@ -371,6 +371,8 @@ def blocked_graph(
     Args:
       graph, parts, num_parts: as in `partition.partition_graph`.
       multiple: R_s and C_k are rounded up to a multiple of this.
+      budget: a `PaddingBudget` of at least these R_s (`n_node`) and C_k (`n_edge`):
+        one layout shared by several meshes.
 
     Returns:
       (graph, {node set: [N_s] int32 new row of each global node}). Host side.
@@ -380,6 +382,8 @@ def blocked_graph(
     new_row, width, node_sets = {}, {}, {}
     for s, ns in graph.node_sets.items():
         width[s] = _block(np.bincount(parts[s], minlength=k), 1, multiple)
+        if budget is not None:
+            width[s] = max(width[s], budget.n_node[s])
         rows = new_row[s] = _blocked_rows(parts[s], k, width[s]).astype(np.int32)
         x = np.asarray(ns.features)
         features = np.zeros((k * width[s],) + x.shape[1:], x.dtype)
@@ -393,6 +397,8 @@ def blocked_graph(
         senders, receivers = np.asarray(es.senders), np.asarray(es.receivers)
         owner = parts[es.receiver][receivers]
         c = _block(np.bincount(owner, minlength=k), 0, multiple)
+        if budget is not None:
+            c = max(c, budget.n_edge[e])
         slot = _blocked_rows(owner, k, c)
         block = np.repeat(np.arange(k), c)
         new_s = (block + 1) * width[es.sender] - 1  # the padding row of each block

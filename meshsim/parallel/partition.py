@@ -393,6 +393,7 @@ def partition_graph(
     num_parts: int,
     *,
     multiple: int = 8,
+    budget: PaddingBudget | None = None,
 ) -> PartitionedGraph:
     """Splits a graph into `num_parts` padded local graphs with halos and exchange tables.
 
@@ -402,6 +403,8 @@ def partition_graph(
         (e.g. from `partition_nodes`), values in [0, num_parts).
       num_parts: K.
       multiple: local node and edge budgets are rounded up to a multiple of this.
+      budget: local budgets of at least these sizes (n_node per node set, n_edge per
+        edge set): one budget shared by the partitions of several meshes.
 
     Returns:
       A `PartitionedGraph`. Host side, O(K · (N + E)) time and memory.
@@ -439,6 +442,9 @@ def partition_graph(
         for s in names
     }
     n_edge = {e: _round_up(max(x.size for x in edges[e]), multiple) for e in graph.edge_sets}
+    if budget is not None:
+        n_local = {s: max(n, budget.n_node[s]) for s, n in n_local.items()}
+        n_edge = {e: max(n, budget.n_edge[e]) for e, n in n_edge.items()}
     budget = PaddingBudget(n_node=n_local, n_edge=n_edge, n_graph=2)
 
     global_index = {s: np.full((k, n_local[s]), -1, np.int32) for s in names}

@@ -26,8 +26,8 @@ Host side; the returned steps are pure and compiled on first use.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import jax
 import numpy as np
@@ -105,37 +105,46 @@ class Placement:
         """Parts each graph is run in turn on one device (`parallel.partitions`)."""
         return int(getattr(self.parallel, "partitions", 1))
 
-    def simulator(self, sim: Simulator, structure: MultiGraph, positions) -> Simulator:
+    def simulator(
+        self, sim: Simulator, meshes: Sequence[tuple[MultiGraph, Mapping[str, Any]]]
+    ) -> Simulator:
         """`sim` with its network split into `graph` parts when `parallel.graph` > 1, or
         run on `partitions` parts in turn when `parallel.partitions` > 1.
 
         Graph parts run on examples in the blocked layout
-        (`meshsim.parallel.blocked.BlockedPartition`): place batches for them with
-        `batch_placer(the returned simulator)`, which splits every example's nodes over
-        the graph devices. Sequential parts
-        (`meshsim.parallel.sequential.SequentialPartition`) take examples as they are.
+        (`meshsim.parallel.blocked.BlockedPartition`), sequential parts
+        (`meshsim.parallel.sequential.SequentialPartition`) on examples as they are:
+        place batches for either with `batch_placer(the returned simulator)`, which
+        also gives every example its own mesh's tables when there are several meshes.
 
         Args:
-          structure: the one unpadded structure every example shares.
-          positions: {node set: [N_s, D] float} node positions to cut along
-            (`Task.partition_positions`).
+          meshes: [(structure, positions)] per distinct mesh of the training data
+            (`meshsim.parallel.per_mesh.MeshCatalog.meshes`): one unpadded structure
+            and its {node set: [N_s, D] float} positions to cut along
+            (`Task.partition_positions`). Each is cut once; one mesh gives tables that
+            are constants of the step.
         """
         if self.partitions > 1:
-            from meshsim.parallel.sequential import make_sequential_partition
+            from meshsim.parallel import sequential
 
-            partition = make_sequential_partition(sim.model, structure, positions, self.partitions)
+            if len(meshes) == 1:
+                partition = sequential.make_sequential_partition(
+                    sim.model, *meshes[0], self.partitions
+                )
+            else:
+                partition = sequential.make_per_mesh_sequential_partition(
+                    sim.model, meshes, self.partitions
+                )
             return dataclasses.replace(sim, partition=partition)
         if self.graph == 1:
             return sim
-        from meshsim.parallel.blocked import make_blocked_partition
+        from meshsim.parallel import blocked
 
-        partition = make_blocked_partition(
-            structure,
-            positions,
-            self.mesh,
-            node_set=sim.task.node_set,
-            method=self.parallel.halo_exchange,
-        )
+        settings = dict(node_set=sim.task.node_set, method=self.parallel.halo_exchange)
+        if len(meshes) == 1:
+            partition = blocked.make_blocked_partition(*meshes[0], self.mesh, **settings)
+        else:
+            partition = blocked.make_per_mesh_blocked_partition(meshes, self.mesh, **settings)
         return dataclasses.replace(sim, partition=partition)
 
     # ------------------------------------------------------------------ state
@@ -188,10 +197,13 @@ class Placement:
         )
 
     def batch_placer(self, sim: Simulator) -> Callable[[Batch], Batch]:
-        """How batches for `sim` (from `simulator`) go onto the devices: `place_batch`,
-        or for a graph-partitioned simulator the batch in the blocked layout with its
-        nodes split over the graph devices and its examples over the data devices."""
+        """How batches for `sim` (from `simulator`) go onto the devices: `place_batch`
+        (after `attach_parts` for sequential parts), or for a graph-partitioned
+        simulator the batch in the blocked layout with its nodes split over the graph
+        devices and its examples over the data devices."""
         partition = sim.partition
+        if hasattr(partition, "attach_parts"):
+            return lambda batch: self.place_batch(partition.attach_parts(batch))
         if partition is None or not hasattr(partition, "block_batch"):
             return self.place_batch
         from meshsim.parallel.blocked import blocked_batch_shardings

@@ -29,12 +29,17 @@ the parameter gradient is the sum of the parts' shares, i.e. the full graph's.
 Exact for any network whose steps pass messages along the graph's edges only (the
 interaction and transformer blocks of `meshsim.models`, any node and edge sets).
 Host side construction; `apply` is jit-safe and vmappable.
+
+Trajectories on different meshes (`make_per_mesh_sequential_partition`): every
+distinct mesh is cut once, all parts padded to one common budget
+(`meshsim.parallel.per_mesh`), and `attach_parts` puts each example's own
+`SequentialParts` in its structure (`MultiGraph.parts`), which `apply` reads.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -43,6 +48,8 @@ import numpy as np
 
 from meshsim.graph import MultiGraph
 from meshsim.graph.padding import PaddingBudget, pad
+from meshsim.graph.window import Window
+from meshsim.parallel import per_mesh
 from meshsim.parallel.partition import partition_nodes, subgraph
 from meshsim.validation import check_int
 
@@ -64,8 +71,10 @@ class SequentialParts:
       edge_index:   {edge set: [P, E_local_k] int32} global index of each local edge;
                     -1 for padding edges.
       owner_flat:   [N_out] int32 owner part · N_local + local row of each global node
-                    of the output node set: its row in the flattened [P · N_local] outputs.
-      num_nodes:    ((node set, N_s), ...) global node counts (static).
+                    of the output node set: its row in the flattened [P · N_local] outputs
+                    (-1 past the mesh's nodes when padded to a larger mesh's count).
+      num_nodes:    ((node set, N_s), ...) global node counts (static; the largest of
+                    several meshes' when padded to a common budget).
       num_parts:    P (static).
       hops:         K, the halo width in hops (static).
       output_node_set: the node set that is cut and whose rows are kept (static).
@@ -90,7 +99,8 @@ class SequentialParts:
         Host side."""
         index = {k: np.asarray(v) for k, v in self.node_index.items()}
         total = lambda d: tuple(int(c) for c in sum((v >= 0).sum(1) for v in d.values()))
-        owner = np.asarray(self.owner_flat) // self.num_local()
+        owner = np.asarray(self.owner_flat)
+        owner = owner[owner >= 0] // self.num_local()
         owned = tuple(int(c) for c in np.bincount(owner, minlength=self.num_parts))
         edges = {k: np.asarray(v) for k, v in self.edge_index.items()}
         return {"owned": owned, "nodes": total(index), "edges": total(edges)}
@@ -139,6 +149,7 @@ def sequential_parts(
     *,
     output_node_set: str,
     multiple: int = 8,
+    budget: PaddingBudget | None = None,
 ) -> SequentialParts:
     """Cuts `structure`'s output node set into `num_parts` parts with `hops`-hop halos.
 
@@ -149,6 +160,7 @@ def sequential_parts(
       hops: K ≥ 0, the network's message-passing steps (`message_passing_hops`).
       output_node_set: the node set whose rows the network outputs.
       multiple: local budgets are rounded up to a multiple of this.
+      budget: local budgets of at least these sizes (one budget for several meshes).
 
     Returns:
       `SequentialParts`. Host side; O(K · (N + E) · halo overlap) time.
@@ -201,6 +213,9 @@ def sequential_parts(
             edge_rows[e].append(np.flatnonzero(keep))
     n_local = {s: _round_up(max(r.size for r in node_rows[s]) + 1, multiple) for s in names}
     n_edge = {e: _round_up(max(r.size for r in v), multiple) for e, v in edge_rows.items()}
+    if budget is not None:
+        n_local = {s: max(n, budget.n_node[s]) for s, n in n_local.items()}
+        n_edge = {e: max(n, budget.n_edge[e]) for e, n in n_edge.items()}
     budget = PaddingBudget(n_node=n_local, n_edge=n_edge, n_graph=2)
 
     node_index = {s: np.full((p_count, n_local[s]), -1, np.int32) for s in names}
@@ -247,27 +262,45 @@ class SequentialPartition:
     Hashed by identity (a static part of the simulator).
 
     Attributes:
-      parts: the parts of the shared, unpadded structure (`sequential_parts`).
+      parts: the parts of the shared, unpadded structure (`sequential_parts`); with
+        several meshes, the first mesh's in the common budget (a shape template).
       checkpoint: recompute each part's forward in the backward pass (True: activation
         memory of one part; False: XLA keeps every part's residuals, as the full graph).
+      meshes: None for a shared structure; else every mesh's parts in one common
+        budget, which `attach_parts` puts in the examples of a batch.
+      index: {`per_mesh.mesh_fingerprint`: position in `meshes`}.
     """
 
     parts: SequentialParts
     checkpoint: bool = True
+    meshes: tuple[SequentialParts, ...] | None = None
+    index: Mapping[bytes, int] | None = None
+
+    def attach_parts(self, batch: Window) -> Window:
+        """`batch` with each example's parts in its structure (`MultiGraph.parts`,
+        stacked [B, P, ...]) when the examples lie on several meshes; unchanged for a
+        shared structure. Host side; ValueError naming an example whose mesh was not
+        cut."""
+        if self.meshes is None:
+            return batch
+        meshes = per_mesh.example_meshes(batch.graph, self.index)
+        parts = per_mesh.stack([self.meshes[m] for m in meshes])
+        return batch._replace(graph=batch.graph.replace(parts=parts))
 
     def apply(self, model: Any, params: Any, graph: MultiGraph) -> jax.Array:
         """The network on one example `graph` (global layout, normalized features, padded
         or not); returns [N_out, output_size] like `model.apply(params, graph)` on the real
         nodes (padding rows 0). Jit-safe; vmappable over examples."""
-        sp = self.parts
+        sp = self.parts if graph.parts is None else graph.parts
         if model.output_node_set != sp.output_node_set:
             raise ValueError(
                 f"model.output_node_set: the parts were cut on {sp.output_node_set!r}, "
                 f"got {model.output_node_set!r}"
             )
-        counts = dict(sp.num_nodes)
+        if self.meshes is not None and graph.parts is None:
+            raise ValueError("graph.parts: expected the example's parts (`attach_parts`)")
         features = graph.features()
-        nodes = {s: _take(x[: counts[s]], sp.node_index[s]) for s, x in features.nodes.items()}
+        nodes = {s: _take(x, sp.node_index[s]) for s, x in features.nodes.items()}
         edges = {e: _take(x, sp.edge_index[e]) for e, x in features.edges.items()}
         local = sp.graph.replace(
             node_sets={s: ns.replace(features=nodes[s]) for s, ns in sp.graph.node_sets.items()},
@@ -285,9 +318,9 @@ class SequentialPartition:
 
         _, out = jax.lax.scan(body, None, local)  # [P, N_local, F]
         flat = out.reshape((-1,) + out.shape[2:])  # [P · N_local, F]
-        result = jnp.take(flat, sp.owner_flat, axis=0)  # [N_out, F]
+        result = _take(flat, sp.owner_flat[None])[0]  # [N_out, F]; 0 past the mesh's nodes
         rows = graph.node_sets[sp.output_node_set].features.shape[0]
-        return jnp.pad(result, ((0, rows - result.shape[0]), (0, 0)))
+        return jnp.pad(result[:rows], ((0, max(rows - result.shape[0], 0)), (0, 0)))
 
 
 def make_sequential_partition(
@@ -312,6 +345,12 @@ def make_sequential_partition(
       ValueError: naming `parallel.partitions` when P exceeds the output nodes, or the
         argument that is malformed.
     """
+    parts = _cut_parts(model, structure, positions, num_parts)
+    return SequentialPartition(parts=parts, checkpoint=checkpoint)
+
+
+def _cut_parts(model, structure, positions, num_parts, budget=None) -> SequentialParts:
+    """`sequential_parts` of one mesh for `model` (`make_sequential_partition`'s checks)."""
     out_set = getattr(model, "output_node_set", None)
     if out_set not in positions:
         raise ValueError(
@@ -319,19 +358,66 @@ def make_sequential_partition(
         )
     hops = message_passing_hops(model, structure)
     try:
-        parts = sequential_parts(
-            structure, positions[out_set], num_parts, hops, output_node_set=out_set
+        return sequential_parts(
+            structure, positions[out_set], num_parts, hops, output_node_set=out_set, budget=budget
         )
     except ValueError as e:
         if str(e).startswith("num_parts"):
             raise ValueError(f"parallel.partitions={num_parts}: {e}") from e
         raise
-    return SequentialPartition(parts=parts, checkpoint=checkpoint)
+
+
+def _padded(parts: SequentialParts, num_nodes: dict[str, int]) -> SequentialParts:
+    """`parts` claiming the common node counts, `owner_flat` padded with -1 to them."""
+    out_set = parts.output_node_set
+    owner = np.asarray(parts.owner_flat)
+    owner = np.pad(owner, (0, num_nodes[out_set] - owner.size), constant_values=-1)
+    return dataclasses.replace(
+        parts, owner_flat=owner.astype(np.int32), num_nodes=tuple(sorted(num_nodes.items()))
+    )
+
+
+def make_per_mesh_sequential_partition(
+    model: Any,
+    meshes: Sequence[tuple[MultiGraph, Mapping[str, Any]]],
+    num_parts: int,
+    *,
+    checkpoint: bool = True,
+) -> SequentialPartition:
+    """Sequential partitions of several meshes, all padded to one common budget, for a
+    dataset whose trajectories lie on different meshes. Host side.
+
+    Args:
+      model, num_parts, checkpoint: as in `make_sequential_partition`.
+      meshes: [(structure, positions)] per distinct mesh (`per_mesh.MeshCatalog.meshes`).
+    """
+    if not meshes:
+        raise ValueError("meshes: expected at least one mesh, got none")
+    first = [_cut_parts(model, s, p, num_parts) for s, p in meshes]
+    budget = per_mesh.common_budget(
+        [
+            PaddingBudget(
+                n_node={s: int(np.shape(v)[1]) for s, v in c.node_index.items()},
+                n_edge={e: int(np.shape(v)[1]) for e, v in c.edge_index.items()},
+                n_graph=2,
+            )
+            for c in first
+        ]
+    )
+    counts = {s: max(dict(c.num_nodes)[s] for c in first) for s in dict(first[0].num_nodes)}
+    cut = tuple(_padded(_cut_parts(model, s, p, num_parts, budget), counts) for s, p in meshes)
+    return SequentialPartition(
+        parts=cut[0],
+        checkpoint=checkpoint,
+        meshes=cut,
+        index={per_mesh.mesh_fingerprint(s): i for i, (s, _) in enumerate(meshes)},
+    )
 
 
 __all__ = [
     "SequentialPartition",
     "SequentialParts",
+    "make_per_mesh_sequential_partition",
     "make_sequential_partition",
     "message_passing_hops",
     "sequential_parts",

@@ -38,6 +38,7 @@ from meshsim.data.frame_cache import FrameCache
 from meshsim.evaluation import evaluate_rollouts
 from meshsim.graph.padding import grow_edges
 from meshsim.normalization import save_normalizers
+from meshsim.parallel.per_mesh import MeshCatalog
 from meshsim.parallel.placement import Placement, make_placement
 from meshsim.runs.build import build_for_data, check_splits, open_split
 from meshsim.runs.checkpoint import Checkpointer
@@ -104,23 +105,15 @@ def _process_shard(dataset, lengths: list[int]):
     return _ProcessShard(dataset, index, count), lengths[index::count]
 
 
-def _shared_structure(statics: Sequence, task: Task):
-    """The one structure every training trajectory has (graph parallelism cuts it once),
-    and that trajectory's static fields; ValueError naming the first that differs."""
-    first = task.structure(statics[0])
-    leaves = jax.tree_util.tree_leaves(first)
-    for i in range(1, len(statics)):  # by index: out of core, statics is a lazy sequence
-        other = jax.tree_util.tree_leaves(task.structure(statics[i]))
-        same = len(other) == len(leaves) and all(
-            np.shape(a) == np.shape(b) and np.array_equal(a, b) for a, b in zip(leaves, other)
-        )
-        if not same:
-            raise ValueError(
-                f"parallel.graph or parallel.partitions > 1: expected every training "
-                f"trajectory on one mesh (the graph is cut into parts once), but trajectory "
-                f"{i} differs from trajectory 0"
-            )
-    return first, statics[0]
+def _distinct_meshes(statics: Sequence, task: Task) -> MeshCatalog:
+    """The distinct meshes of the training trajectories (graph parallelism and
+    sequential partitions cut each once), with the positions to cut them along."""
+    catalog = MeshCatalog()
+    for i in range(len(statics)):  # by index: out of core, statics is a lazy sequence
+        static = statics[i]
+        structure = task.structure(static)
+        catalog.add(structure, lambda t=static, g=structure: task.partition_positions(t, g))
+    return catalog
 
 
 def _placed_simulator(placement: Placement, sim: Simulator, statics: Sequence) -> Simulator:
@@ -128,9 +121,10 @@ def _placed_simulator(placement: Placement, sim: Simulator, statics: Sequence) -
     sequential parts when `parallel.partitions` > 1."""
     if placement.graph == 1 and placement.partitions == 1:
         return sim
-    structure, static = _shared_structure(statics, sim.task)
-    positions = sim.task.partition_positions(static, structure)
-    placed = placement.simulator(sim, structure, positions)
+    catalog = _distinct_meshes(statics, sim.task)
+    placed = placement.simulator(sim, catalog.meshes)
+    if len(catalog) > 1:
+        logger.info("partitions: %d distinct meshes, each cut once", len(catalog))
     if placement.partitions > 1:
         sizes = placed.partition.parts.sizes()
         logger.info(
