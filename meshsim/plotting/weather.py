@@ -177,11 +177,14 @@ def plot_score_curves(
     scores: Mapping[str, Mapping[str, Sequence[float]]],
     *,
     ylabel: str = "latitude-weighted RMSE",
+    xlabel: str = "lead time (h)",
     dpi: int = 100,
 ) -> Path:
     """One panel per channel: score against lead time for each forecast kind.
 
     Args:
+      lead_hours: [L] the x values (lead times in hours for a forecast; any time axis,
+        named by `xlabel`, for a mesh rollout).
       scores: {kind ("model", "persistence", ...): {channel: [L values]}}.
     """
     from matplotlib.figure import Figure
@@ -193,7 +196,7 @@ def plot_score_curves(
         for kind, values in scores.items():
             ax.plot(lead_hours, values[channel], marker="o", ms=3, label=kind)
         ax.set_title(channel)
-        ax.set_xlabel("lead time (h)")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)
     axes[0].legend()
