@@ -77,7 +77,8 @@ SCRIPT = textwrap.dedent(
     want = [np.asarray(model.apply(params, g)) for g in graphs]  # [N_i, 2] each
     budget = PaddingBudget.for_dataset(graphs, graphs_per_batch=1, multiple=64)
     order = [2, 0, 1, 1]  # examples of the batch: meshes 2, 0, 1, 1
-    stacked = jax.tree_util.tree_map(lambda *x: np.stack(x), *[pad(graphs[m], budget) for m in order])
+    padded = [pad(graphs[m], budget) for m in order]
+    stacked = jax.tree_util.tree_map(lambda *x: np.stack(x), *padded)
     n_pad = budget.n_node["mesh"]
     rng = np.random.default_rng(0)
     x = rng.normal(size=(len(order), n_pad, 3)).astype(np.float32)
