@@ -13,10 +13,15 @@ package's own evaluation on every validation trajectory:
   energy of the last frame, against the truth's;
 * shallow water: latitude-weighted RMSE and ACC at 24 h and 72 h per channel.
 
-Parameter counts and steps/s are in the table. Usage (repository root)::
+Parameter counts and steps/s are in the table. `--recipes BLOCK` trains instead
+the cylinder-flow demo's recipe variations (`RECIPES`: noise, pushforward, bundle
+length) with that block at the preset's size, the same way: the study that picks the
+demo's recipe. Usage (repository root)::
 
     .venv/bin/python experiments/processors.py --budget-s 240 --weather-budget-s 240
-    .venv/bin/python experiments/processors.py --smoke --out /tmp/proc   # ~2 min CPU
+    .venv/bin/python experiments/processors.py --recipes interaction --tasks cylinder \
+        --out /tmp/recipes
+    .venv/bin/python experiments/processors.py --smoke --out /tmp/proc   # ~5 min CPU
 
 Writes `<out>/processors.json` and `<out>/processors.md` (default
 `experiments/results/`), runs under `--workdir` (default `runs/processors`).
@@ -59,9 +64,25 @@ SMOKE = [
 ]
 SMOKE_SIZES = {"cylinder": ((16, 1),), "shallow_water": ((16, 1),)}
 LEADS = (24, 72)
+# The demo recipe's variations (`--recipes`): the preset is 16-frame bundles, one-step
+# loss, noise σ 0.02 (MeshGraphNets').
+RECIPES = (
+    ("bundle16_noise0.02", ["task.noise_std=0.02"]),
+    ("bundle16_noise0.01", ["task.noise_std=0.01"]),
+    ("bundle16_noise0.005", ["task.noise_std=0.005"]),
+    (
+        "bundle8_pushforward2",
+        ["model.bundle_steps=8", "train.unroll_steps=2", "train.unroll_mode=pushforward"],
+    ),
+)
 
 
-def variants(task: str, smoke: bool) -> list[tuple[str, list[str]]]:
+def variants(task: str, smoke: bool, recipes: str | None = None) -> list[tuple[str, list[str]]]:
+    """(name, overrides) of the configurations: both blocks at each size, or with
+    `recipes` (a block name) the demo recipe's variations with that block."""
+    if recipes is not None:
+        heads = [] if recipes == "interaction" else ["model.num_heads=4"]
+        return [(name, [f"model.block={recipes}", *heads, *o]) for name, o in RECIPES]
     out = []
     for latent, steps in (SMOKE_SIZES if smoke else SIZES)[task]:
         size = [f"model.latent_size={latent}", f"model.num_message_passing_steps={steps}"]
@@ -148,7 +169,7 @@ def run_task(task: str, args) -> dict:
     generate(base)
     budget = args.budget_s if task == "cylinder" else args.weather_budget_s
     out = {"budget_s": budget, "preset": PRESETS[task], "configs": {}}
-    for name, overrides in variants(task, args.smoke):
+    for name, overrides in variants(task, args.smoke, args.recipes):
         config = apply_overrides(base, overrides)
         workdir = os.path.join(args.workdir, task, name)
         if os.path.exists(workdir):
@@ -251,6 +272,7 @@ def main(argv=None) -> None:
     parser.add_argument("--workdir", default=os.path.join(REPO, "runs", "processors"))
     parser.add_argument("--out", default=os.path.join(REPO, "experiments", "results"))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a check that it runs")
+    parser.add_argument("--recipes", choices=("interaction", "transformer"), default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.smoke:

@@ -55,3 +55,15 @@ def test_report_has_a_row_per_config_and_the_persistence_row():
     assert "| persistence | | | | 0.01 | 0.05 | 0.1 | 0.2 | | |" in text
     assert "0.2/0.25, 0.2/0.25 | 0.9, 0.9 |" in text  # per trajectory
     assert "100 / 0.9 | 100 / 0.9 |" in text and "| persistence | | | | 200 / — | 200 / — |" in text
+
+
+def test_recipes_vary_the_demo_recipe_with_one_block(tmp_path):
+    base = processors.base_config("cylinder", str(tmp_path), smoke=False)
+    configs = {
+        name: apply_overrides(base, overrides)
+        for name, overrides in processors.variants("cylinder", False, recipes="transformer")
+    }
+    assert {c.model.block for c in configs.values()} == {"transformer"}
+    assert configs["bundle16_noise0.02"].model.bundle_steps == 16  # the preset's recipe
+    assert configs["bundle16_noise0.005"].task.noise_std == 0.005
+    assert configs["bundle8_pushforward2"].train.unroll_mode == "pushforward"
