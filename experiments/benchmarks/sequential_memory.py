@@ -54,7 +54,9 @@ if str(ROOT) not in sys.path:
 MIB = 2**20
 
 
-def gradient_step(nodes: int, latent: int, steps: int, parts: int = 1, devices: int = 1) -> dict:
+def gradient_step(
+    nodes: int, latent: int, steps: int, parts: int = 1, devices: int = 1, *, place: bool = True
+) -> dict:
     """The value-and-gradient step of the masked MSE w.r.t. the parameters on a channel
     mesh of about `nodes` nodes: the whole graph (P = D = 1), P sequential parts on one
     device, or D graph devices in the blocked layout (`million_nodes.blocked_example`).
@@ -62,7 +64,8 @@ def gradient_step(nodes: int, latent: int, steps: int, parts: int = 1, devices: 
     Returns {"loss": loss(params, *args[1:]), "step": its jitted value_and_grad, "args":
     (params, graph, parts or None, fields {"t": target, "w": mask}), "nodes", "edges",
     "part_nodes", "part_edges": real nodes and edges of the largest part (the whole graph
-    for P = D = 1)}. Host side; the graph, the parts and the fields are jit arguments.
+    for P = D = 1)}. Host side; the graph, the parts and the fields are jit arguments,
+    placed on the default device unless `place` is False (D = 1: for a compile-only use).
     """
     import jax
 
@@ -101,7 +104,8 @@ def gradient_step(nodes: int, latent: int, steps: int, parts: int = 1, devices: 
         if parts > 1:
             sp = make_sequential_partition(model, graph, {"mesh": pos}, parts).parts
             part_nodes, part_edges = max(sp.sizes()["nodes"]), max(sp.sizes()["edges"])
-        graph, sp, fields = jax.device_put((graph, sp, fields))
+        if place:
+            graph, sp, fields = jax.device_put((graph, sp, fields))
 
         def apply(params, graph, parts):
             if parts is None:
