@@ -105,7 +105,8 @@ def gradient_step(
     else:
         if parts > 1:
             sp = make_sequential_partition(model, graph, {"mesh": pos}, parts).parts
-            part_nodes, part_edges = max(sp.sizes()["nodes"]), max(sp.sizes()["edges"])
+            sizes = sp.sizes()
+            part_nodes, part_edges = max(sizes["nodes"]), max(sizes["edges"])
         if place:
             graph, sp, fields = jax.device_put((graph, sp, fields))
 
