@@ -103,6 +103,33 @@ def channel_problem(args):
 PROBLEMS = {"graphcast": graphcast_problem, "channel": channel_problem}
 
 
+def blocked_example(graph, positions, fields, parts: int, node_set: str):
+    """`graph` cut into `parts` parts, one per device of a (1, parts) device mesh, in the
+    blocked layout that `parallel.graph` trains on (`meshsim.parallel.blocked`).
+
+    Args:
+      graph: the unpadded graph with its features.
+      positions: {node set: [N_s, D] float} positions to cut by.
+      fields: {name: [N_out, ...]} per-node arrays of `node_set` (targets, weights).
+      parts: graph devices K (≤ jax.device_count()).
+      node_set: the node set `fields` live on (the model's output node set).
+
+    Returns:
+      (the `BlockedPartition`, whose `structure` carries the graph's features on the
+      mesh; `fields` in the blocked layout [K·R, ...], split over the graph axis).
+    """
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    from meshsim.parallel import sharding as sh
+    from meshsim.parallel.blocked import make_blocked_partition
+
+    mesh = sh.make_mesh(data=1, graph=parts)
+    part = make_blocked_partition(graph, positions, mesh, node_set=node_set)
+    split = NamedSharding(mesh, PartitionSpec(sh.GRAPH_AXIS))
+    return part, jax.device_put(part.block_fields(fields), split)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("problem", choices=sorted(PROBLEMS))
@@ -127,10 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     import jax.numpy as jnp
     import numpy as np
     import optax
-    from jax.sharding import NamedSharding, PartitionSpec
 
     from meshsim.parallel import sharding as sh
-    from meshsim.parallel.blocked import make_blocked_partition
 
     t0 = time.perf_counter()
     graph, positions, target, weights, model, small = PROBLEMS[args.problem](args)
@@ -146,10 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     # `parallel.graph` trains on): the partition's blocked structure carries the
     # graph's features, renumbered; targets and weights follow the output node set.
     t0 = time.perf_counter()
-    mesh = sh.make_mesh(data=1, graph=args.parts)
-    part = make_blocked_partition(graph, positions, mesh, node_set=out_set)
-    split = NamedSharding(mesh, PartitionSpec(sh.GRAPH_AXIS))
-    blocked = jax.device_put(part.block_fields({"t": target, "w": weights}), split)
+    part, blocked = blocked_example(
+        graph, positions, {"t": target, "w": weights}, args.parts, out_set
+    )
     partition_s = time.perf_counter() - t0
     stats = part.pgraph.stats()
     print(
@@ -169,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, grads
 
-    replicated = sh.replicated(mesh)
+    replicated = sh.replicated(part.mesh)
     example = part.structure  # on the mesh, node and edge axes split over GRAPH_AXIS
     params0 = jax.device_put(params, replicated)
     opt_state = jax.device_put(tx.init(params), replicated)

@@ -91,11 +91,7 @@ def _reset_peak() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
+    timing.reset_peak_rss()
 
 
 def _rounds(fns: dict, repeats: int, budget_s: float, estimates: dict) -> dict:

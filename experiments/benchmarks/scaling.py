@@ -25,6 +25,14 @@ set here before jax is imported) and share this machine's cores: times measure t
 dispatch), not a speed-up, which needs real devices. Implementations are timed
 round-robin so that load bursts on the shared machine hit all of them alike; CPU
 seconds (all threads) are printed beside wall seconds.
+
+`--memory` and `--largest` hand over to `scaling_memory.py` (a fresh process with the
+caller's platform and flags, its options after them): memory (XLA temp bytes, peak
+RSS) and time per step against sequential parts P and graph devices D, and the largest
+mesh whose gradient step fits a memory budget, with and without partitions.
+
+    .venv/bin/python experiments/benchmarks/scaling.py --memory --rows 128k:1:1:3,128k:8:1:3
+    .venv/bin/python experiments/benchmarks/scaling.py --largest --parts 8 --budget-gib 2
 """
 
 from __future__ import annotations
@@ -33,10 +41,14 @@ import argparse
 import math
 import os
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+# The caller's settings, for the modes that run in a fresh process (`--memory`,
+# `--largest`: one device or D of them, on whatever platform the caller chose).
+CALLER_ENV = {k: os.environ.get(k) for k in ("XLA_FLAGS", "JAX_PLATFORMS")}
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
@@ -187,8 +199,28 @@ def timing_table(title, problems, model, params, methods, repeats, baseline=None
     return rows
 
 
+def memory_modes(argv: list[str]) -> None:
+    """`scaling_memory.py` with `argv`, in a fresh process with the caller's environment."""
+    env = dict(os.environ)
+    for key, value in CALLER_ENV.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    script = Path(__file__).with_name("scaling_memory.py")
+    code = subprocess.run([sys.executable, str(script), *argv], env=env).returncode
+    if code:
+        raise SystemExit(code)
+
+
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--memory" in argv or "--largest" in argv:
+        memory_modes(argv)
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    for mode in ("--memory", "--largest"):  # listed for --help; handled above
+        parser.add_argument(mode, action="store_true", help="see scaling_memory.py --help")
     parser.add_argument("--halo-sizes", default="16k,128k", help="meshes of the halo table")
     parser.add_argument("--strong-size", default="8k", help="mesh of the strong-scaling table")
     parser.add_argument("--parts", default="1,2,4,8", help="partition counts K")

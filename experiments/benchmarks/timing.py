@@ -38,6 +38,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Resets the kernel's RSS high-water mark (VmHWM, `peak_rss_mb`) of this process to
+    its current RSS; False where Linux does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def rss_mb() -> float:
     """Current resident set size of this process, MiB."""
     with open("/proc/self/statm") as f:
