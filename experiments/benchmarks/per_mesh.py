@@ -25,15 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    ).strip()
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from experiments.benchmarks.cpu_devices import simulate_cpu_devices  # noqa: E402
+
+simulate_cpu_devices(8)  # before jax is imported
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

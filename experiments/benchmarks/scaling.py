@@ -49,15 +49,13 @@ from pathlib import Path
 # The caller's settings, for the modes that run in a fresh process (`--memory`,
 # `--largest`: one device or D of them, on whatever platform the caller chose).
 CALLER_ENV = {k: os.environ.get(k) for k in ("XLA_FLAGS", "JAX_PLATFORMS")}
-if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-    ).strip()
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script: make `experiments.benchmarks` importable
     sys.path.insert(0, str(ROOT))
+
+from experiments.benchmarks.cpu_devices import simulate_cpu_devices  # noqa: E402
+
+simulate_cpu_devices(8)  # before jax is imported
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
