@@ -251,10 +251,10 @@ class BlockedPartition:
         examples, graphs = [], []
         for b, m in enumerate(meshes):
             one = {k: np.asarray(v)[b] for k, v in batch.fields.items()}
-            fields = self.block_fields(one, mesh=m)
-            fields[NODE_INDEX] = self.meshes[m].source[self.node_set].astype(np.int32)
-            examples.append(fields)
             cut = self.meshes[m]
+            fields = self.block_fields(one, mesh=m)
+            fields[NODE_INDEX] = cut.source[self.node_set].astype(np.int32)
+            examples.append(fields)
             graphs.append(cut.structure.replace(parts=cut.tables))
         return Window(graph=per_mesh.stack(graphs), fields=per_mesh.stack(examples))
 
