@@ -183,10 +183,13 @@ class EnsembleConfig(Validated):
 
     `members` M (1: one deterministic trajectory, trained on MSE, the network unchanged);
     `kind`: "fgn" (a noise vector of `noise_size` per member and example conditions the
-    network's LayerNorms, FGN-style functional perturbations) or "initial" (each member's
+    network's LayerNorms, FGN-style functional perturbations), "initial" (each member's
     input state perturbed by Gaussian noise of `initial_std`, in units of the output
-    normalizer's std), None: deterministic (M = 1 only; checked when the model is built,
-    so overrides may come in any order); `loss`: the CRPS over the M
+    normalizer's std) or "fgn+initial" (both), None: deterministic (M = 1 only; checked
+    when the model is built, so overrides may come in any order); `noise_correlation`
+    ρ in [0, 1]: the correlation of a member's FGN noise between two network calls of
+    its rollout (0: a fresh noise every call, FGN's way; 1: one noise for the whole
+    rollout); `loss`: the CRPS over the M
     members trained on, "fair" or "afcrps" (anemoi's almost-fair CRPS with blend `alpha`),
     weighted like the MSE loss (`meshsim.training.crps`).
     """
@@ -194,9 +197,10 @@ class EnsembleConfig(Validated):
     _section = "model.ensemble"
 
     members: int = setting(1, ge=1)
-    kind: str | None = setting(None, choices=("fgn", "initial"))
+    kind: str | None = setting(None, choices=("fgn", "initial", "fgn+initial"))
     noise_size: int = setting(32, ge=1)
     initial_std: float = setting(0.1, ge=0)
+    noise_correlation: float = setting(0.0, ge=0, le=1)
     loss: str = setting("afcrps", choices=("fair", "afcrps"))
     alpha: float = setting(0.95, ge=0, le=1)
 
@@ -424,10 +428,11 @@ class ExperimentConfig(Validated):
         if isinstance(self.task, str):
             object.__setattr__(self, "task", TaskConfig(name=self.task))
         super().__post_init__()
-        if self.parallel.partitions > 1 and self.model.ensemble.kind == "fgn":
+        kind = self.model.ensemble.kind
+        if self.parallel.partitions > 1 and kind in ("fgn", "fgn+initial"):
             raise ValueError(
                 f"parallel.partitions={self.parallel.partitions}: the parts do not pass an "
-                "FGN network's noise (model.ensemble.kind='fgn'); use parallel.partitions=1"
+                f"FGN network's noise (model.ensemble.kind={kind!r}); use parallel.partitions=1"
             )
 
 

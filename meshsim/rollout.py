@@ -317,8 +317,8 @@ def iter_rollout(
 
 def member_noise(ensemble, member, first, calls: int) -> jax.Array | None:
     """[calls, S] a member's FGN noise for network calls first..first + calls − 1
-    (`network_noise(ensemble, member, c)`), or None (no ensemble, or not kind "fgn")."""
-    if ensemble is None or ensemble.kind != "fgn":
+    (`network_noise(ensemble, member, c)`), or None (no ensemble, or no FGN noise)."""
+    if ensemble is None or not ensemble.uses_noise:
         return None
     return jax.vmap(lambda c: network_noise(ensemble, member, c))(first + jnp.arange(calls))
 

@@ -65,7 +65,9 @@ class Simulator:
                 f"network with noise_size {want}, got {have}"
             )
         if have and self.partition is not None:
-            raise ValueError("ensemble.kind 'fgn': graph parallelism does not pass the noise")
+            raise ValueError(
+                f"ensemble.kind {ensemble.kind!r}: graph parallelism does not pass the noise"
+            )
 
     @property
     def members(self) -> int:
@@ -75,10 +77,11 @@ class Simulator:
     def member_fields(
         self, normalizers: norm.Normalizers, fields: dict, structure: MultiGraph, key: jax.Array
     ) -> dict:
-        """One member's fields: the state perturbed for kind "initial" (simulated real
-        nodes, `initial_std` × the output normalizer's std), else `fields` as they are.
-        `key`: the member's key (`meshsim.models.ensemble.member_keys`). Jit-safe."""
-        if self.ensemble is None or self.ensemble.kind != "initial":
+        """One member's fields: the state perturbed for kinds "initial" and "fgn+initial"
+        (simulated real nodes, `initial_std` × the output normalizer's std), else `fields`
+        as they are. `key`: the member's key (`meshsim.models.ensemble.member_keys`).
+        Jit-safe."""
+        if self.ensemble is None or not self.ensemble.perturbs_state:
             return fields
         name = self.task.state_field
         keep = self.task.simulated_mask(fields) & structure.node_sets[self.task.node_set].mask

@@ -44,7 +44,7 @@ def _cfd_ensemble(kind):
     return sim, params, state.normalizers.replace(output=out)
 
 
-@pytest.mark.parametrize("kind", ["fgn", "initial"])
+@pytest.mark.parametrize("kind", ["fgn", "initial", "fgn+initial"])
 def test_ensemble_rollouts_are_the_members_rolled_out_one_by_one(kind):
     sim, params, normalizers = _cfd_ensemble(kind)
     traj = synthetic_cfd_trajectory(steps=10)

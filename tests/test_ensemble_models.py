@@ -27,7 +27,7 @@ from meshsim.models.ensemble import Ensemble, member_keys, network_noise
 from meshsim.tasks import cfd_task
 from meshsim.training.batches import dataset_budget, iter_batches
 from meshsim.training.crps import crps_loss
-from meshsim.training.ensemble_loss import ensemble_loss
+from meshsim.training.ensemble_loss import ensemble_loss, member_inputs
 from meshsim.training.step import _noisy_fields, _prepare, init_train_state, make_optimizer
 from tests.conftest import run_on_cpu_devices, synthetic_cfd_trajectory
 
@@ -167,6 +167,40 @@ def test_ensemble_settings_are_validated_by_name():
         Ensemble(members=2, kind="initial", initial_std=-1.0)
 
 
+def test_fgn_plus_initial_draws_both_a_noise_and_a_perturbed_state_per_member():
+    sim, _, state, batch = _cfd_setup("fgn+initial", members=3, initial_std=0.5)
+    assert sim.model.noise_size == 4
+    keys = jax.random.split(jax.random.key(4), 2)
+    inputs = member_inputs(sim, state.normalizers, batch, batch.fields, keys, calls=2)
+    assert inputs["noise"].shape == (2, 3, 2, 4)
+    field = sim.task.state_field
+    states = np.asarray(inputs["state"])  # [B, M, N, d]
+    assert states.shape == (2, 3, *batch.fields[field].shape[1:])
+    # each member starts from its own state; a fixed member's noise and state match the
+    # kinds alone (same keys)
+    assert float(np.abs(states[:, 0] - states[:, 1]).max()) > 0
+    for kind in ("fgn", "initial"):
+        alone, _, _, _ = _cfd_setup(kind, members=3, initial_std=0.5)
+        one = member_inputs(alone, state.normalizers, batch, batch.fields, keys, calls=2)
+        key = "noise" if kind == "fgn" else "state"
+        np.testing.assert_array_equal(np.asarray(one[key]), np.asarray(inputs[key]))
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 1.0])
+def test_fgn_noise_is_correlated_between_calls_by_noise_correlation(rho):
+    ens = Ensemble(members=2, kind="fgn", noise_size=2000, noise_correlation=rho)
+    key = member_keys(jax.random.key(0), 2)[1]
+    calls = np.stack([np.asarray(network_noise(ens, key, c)) for c in range(4)])
+    # every call's noise is N(0, I); two calls' noises correlate by rho
+    assert abs(calls.std() - 1.0) < 0.05
+    for a, b in ((0, 1), (1, 2), (0, 3)):
+        assert abs(np.corrcoef(calls[a], calls[b])[0, 1] - rho) < 0.06, (a, b)
+    if rho == 1.0:
+        np.testing.assert_allclose(calls, np.broadcast_to(calls[0], calls.shape), atol=1e-6)
+    with pytest.raises(ValueError, match="model.ensemble.noise_correlation"):
+        Ensemble(members=2, kind="fgn", noise_correlation=1.5)
+
+
 def _cfd_setup(kind, members=4, **ensemble):
     task = cfd_task()
     trajs = [synthetic_cfd_trajectory(seed=i) for i in range(2)]
@@ -181,7 +215,10 @@ def _cfd_setup(kind, members=4, **ensemble):
     return sim, tx, state, batch
 
 
-@pytest.mark.parametrize("kind, extra", [("fgn", {}), ("initial", {"initial_std": 0.0})])
+@pytest.mark.parametrize(
+    "kind, extra",
+    [("fgn", {}), ("initial", {"initial_std": 0.0}), ("fgn+initial", {"initial_std": 0.0})],
+)
 def test_identical_members_score_their_mean_absolute_error(kind, extra):
     # Members that cannot differ (FGN maps at zero; no initial perturbation): the fair
     # CRPS is the absolute error of the one deterministic prediction.
@@ -316,7 +353,7 @@ SHARDED = textwrap.dedent(
     task = cfd_task()
     trajs = [synthetic_cfd_trajectory(seed=i) for i in range(2)]
     batch = next(iter_batches(trajs, task, batch_size=2, budget=dataset_budget(trajs, task)))
-    for kind in ("fgn", "initial"):
+    for kind in ("fgn", "initial", "fgn+initial"):
         ens = Ensemble(members=4, kind=kind, noise_size=4, initial_std=0.3)
         model = meshsim.MeshGraphNet(output_size=2, latent_size=8, num_message_passing_steps=2,
                                      noise_size=ens.network_noise_size)
@@ -357,4 +394,4 @@ SHARDED = textwrap.dedent(
 
 def test_members_sharded_over_four_devices_match_one_device():
     out = run_on_cpu_devices(SHARDED, 4)
-    assert out.count("ENSEMBLE_SHARDED_OK") == 2, out
+    assert out.count("ENSEMBLE_SHARDED_OK") == 3, out

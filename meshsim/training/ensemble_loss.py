@@ -17,8 +17,9 @@ the output normalizer's std):
   predicted state is scored, the mean over the k·K states.
 
 The members' inputs are drawn before the members run, as arrays with explicit axes
-`[B, M, ...]`: the noise `[B, M, k, S]` ("fgn") or the perturbed states `[B, M, N, d]`
-("initial"), from `meshsim.models.ensemble.member_keys` (keyed by the member's index).
+`[B, M, ...]`: the noise `[B, M, k, S]` ("fgn"), the perturbed states `[B, M, N, d]`
+("initial"), or both ("fgn+initial"), from `meshsim.models.ensemble.member_keys`
+(keyed by the member's index).
 `member_sharding` (a sharding of `[B, M, ...]` arrays, e.g. over the device-mesh axes
 `data` and `ensemble`) constrains them and the members' errors, so under `jit` each
 device computes its own members and the result is the one device's. Jit-safe.
@@ -48,26 +49,27 @@ def _constrain(tree, sharding):
 def member_inputs(
     sim: Simulator, normalizers, batch: Batch, fields: dict, keys: jax.Array, calls: int
 ) -> dict:
-    """{"noise": [B, M, calls, S]} ("fgn") or {"state": [B, M, N, d]} ("initial"): what
-    makes the members differ. `keys` [B]: one per example; `calls`: network calls each
-    member makes."""
+    """What makes the members differ: {"noise": [B, M, calls, S]} (FGN noise) and/or
+    {"state": [B, M, N, d]} (perturbed initial states), as the ensemble's kind has them.
+    `keys` [B]: one per example; `calls`: network calls each member makes."""
     ensemble = sim.ensemble
     members = sim.members
     keys = jax.vmap(lambda k: member_keys(k, members))(keys)  # [B, M]
-    if ensemble.kind == "fgn":
+    out = {}
+    if ensemble.uses_noise:
         per_call = lambda k: jax.vmap(lambda c: network_noise(ensemble, k, c))(jnp.arange(calls))
-        return {"noise": jax.vmap(jax.vmap(per_call))(keys)}
+        out["noise"] = jax.vmap(jax.vmap(per_call))(keys)
+    if ensemble.perturbs_state:
 
-    def states(f, structure, k):  # [M, N, d]
-        return jax.vmap(
-            lambda key: sim.member_fields(normalizers, f, structure, key)[sim.task.state_field]
-        )(k)
+        def states(f, structure, k):  # [M, N, d]
+            return jax.vmap(
+                lambda key: sim.member_fields(normalizers, f, structure, key)[sim.task.state_field]
+            )(k)
 
-    return {
-        "state": jax.vmap(states, in_axes=(0, graph_batch_axis(batch), 0))(
+        out["state"] = jax.vmap(states, in_axes=(0, graph_batch_axis(batch), 0))(
             fields, batch.graph, keys
         )
-    }
+    return out
 
 
 def _one_step_errors(sim, params, normalizers, fields, structure, inputs, current) -> jax.Array:
