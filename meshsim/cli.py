@@ -22,7 +22,10 @@ traceback (`--debug`, before or after the command, adds it):
 Commands that write files write them atomically and leave nothing behind when
 they fail (`meshsim.atomic`), so a corrected retry runs as if it were the first;
 what a killed command (kill -9) left is removed by the next one on the same
-destination. `train`, `evaluate`, `rollout`, `forecast` and `plot` hold the run
+destination. Before `train`, `rollout`, `evaluate`, `forecast` and `demo`, the
+`meshsim` command starts itself again with glibc's huge-page tunable set, where it
+applies (`meshsim.hugepages`; `MESHSIM_HUGE_PAGES=0` keeps it as it is).
+`train`, `evaluate`, `rollout`, `forecast` and `plot` hold the run
 directory's lock (`meshsim.runs.lock`): a second command on a run in use is refused
 at once, naming the holder's pid and host.
 """
@@ -40,6 +43,7 @@ import threading
 import traceback
 
 import meshsim
+from meshsim import hugepages
 from meshsim.atomic import TEMPORARY_NAME, dumps_json, is_disk_full
 
 
@@ -495,6 +499,10 @@ def enable_compilation_cache() -> str | None:
     return path
 
 
+# Commands that compile and run steps: they use the compilation cache, and the
+# `meshsim` command starts itself again with huge pages for them (`meshsim.hugepages`).
+COMPUTING = ("train", "rollout", "evaluate", "forecast", "demo")
+
 # Library errors about the input or the environment: reported by their message alone.
 # (NonFiniteError is a FloatingPointError, CheckpointError an OSError.)
 EXPECTED_ERRORS = (ValueError, TypeError, OSError, ArithmeticError, ImportError)
@@ -625,6 +633,8 @@ def main(argv: list[str] | None = None) -> int:
     """Runs one command; returns its exit status (argparse exits with 2 on usage errors)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None and args.command in COMPUTING and not sys.argv[0].endswith(".py"):
+        hugepages.reexec(sys.argv)  # the `meshsim` command, started again with huge pages
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -643,8 +653,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     thread_errors = _LibraryErrors(args.debug)
     thread_errors.install()
+    if os.environ.get(hugepages.REEXECUTED):
+        logging.getLogger(__name__).debug(
+            "started again with GLIBC_TUNABLES=%s", os.environ.get("GLIBC_TUNABLES")
+        )
     try:
-        if args.command in ("train", "rollout", "evaluate", "forecast", "demo"):
+        if args.command in COMPUTING:
             enable_compilation_cache()
         code = int(args.func(args) or 0)
         if thread_errors.errors:  # the command finished, but a library thread failed

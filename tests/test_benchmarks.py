@@ -178,3 +178,19 @@ def test_gns_peer_concat_trick_is_the_concatenation():
     e, x = torch.randn(30, 8), torch.randn(10, 8)
     edge_index = torch.randint(0, 10, (2, 30))
     torch.testing.assert_close(trick(e, x, edge_index), cat(e, x, edge_index))
+
+
+def test_huge_pages_benchmark_runs_each_setting_in_its_own_process(tmp_path):
+    from experiments.benchmarks import huge_pages
+
+    assert (
+        huge_pages.main(
+            ["--sizes", "tiny", "--rounds", "1", "--repeats", "1", "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    result = json.loads((tmp_path / "huge_pages.json").read_text())
+    (row,) = result["rows"]
+    assert row["size"] == "tiny" and len(row["without_s"]) == len(row["with_s"]) == 1
+    assert row["ratio"] == pytest.approx(row["without_s"][0] / row["with_s"][0])
+    assert "| tiny |" in (tmp_path / "huge_pages.md").read_text()

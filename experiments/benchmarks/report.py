@@ -108,7 +108,9 @@ def markdown(result: dict) -> str:
         + "."
     )
     add(
-        f"XLA_FLAGS=`{meta['xla_flags'] or '(none)'}`; torch threads: {meta['torch_threads']}, "
+        f"XLA_FLAGS=`{meta['xla_flags'] or '(none)'}`; "
+        f"GLIBC_TUNABLES=`{meta.get('glibc_tunables') or '(none)'}`; "
+        f"torch threads: {meta['torch_threads']}, "
         f"OMP_WAIT_POLICY={meta.get('omp_wait_policy')}; meshsim's default remat: "
         f"{meta.get('meshsim_default_remat', 'False (before aa5e62e)')}.\n"
     )

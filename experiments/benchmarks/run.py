@@ -47,6 +47,7 @@ from experiments.benchmarks.meshes import (  # noqa: E402
     make_problem,
     parse_size,
 )
+from meshsim import hugepages  # noqa: E402
 
 PAPER_MODEL = {"latent_size": 128, "num_message_passing_steps": 15, "mlp_hidden_layers": 2}
 SMOKE_MODEL = {"latent_size": 16, "num_message_passing_steps": 2, "mlp_hidden_layers": 2}
@@ -421,6 +422,10 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if argv is None and not args.render_only:
+        # as the `meshsim` command runs (meshsim.hugepages), for every implementation of
+        # this process and its workers; MESHSIM_HUGE_PAGES=0 measures without
+        hugepages.reexec(sys.argv)
     if args.worker:
         print(json.dumps(_worker(json.loads(args.worker))), flush=True)
         return 0
@@ -459,6 +464,7 @@ def main(argv=None) -> int:
             "cores": os.cpu_count(),
             "versions": versions(),
             "xla_flags": os.environ.get("XLA_FLAGS", ""),
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
             "torch_threads": __import__("torch").get_num_threads() if use_torch else None,
             # PyG peer -> {concat_trick, torch.compile mode (None: eager)}
             "pyg_peers": {
