@@ -52,6 +52,36 @@ def test_fingerprint_tells_meshes_apart_and_ignores_padding():
         example_meshes(other, catalog.index)
 
 
+def test_budgets_equal_the_cut_sizes_and_each_mesh_is_cut_once(monkeypatch):
+    from meshsim.parallel import blocked, partition_budget, partition_graph, partition_nodes
+    from meshsim.parallel.graph_parallel import blocked_budget, blocked_graph
+
+    a, pos_a = channel_graph(0.35)
+    b, pos_b = channel_graph(0.3)
+    for graph, pos in ((a, pos_a), (b, pos_b)):
+        for k in (2, 3):
+            parts = partition_nodes(pos, k)
+            cut = partition_graph(graph, parts, k)
+            want = {s: cut.num_local(s) for s in graph.node_sets}
+            assert partition_budget(graph, parts, k).n_node == want
+            edges = {e: int(cut.edge_index[e].shape[1]) for e in graph.edge_sets}
+            assert partition_budget(graph, parts, k).n_edge == edges
+            layout, _ = blocked_graph(graph, parts, k)
+            sizes = blocked_budget(graph, parts, k)
+            assert sizes.n_node == {s: layout.num_nodes(s) // k for s in graph.node_sets}
+            assert sizes.n_edge == {e: layout.edge_sets[e].num_edges // k for e in graph.edge_sets}
+    calls = []
+    original = blocked.partition_graph
+    monkeypatch.setattr(
+        blocked, "partition_graph", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("data", "graph"))
+    built = blocked.make_per_mesh_blocked_partition(
+        [(a, {"mesh": pos_a}), (b, {"mesh": pos_b})], mesh, node_set="mesh"
+    )
+    assert len(calls) == 2 and len(built.meshes) == 2  # one cut per mesh
+
+
 SCRIPT = textwrap.dedent(
     """
     import json

@@ -46,12 +46,19 @@ from meshsim.graph.window import NODE_INDEX, Window, graph_batch_axis
 from meshsim.parallel import per_mesh
 from meshsim.parallel.graph_parallel import (
     _first,
+    blocked_budget,
     blocked_graph,
     cut_for_mesh,
     local_apply,
     make_halo_exchange,
 )
-from meshsim.parallel.partition import HaloTables, PartitionedGraph, Round, partition_graph
+from meshsim.parallel.partition import (
+    HaloTables,
+    PartitionedGraph,
+    Round,
+    partition_budget,
+    partition_graph,
+)
 from meshsim.parallel.partition_fields import _to_parts
 from meshsim.parallel.sharding import DATA_AXIS, GRAPH_AXIS, graph_shardings
 
@@ -133,22 +140,6 @@ def _cut_mesh(
         out_rows={s: _owned_rows(c, blocked.num_nodes(s) // k) for s, c in owned.items()},
     )
     return BlockedMesh(pgraph=pgraph, structure=blocked, source=source, tables=tables)
-
-
-def _sizes(cut: BlockedMesh, k: int) -> tuple[PaddingBudget, PaddingBudget]:
-    """(local budget, block budget) of one cut mesh."""
-    pg, g = cut.pgraph, cut.structure
-    local = PaddingBudget(
-        n_node={s: pg.num_local(s) for s in g.node_sets},
-        n_edge={e: int(pg.edge_index[e].shape[1]) for e in g.edge_sets},
-        n_graph=2,
-    )
-    block = PaddingBudget(
-        n_node={s: g.num_nodes(s) // k for s in g.node_sets},
-        n_edge={e: g.edge_sets[e].num_edges // k for e in g.edge_sets},
-        n_graph=1,
-    )
-    return local, block
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -367,15 +358,14 @@ def make_per_mesh_blocked_partition(
     """
     if not meshes:
         raise ValueError("meshes: expected at least one mesh, got none")
-    cuts, parts_of = [], []
-    for structure, positions in meshes:
+    parts_of, local, block = [], [], []
+    for structure, positions in meshes:  # the sizes first: each mesh is cut once
         _check_node_set(structure, node_set)
         k, parts = cut_for_mesh(structure, positions, mesh, method)
         parts_of.append(parts)
-        cuts.append(_cut_mesh(structure, parts, k))
-    sizes = [_sizes(c, k) for c in cuts]
-    local = per_mesh.common_budget([s[0] for s in sizes])
-    block = per_mesh.common_budget([s[1] for s in sizes])
+        local.append(partition_budget(structure, parts, k))
+        block.append(blocked_budget(structure, parts, k))
+    local, block = per_mesh.common_budget(local), per_mesh.common_budget(block)
     cuts = [_cut_mesh(s, p, k, local, block) for (s, _), p in zip(meshes, parts_of)]
     rounds = {s: per_mesh.full_rounds(k) for s in cuts[0].structure.node_sets}
     for s in rounds:

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from meshsim.graph import GraphFeatures, MultiGraph, NodeSet
+from meshsim.graph import GraphFeatures, MultiGraph, NodeSet, PaddingBudget
 from meshsim.nn import HaloExchange
 from meshsim.parallel.partition import (
     HaloTables,
@@ -354,6 +354,22 @@ def _blocked_rows(owner: np.ndarray, k: int, width: int) -> np.ndarray:
     rows = np.empty(owner.size, np.int64)
     rows[order] = owner[order] * width + np.arange(owner.size) - starts[owner[order]]
     return rows
+
+
+def blocked_budget(graph: MultiGraph, parts, num_parts: int, *, multiple: int = 8):
+    """The block sizes `blocked_graph` gives these parts (n_node: R_s rows per part of
+    each node set, one padding row included; n_edge: C_k edges per part of each edge
+    set), without building the graph. Host side."""
+    parts = validate_parts(graph, parts, num_parts)
+    k = int(num_parts)
+    rows = {s: _block(np.bincount(parts[s], minlength=k), 1, multiple) for s in graph.node_sets}
+    edges = {
+        e: _block(
+            np.bincount(parts[es.receiver][np.asarray(es.receivers)], minlength=k), 0, multiple
+        )
+        for e, es in graph.edge_sets.items()
+    }
+    return PaddingBudget(n_node=rows, n_edge=edges, n_graph=1)
 
 
 def blocked_graph(

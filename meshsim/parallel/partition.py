@@ -387,6 +387,56 @@ def subgraph(
     return MultiGraph(node_sets=node_sets, edge_sets=edge_sets, graph_mask=np.ones(1, bool))
 
 
+def _plan(graph: MultiGraph, parts: dict[str, np.ndarray], k: int):
+    """(node set names, owned {set: [K arrays of global nodes]}, edges {edge set: [K
+    arrays of edges, by receiver]}, halo {set: [K arrays of the other parts' nodes each
+    part's edges read]}) of validated `parts`."""
+    names = sorted(graph.node_sets)
+    owned = {s: [np.flatnonzero(parts[s] == p) for p in range(k)] for s in names}
+    ends = {
+        e: (np.asarray(es.senders, np.int64), np.asarray(es.receivers, np.int64))
+        for e, es in graph.edge_sets.items()
+    }
+    edges = {
+        e: [np.flatnonzero(parts[es.receiver][ends[e][1]] == p) for p in range(k)]
+        for e, es in graph.edge_sets.items()
+    }
+    halo = {s: [] for s in names}
+    for p in range(k):
+        needed = {s: [np.zeros(0, np.int64)] for s in names}
+        for e, es in graph.edge_sets.items():
+            needed[es.sender].append(ends[e][0][edges[e][p]])
+        for s in names:
+            candidates = np.unique(np.concatenate(needed[s]))
+            halo[s].append(candidates[parts[s][candidates] != p])
+    return names, owned, edges, halo
+
+
+def _local_sizes(graph, names, owned, edges, halo, multiple: int):
+    """({set: local rows, owned + halo + 1 padding row}, {edge set: local edges}), the
+    largest part's, rounded up to `multiple`."""
+    n_local = {
+        s: _round_up(max(o.size + h.size for o, h in zip(owned[s], halo[s])) + 1, multiple)
+        for s in names
+    }
+    n_edge = {e: _round_up(max(x.size for x in edges[e]), multiple) for e in graph.edge_sets}
+    return n_local, n_edge
+
+
+def partition_budget(
+    graph: MultiGraph, parts: Array | Mapping[str, Array], num_parts: int, *, multiple: int = 8
+) -> PaddingBudget:
+    """The local budgets `partition_graph` gives these parts (n_node: each node set's
+    local rows, halo and a padding row included; n_edge: each edge set's local edges),
+    without building the local graphs: the common budget of several meshes is their
+    budgets' largest. Host side, O(K · (N + E))."""
+    k = check_int("num_parts", num_parts, minimum=1, expected="a positive int")
+    parts = validate_parts(graph, parts, k)
+    names, owned, edges, halo = _plan(graph, parts, k)
+    n_local, n_edge = _local_sizes(graph, names, owned, edges, halo, multiple)
+    return PaddingBudget(n_node=n_local, n_edge=n_edge, n_graph=2)
+
+
 def partition_graph(
     graph: MultiGraph,
     parts: Array | Mapping[str, Array],
@@ -414,34 +464,13 @@ def partition_graph(
     """
     k = check_int("num_parts", num_parts, minimum=1, expected="a positive int")
     parts = validate_parts(graph, parts, k)
-    names = sorted(graph.node_sets)
-    owned = {s: [np.flatnonzero(parts[s] == p) for p in range(k)] for s in names}
+    names, owned, edges, halo = _plan(graph, parts, k)
     rank = {}
     for s in names:
         rank[s] = np.zeros(graph.num_nodes(s), np.int64)
         for p in range(k):
             rank[s][owned[s][p]] = np.arange(owned[s][p].size)
-    ends = {
-        e: (np.asarray(es.senders, np.int64), np.asarray(es.receivers, np.int64))
-        for e, es in graph.edge_sets.items()
-    }
-    edges = {
-        e: [np.flatnonzero(parts[es.receiver][ends[e][1]] == p) for p in range(k)]
-        for e, es in graph.edge_sets.items()
-    }
-    halo = {s: [] for s in names}
-    for p in range(k):
-        needed = {s: [np.zeros(0, np.int64)] for s in names}
-        for e, es in graph.edge_sets.items():
-            needed[es.sender].append(ends[e][0][edges[e][p]])
-        for s in names:
-            candidates = np.unique(np.concatenate(needed[s]))
-            halo[s].append(candidates[parts[s][candidates] != p])
-    n_local = {
-        s: _round_up(max(o.size + h.size for o, h in zip(owned[s], halo[s])) + 1, multiple)
-        for s in names
-    }
-    n_edge = {e: _round_up(max(x.size for x in edges[e]), multiple) for e in graph.edge_sets}
+    n_local, n_edge = _local_sizes(graph, names, owned, edges, halo, multiple)
     if budget is not None:
         n_local = {s: max(n, budget.n_node[s]) for s, n in n_local.items()}
         n_edge = {e: max(n, budget.n_edge[e]) for e, n in n_edge.items()}
