@@ -81,6 +81,27 @@ def test_budgets_equal_the_cut_sizes_and_each_mesh_is_cut_once(monkeypatch):
     )
     assert len(calls) == 2 and len(built.meshes) == 2  # one cut per mesh
 
+    import meshsim
+    from meshsim.parallel import sequential
+
+    reach = []
+    original_reach = sequential._reach
+    monkeypatch.setattr(
+        sequential, "_reach", lambda *a, **k: reach.append(1) or original_reach(*a, **k)
+    )
+    model = meshsim.MeshGraphNet(output_size=2, latent_size=8, num_message_passing_steps=2)
+    seq = sequential.make_per_mesh_sequential_partition(
+        model, [(a, {"mesh": pos_a}), (b, {"mesh": pos_b})], 3
+    )
+    assert len(reach) == 2 and len(seq.meshes) == 2  # each mesh's K-hop halos found once
+    # the same parts as cutting each mesh alone to the common budget
+    for (graph, pos), got in zip(((a, pos_a), (b, pos_b)), seq.meshes):
+        alone = sequential.sequential_parts(graph, pos, 3, 2, output_node_set="mesh", budget=None)
+        for s, index in alone.node_index.items():
+            width = index.shape[1]
+            np.testing.assert_array_equal(np.asarray(got.node_index[s])[:, :width], index)
+            assert (np.asarray(got.node_index[s])[:, width:] == -1).all()
+
 
 SCRIPT = textwrap.dedent(
     """

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -168,6 +168,12 @@ def sequential_parts(
     Raises:
       ValueError: naming the argument that is out of range or malformed.
     """
+    plan = _checked_plan(structure, positions, num_parts, hops, output_node_set)
+    return _assemble(structure, plan, multiple=multiple, budget=budget)
+
+
+def _checked_plan(structure, positions, num_parts, hops, output_node_set) -> _Plan:
+    """`sequential_parts`' arguments checked, and their `_Plan`."""
     if not isinstance(structure, MultiGraph):
         raise TypeError(f"structure: expected MultiGraph, got {type(structure).__name__}")
     structure.validate()
@@ -189,9 +195,26 @@ def sequential_parts(
     pos = np.asarray(positions)
     if pos.ndim != 2 or pos.shape[0] != n_out:
         raise ValueError(f"positions: expected shape [{n_out}, D], got {pos.shape}")
-    parts = np.asarray(partition_nodes(pos, p_count))
+    return _plan(structure, np.asarray(partition_nodes(pos, p_count)), p_count, k, output_node_set)
 
+
+class _Plan(NamedTuple):
+    """Which rows and edges each part of a mesh holds (`sequential_parts` before its
+    local graphs are built)."""
+
+    parts: np.ndarray  # [N_out] int part of each output node
+    node_rows: dict  # {node set: [P arrays of global rows, owned output rows first]}
+    edge_rows: dict  # {edge set: [P arrays of global edges]}
+    num_parts: int
+    hops: int
+    output_node_set: str
+
+
+def _plan(structure: MultiGraph, parts: np.ndarray, p_count: int, k: int, output_node_set: str):
+    """The `_Plan` of validated arguments: each part's nodes within `k` hops of its
+    owned output nodes, and the edges into nodes within k − 1 hops."""
     names = sorted(structure.node_sets)
+    n_out = structure.num_nodes(output_node_set)
     offsets, total = {}, 0
     for s in names:
         offsets[s], total = total, total + structure.num_nodes(s)
@@ -211,8 +234,32 @@ def sequential_parts(
             receivers = np.asarray(es.receivers, np.int64) + offsets[es.receiver]
             keep = inner[receivers, p] if k > 0 else np.zeros(receivers.size, bool)
             edge_rows[e].append(np.flatnonzero(keep))
-    n_local = {s: _round_up(max(r.size for r in node_rows[s]) + 1, multiple) for s in names}
-    n_edge = {e: _round_up(max(r.size for r in v), multiple) for e, v in edge_rows.items()}
+    return _Plan(parts, node_rows, edge_rows, p_count, k, output_node_set)
+
+
+def _plan_budget(plan: _Plan, multiple: int = 8) -> PaddingBudget:
+    """The local budgets of a plan's parts: its largest part's rows (+ 1 padding row)
+    and edges, rounded up to `multiple`."""
+    return PaddingBudget(
+        n_node={
+            s: _round_up(max(r.size for r in rows) + 1, multiple)
+            for s, rows in plan.node_rows.items()
+        },
+        n_edge={e: _round_up(max(r.size for r in v), multiple) for e, v in plan.edge_rows.items()},
+        n_graph=2,
+    )
+
+
+def _assemble(
+    structure: MultiGraph, plan: _Plan, *, multiple: int = 8, budget: PaddingBudget | None = None
+) -> SequentialParts:
+    """The `SequentialParts` of a plan, local budgets at least `budget`'s."""
+    names = sorted(structure.node_sets)
+    node_rows, edge_rows, parts = plan.node_rows, plan.edge_rows, plan.parts
+    p_count, k, output_node_set = plan.num_parts, plan.hops, plan.output_node_set
+    n_out = structure.num_nodes(output_node_set)
+    own = _plan_budget(plan, multiple)
+    n_local, n_edge = dict(own.n_node), dict(own.n_edge)
     if budget is not None:
         n_local = {s: max(n, budget.n_node[s]) for s, n in n_local.items()}
         n_edge = {e: max(n, budget.n_edge[e]) for e, n in n_edge.items()}
@@ -349,8 +396,8 @@ def make_sequential_partition(
     return SequentialPartition(parts=parts, checkpoint=checkpoint)
 
 
-def _cut_parts(model, structure, positions, num_parts, budget=None) -> SequentialParts:
-    """`sequential_parts` of one mesh for `model` (`make_sequential_partition`'s checks)."""
+def _cut_plan(model, structure, positions, num_parts) -> _Plan:
+    """The `_Plan` of one mesh's parts for `model` (`make_sequential_partition`'s checks)."""
     out_set = getattr(model, "output_node_set", None)
     if out_set not in positions:
         raise ValueError(
@@ -358,13 +405,16 @@ def _cut_parts(model, structure, positions, num_parts, budget=None) -> Sequentia
         )
     hops = message_passing_hops(model, structure)
     try:
-        return sequential_parts(
-            structure, positions[out_set], num_parts, hops, output_node_set=out_set, budget=budget
-        )
+        return _checked_plan(structure, positions[out_set], num_parts, hops, out_set)
     except ValueError as e:
         if str(e).startswith("num_parts"):
             raise ValueError(f"parallel.partitions={num_parts}: {e}") from e
         raise
+
+
+def _cut_parts(model, structure, positions, num_parts) -> SequentialParts:
+    """`sequential_parts` of one mesh for `model` (`make_sequential_partition`'s checks)."""
+    return _assemble(structure, _cut_plan(model, structure, positions, num_parts))
 
 
 def _padded(parts: SequentialParts, num_nodes: dict[str, int]) -> SequentialParts:
@@ -393,19 +443,15 @@ def make_per_mesh_sequential_partition(
     """
     if not meshes:
         raise ValueError("meshes: expected at least one mesh, got none")
-    first = [_cut_parts(model, s, p, num_parts) for s, p in meshes]
-    budget = per_mesh.common_budget(
-        [
-            PaddingBudget(
-                n_node={s: int(np.shape(v)[1]) for s, v in c.node_index.items()},
-                n_edge={e: int(np.shape(v)[1]) for e, v in c.edge_index.items()},
-                n_graph=2,
-            )
-            for c in first
-        ]
+    plans = [_cut_plan(model, s, p, num_parts) for s, p in meshes]  # each mesh cut once
+    budget = per_mesh.common_budget([_plan_budget(plan) for plan in plans])
+    counts = {
+        s: max(structure.num_nodes(s) for structure, _ in meshes) for s in meshes[0][0].node_sets
+    }
+    cut = tuple(
+        _padded(_assemble(structure, plan, budget=budget), counts)
+        for (structure, _), plan in zip(meshes, plans)
     )
-    counts = {s: max(dict(c.num_nodes)[s] for c in first) for s in dict(first[0].num_nodes)}
-    cut = tuple(_padded(_cut_parts(model, s, p, num_parts, budget), counts) for s, p in meshes)
     return SequentialPartition(
         parts=cut[0],
         checkpoint=checkpoint,
