@@ -356,12 +356,9 @@ def _blocked_rows(owner: np.ndarray, k: int, width: int) -> np.ndarray:
     return rows
 
 
-def blocked_budget(graph: MultiGraph, parts, num_parts: int, *, multiple: int = 8):
-    """The block sizes `blocked_graph` gives these parts (n_node: R_s rows per part of
-    each node set, one padding row included; n_edge: C_k edges per part of each edge
-    set), without building the graph. Host side."""
-    parts = validate_parts(graph, parts, num_parts)
-    k = int(num_parts)
+def _block_sizes(graph: MultiGraph, parts: dict, k: int, multiple: int):
+    """({node set: R_s}, {edge set: C_k}) of validated `parts`: the largest part's
+    nodes + 1 padding row, and its edges (by receiver), rounded up to `multiple`."""
     rows = {s: _block(np.bincount(parts[s], minlength=k), 1, multiple) for s in graph.node_sets}
     edges = {
         e: _block(
@@ -369,6 +366,15 @@ def blocked_budget(graph: MultiGraph, parts, num_parts: int, *, multiple: int = 
         )
         for e, es in graph.edge_sets.items()
     }
+    return rows, edges
+
+
+def blocked_budget(graph: MultiGraph, parts, num_parts: int, *, multiple: int = 8):
+    """The block sizes `blocked_graph` gives these parts (n_node: R_s rows per part of
+    each node set, one padding row included; n_edge: C_k edges per part of each edge
+    set), without building the graph. Host side."""
+    parts = validate_parts(graph, parts, num_parts)
+    rows, edges = _block_sizes(graph, parts, int(num_parts), multiple)
     return PaddingBudget(n_node=rows, n_edge=edges, n_graph=1)
 
 
@@ -395,11 +401,12 @@ def blocked_graph(
     """
     parts = validate_parts(graph, parts, num_parts)
     k = int(num_parts)
-    new_row, width, node_sets = {}, {}, {}
+    width, edge_width = _block_sizes(graph, parts, k, multiple)
+    if budget is not None:
+        width = {s: max(w, budget.n_node[s]) for s, w in width.items()}
+        edge_width = {e: max(c, budget.n_edge[e]) for e, c in edge_width.items()}
+    new_row, node_sets = {}, {}
     for s, ns in graph.node_sets.items():
-        width[s] = _block(np.bincount(parts[s], minlength=k), 1, multiple)
-        if budget is not None:
-            width[s] = max(width[s], budget.n_node[s])
         rows = new_row[s] = _blocked_rows(parts[s], k, width[s]).astype(np.int32)
         x = np.asarray(ns.features)
         features = np.zeros((k * width[s],) + x.shape[1:], x.dtype)
@@ -412,9 +419,7 @@ def blocked_graph(
     for e, es in graph.edge_sets.items():
         senders, receivers = np.asarray(es.senders), np.asarray(es.receivers)
         owner = parts[es.receiver][receivers]
-        c = _block(np.bincount(owner, minlength=k), 0, multiple)
-        if budget is not None:
-            c = max(c, budget.n_edge[e])
+        c = edge_width[e]
         slot = _blocked_rows(owner, k, c)
         block = np.repeat(np.arange(k), c)
         new_s = (block + 1) * width[es.sender] - 1  # the padding row of each block
