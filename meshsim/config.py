@@ -74,6 +74,18 @@ def _norms() -> list[str]:
     return list(NORMS)
 
 
+def _ensemble_kinds() -> list[str]:
+    from meshsim.models.ensemble import KINDS
+
+    return list(KINDS)
+
+
+def _ensemble_losses() -> list[str]:
+    from meshsim.models.ensemble import LOSSES
+
+    return list(LOSSES)
+
+
 def _activations() -> list[str]:
     from meshsim.nn import ACTIVATIONS
 
@@ -197,11 +209,11 @@ class EnsembleConfig(Validated):
     _section = "model.ensemble"
 
     members: int = setting(1, ge=1)
-    kind: str | None = setting(None, choices=("fgn", "initial", "fgn+initial"))
+    kind: str | None = setting(None, choices=_ensemble_kinds)
     noise_size: int = setting(32, ge=1)
     initial_std: float = setting(0.1, ge=0)
     noise_correlation: float = setting(0.0, ge=0, le=1)
-    loss: str = setting("afcrps", choices=("fair", "afcrps"))
+    loss: str = setting("afcrps", choices=_ensemble_losses)
     alpha: float = setting(0.95, ge=0, le=1)
 
 
@@ -428,8 +440,10 @@ class ExperimentConfig(Validated):
         if isinstance(self.task, str):
             object.__setattr__(self, "task", TaskConfig(name=self.task))
         super().__post_init__()
+        from meshsim.models.ensemble import NOISE_KINDS
+
         kind = self.model.ensemble.kind
-        if self.parallel.partitions > 1 and kind in ("fgn", "fgn+initial"):
+        if self.parallel.partitions > 1 and kind in NOISE_KINDS:
             raise ValueError(
                 f"parallel.partitions={self.parallel.partitions}: the parts do not pass an "
                 f"FGN network's noise (model.ensemble.kind={kind!r}); use parallel.partitions=1"

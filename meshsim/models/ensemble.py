@@ -37,6 +37,8 @@ import jax.numpy as jnp
 from meshsim.validation import check_int, check_number
 
 KINDS = ("fgn", "initial", "fgn+initial")
+NOISE_KINDS = ("fgn", "fgn+initial")  # the network takes an FGN noise per call
+STATE_KINDS = ("initial", "fgn+initial")  # each member's initial state is perturbed
 LOSSES = ("fair", "afcrps")
 
 
@@ -92,12 +94,12 @@ class Ensemble:
     @property
     def uses_noise(self) -> bool:
         """The network takes an FGN noise vector per call ("fgn", "fgn+initial")."""
-        return self.kind in ("fgn", "fgn+initial")
+        return self.kind in NOISE_KINDS
 
     @property
     def perturbs_state(self) -> bool:
         """Each member's initial state is perturbed ("initial", "fgn+initial")."""
-        return self.kind in ("initial", "fgn+initial")
+        return self.kind in STATE_KINDS
 
     @property
     def network_noise_size(self) -> int:
