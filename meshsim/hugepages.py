@@ -7,8 +7,9 @@ fresh from the kernel and hands back after the call. Every first touch of each
 glibc ≥ 2.35 can ask the kernel for transparent huge pages (2 MiB) on the memory it
 maps (`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`), so a step takes 512 times fewer
 faults. Measured on the paper MeshGraphNet's training step on a 2-core CPU, one
-process per measurement: 1.08x faster at 2k nodes and 1.10x at 16k (3.89 s against
-3.53 s; experiments/benchmarks/results/huge_pages.md).
+process per measurement: 1.18x faster at 2k nodes and 1.15x at 16k (3.93 s against
+3.41 s; experiments/benchmarks/results/huge_pages.md); an earlier run gave 1.08x and
+1.10x.
 
 glibc reads its tunables only when a process starts, so the `meshsim` command
 starts itself again with the tunable set (`reexec`) before a command that computes.

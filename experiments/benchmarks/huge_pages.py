@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
                 r = measure(size, args.repeats, huge)
                 if r["huge_pages"] != huge:
                     raise RuntimeError(f"the worker did not see huge pages {huge}: {r}")
-                got[huge].append(float(sorted(r["times"])[len(r["times"]) // 2]))
+                got[huge].append(statistics.median(r["times"]))
                 print(f"{size} huge_pages={huge}: median {got[huge][-1]:.3f} s", flush=True)
         rows.append(
             {
