@@ -383,6 +383,19 @@ def test_padding_budget_accepts_numpy_ints_and_rejects_non_mappings():
         meshsim.PaddingBudget({}, {"mesh": 3}, 2)
 
 
+def test_padding_budget_at_least_takes_the_larger_size_of_each_set():
+    a = meshsim.PaddingBudget({"grid": 8, "mesh": 40}, {"g2m": 16}, 2)
+    b = meshsim.PaddingBudget({"grid": 24, "mesh": 8}, {"g2m": 8}, 3)
+    grown = a.at_least(b)
+    assert grown.n_node == {"grid": 24, "mesh": 40}
+    assert grown.n_edge == {"g2m": 16} and grown.n_graph == 3
+    assert a.at_least(None) is a and b.at_least(a) == grown
+    with pytest.raises(ValueError, match=re.escape("other: expected node and edge sets")):
+        a.at_least(meshsim.PaddingBudget({"grid": 8}, {"g2m": 16}, 2))
+    with pytest.raises(TypeError, match="other: expected a PaddingBudget"):
+        a.at_least({"grid": 8})
+
+
 def test_budget_fit_fits_each_set():
     g = two_set_graph()
     budget = meshsim.PaddingBudget.fit(g, multiple=1)

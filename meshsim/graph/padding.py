@@ -79,6 +79,28 @@ class PaddingBudget:
         )
         object.__setattr__(self, "n_graph", n_graph)
 
+    def at_least(self, other: PaddingBudget | None) -> PaddingBudget:
+        """This budget grown to hold `other` too: every size the larger of the two
+        (`other` None: this budget). Both must name the same node and edge sets."""
+        if other is None:
+            return self
+        if not isinstance(other, PaddingBudget):
+            raise TypeError(f"other: expected a PaddingBudget, got {type(other).__name__}")
+        mine, theirs = (
+            (sorted(self.n_node), sorted(self.n_edge)),
+            (
+                sorted(other.n_node),
+                sorted(other.n_edge),
+            ),
+        )
+        if mine != theirs:
+            raise ValueError(f"other: expected node and edge sets {mine}, got {theirs}")
+        return PaddingBudget(
+            n_node={s: max(n, other.n_node[s]) for s, n in self.n_node.items()},
+            n_edge={e: max(n, other.n_edge[e]) for e, n in self.n_edge.items()},
+            n_graph=max(self.n_graph, other.n_graph),
+        )
+
     @classmethod
     def fit(
         cls,

@@ -401,10 +401,8 @@ def blocked_graph(
     """
     parts = validate_parts(graph, parts, num_parts)
     k = int(num_parts)
-    width, edge_width = _block_sizes(graph, parts, k, multiple)
-    if budget is not None:
-        width = {s: max(w, budget.n_node[s]) for s, w in width.items()}
-        edge_width = {e: max(c, budget.n_edge[e]) for e, c in edge_width.items()}
+    sizes = PaddingBudget(*_block_sizes(graph, parts, k, multiple), n_graph=1).at_least(budget)
+    width, edge_width = sizes.n_node, sizes.n_edge
     new_row, node_sets = {}, {}
     for s, ns in graph.node_sets.items():
         rows = new_row[s] = _blocked_rows(parts[s], k, width[s]).astype(np.int32)

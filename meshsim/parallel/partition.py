@@ -471,10 +471,8 @@ def partition_graph(
         for p in range(k):
             rank[s][owned[s][p]] = np.arange(owned[s][p].size)
     n_local, n_edge = _local_sizes(graph, names, owned, edges, halo, multiple)
-    if budget is not None:
-        n_local = {s: max(n, budget.n_node[s]) for s, n in n_local.items()}
-        n_edge = {e: max(n, budget.n_edge[e]) for e, n in n_edge.items()}
-    budget = PaddingBudget(n_node=n_local, n_edge=n_edge, n_graph=2)
+    budget = PaddingBudget(n_node=n_local, n_edge=n_edge, n_graph=2).at_least(budget)
+    n_local, n_edge = budget.n_node, budget.n_edge
 
     global_index = {s: np.full((k, n_local[s]), -1, np.int32) for s in names}
     owned_mask = {s: np.zeros((k, n_local[s]), bool) for s in names}

@@ -19,6 +19,7 @@ the static round structure is the same for every mesh).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -106,12 +107,7 @@ def stack(trees: Sequence[Any]) -> Any:
 
 def common_budget(budgets: Sequence[PaddingBudget]) -> PaddingBudget:
     """The smallest budget at least as large as each of `budgets` (same sets in all)."""
-    first = budgets[0]
-    return PaddingBudget(
-        n_node={s: max(b.n_node[s] for b in budgets) for s in first.n_node},
-        n_edge={e: max(b.n_edge[e] for b in budgets) for e in first.n_edge},
-        n_graph=max(b.n_graph for b in budgets),
-    )
+    return functools.reduce(PaddingBudget.at_least, budgets)
 
 
 def full_rounds(k: int) -> tuple[Round, ...]:

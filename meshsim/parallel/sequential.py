@@ -258,12 +258,8 @@ def _assemble(
     node_rows, edge_rows, parts = plan.node_rows, plan.edge_rows, plan.parts
     p_count, k, output_node_set = plan.num_parts, plan.hops, plan.output_node_set
     n_out = structure.num_nodes(output_node_set)
-    own = _plan_budget(plan, multiple)
-    n_local, n_edge = dict(own.n_node), dict(own.n_edge)
-    if budget is not None:
-        n_local = {s: max(n, budget.n_node[s]) for s, n in n_local.items()}
-        n_edge = {e: max(n, budget.n_edge[e]) for e, n in n_edge.items()}
-    budget = PaddingBudget(n_node=n_local, n_edge=n_edge, n_graph=2)
+    budget = _plan_budget(plan, multiple).at_least(budget)
+    n_local, n_edge = budget.n_node, budget.n_edge
 
     node_index = {s: np.full((p_count, n_local[s]), -1, np.int32) for s in names}
     edge_index = {e: np.full((p_count, n_edge[e]), -1, np.int32) for e in n_edge}
