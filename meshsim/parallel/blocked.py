@@ -58,6 +58,7 @@ from meshsim.parallel.partition import (
     Round,
     partition_budget,
     partition_graph,
+    validate_parts,
 )
 from meshsim.parallel.partition_fields import _to_parts
 from meshsim.parallel.sharding import DATA_AXIS, GRAPH_AXIS, graph_shardings
@@ -121,6 +122,7 @@ def _cut_mesh(
 ) -> BlockedMesh:
     """`structure` cut by `parts` into K parts, local graphs at least `local`'s sizes,
     blocks (rows R_s, edges C_e per part) at least `block`'s."""
+    parts = validate_parts(structure, parts, k)  # once: the two builders below reuse it
     pgraph = partition_graph(structure, parts, k, budget=local)
     blocked, new_row = blocked_graph(structure, parts, k, budget=block)
     source = {}
@@ -362,6 +364,7 @@ def make_per_mesh_blocked_partition(
     for structure, positions in meshes:  # the sizes first: each mesh is cut once
         _check_node_set(structure, node_set)
         k, parts = cut_for_mesh(structure, positions, mesh, method)
+        parts = validate_parts(structure, parts, k)  # once for the budgets and the cut
         parts_of.append(parts)
         local.append(partition_budget(structure, parts, k))
         block.append(blocked_budget(structure, parts, k))

@@ -273,11 +273,21 @@ class PartitionedGraph:
 # --------------------------------------------------------------------------- construction
 
 
+class _CheckedParts(dict):
+    """`validate_parts`' result, {node set: [N_s] int32 part}, which remembers the graph
+    and part count it was checked against: the builders that take it again (the local
+    graphs, the blocked layout and their budgets) skip checking the graph a second time."""
+
+    __slots__ = ("graph", "num_parts")
+
+
 def validate_parts(graph: MultiGraph, parts, num_parts: int) -> dict[str, np.ndarray]:
     """{node set: [N_s] int32 part} from `parts` ([N] for a one-node-set graph, or a
     mapping), after checking it against a one-graph, unpadded `graph` (validated too).
     Host side. Raises ValueError / TypeError naming what is malformed."""
     k = check_int("num_parts", num_parts, minimum=1, expected="a positive int")
+    if isinstance(parts, _CheckedParts) and parts.graph is graph and parts.num_parts == k:
+        return parts
     if not isinstance(graph, MultiGraph):
         raise TypeError(f"graph: expected MultiGraph, got {type(graph).__name__}")
     graph.validate()
@@ -311,7 +321,9 @@ def validate_parts(graph: MultiGraph, parts, num_parts: int) -> dict[str, np.nda
                 f"parts[{name!r}]: expected values in [0, {k}), got {p.min()}..{p.max()}"
             )
         checked[name] = p.astype(np.int32)
-    return checked
+    out = _CheckedParts(checked)
+    out.graph, out.num_parts = graph, k
+    return out
 
 
 def _halo_tables(s, parts, owned, halo, rank, n_local, k):
@@ -494,7 +506,7 @@ def partition_graph(
         tables[s], rounds[s] = _halo_tables(s, parts, owned, halo, rank, n_local[s], k)
     return PartitionedGraph(
         graph=stacked,
-        parts=parts,
+        parts=dict(parts),
         global_index=global_index,
         owned=owned_mask,
         owner_flat={s: (parts[s] * n_local[s] + rank[s]).astype(np.int32) for s in names},
