@@ -58,7 +58,8 @@ def test_flops_closed_form():
 
 
 def test_smoke_run_writes_expected_json(tmp_path):
-    assert run.main(["--smoke", "--impls", "meshsim,jraph", "--out", str(tmp_path)]) == 0
+    argv = ["--smoke", "--in-process", "--impls", "meshsim,jraph", "--out", str(tmp_path)]
+    assert run.main(argv) == 0
     result = json.loads((tmp_path / "latest.json").read_text())
     assert {"meta", "model", "matmul", "sizes", "targets"} <= set(result)
     size = result["sizes"]["tiny"]
@@ -72,6 +73,21 @@ def test_smoke_run_writes_expected_json(tmp_path):
     assert "train_speedup_vs_pyg@16k" in result["targets"]
     md = (tmp_path / "latest.md").read_text()
     assert "## Training step" in md and "## Targets" in md
+
+
+def test_smoke_run_times_each_implementation_in_processes_of_its_own(tmp_path):
+    """The default timing: each implementation in its own processes, alternating over
+    rounds, each round a share of the repeats; the calls of all rounds are merged."""
+    argv = ["--smoke", "--impls", "meshsim", "--rounds", "2", "--out", str(tmp_path)]
+    assert run.main(argv) == 0
+    result = json.loads((tmp_path / "latest.json").read_text())
+    assert result["meta"]["timing_processes"] == "own, 2 rounds"
+    size = result["sizes"]["tiny"]
+    for mode in ("train", "rollout"):
+        r = size[mode]["meshsim"]
+        assert r["repeats"] == 2 and r["median_s"] > 0  # one call in each of two processes
+        assert r["first_call"]["compile_s"] and r["first_call"][f"{mode}_first_call_s"] > 0
+        assert size[f"matmul_in_{mode}_rounds"]["repeats"] == 2
 
 
 def test_agreement_check_fails_loudly():

@@ -135,8 +135,15 @@ def markdown(result: dict) -> str:
         f"{m['aggregation']} aggregation, {m['activation']}, {m['optimizer']}; node features "
         f"{m['node_in']}, edge features {m['edge_in']}, outputs {m['output_size']}.\n"
     )
+    how = result["meta"].get("timing_processes", "in-process")
+    where = (
+        "interleaved (round-robin) runs of every implementation in one process"
+        if how == "in-process"
+        else f"runs of each implementation in processes of its own ({how}: the processes "
+        "alternate, and in each the step's calls alternate with the reference matmul's)"
+    )
     add(
-        "Timings are medians of wall time over interleaved (round-robin) runs after two "
+        f"Timings are medians of wall time over {where}, after two "
         "warm-up calls. `user`/`sys` are the median process CPU seconds (all threads) of the "
         "same calls: `sys` is almost all the kernel mapping and zeroing fresh pages (`minor "
         "faults`), because XLA:CPU and torch allocate their large temporaries anew on every "

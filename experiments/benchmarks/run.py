@@ -7,9 +7,14 @@
 For each mesh size: build a cylinder-flow-shaped problem, initialise meshsim's
 MeshGraphNet, copy its weights into the peers, check that every peer's forward
 output agrees with meshsim's (fails loudly if not), then time a training step
-and a rollout step of every implementation, interleaved round-robin. Peak memory
-and compile times are measured in fresh subprocesses (`--worker`), so peaks do
-not mix and caches are cold. The ablations time meshsim's options on one size.
+and a rollout step of every implementation. Each implementation is timed in a
+process of its own (`--worker`), as a user runs one framework, and the processes
+alternate over `--rounds` rounds; within a process its calls alternate with the
+reference matmul's. (With `--in-process`, every implementation is timed in this
+process, interleaved round-robin: at 16k nodes that made meshsim's training step
+15% slower than alone, the two frameworks' allocations sharing one heap.) Peak
+memory and compile times are measured in fresh subprocesses too, so peaks do not
+mix and caches are cold. The ablations time meshsim's options on one size.
 Writes `<out>/latest.json` and `<out>/latest.md` (see report.py for the layout).
 """
 
@@ -99,6 +104,8 @@ def _worker(spec: dict) -> dict:
         "trace_and_lower_s": round(trace_s, 3),
         "compile_s": {k: round(v, 3) for k, v in compile_s.items()},
     }
+    if spec["task"] == "time":
+        out.update(_time_in_worker(impl, spec))
     if spec["task"] == "memory":
         fn = impl.train if spec["mode"] == "train" else impl.rollout
         walls = [timing.timed_call(fn)[0] for _ in range(spec.get("calls", 2))]
@@ -106,6 +113,63 @@ def _worker(spec: dict) -> dict:
         out["delta_mb"] = round(out["peak_rss_mb"] - base, 1)
     out["total_s"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+def _time_in_worker(impl, spec: dict) -> dict:
+    """One implementation's timed calls in its own process: per mode two warm-up calls,
+    then up to `spec["repeats"]` calls (fewer past `spec["budget_s"]`) alternating with
+    the reference matmul's. Raw calls, merged by the caller over rounds."""
+    if spec["impl"] in impls.PYG:
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)  # as the in-process run sets it
+    mm_fn, _ = timing.jax_matmul_fn(*spec["matmul_shape"])
+    out = {"calls": {}, "matmul_calls": {}, "first_call_s": {}}
+    for mode in spec["modes"]:
+        fn = getattr(impl, mode)
+        w0, _ = timing.timed_call(fn)  # first call (allocations), second as estimate
+        w1, _ = timing.timed_call(fn)
+        out["first_call_s"][mode] = round(w0, 3)
+        reps = timing.choose_repeats(spec["repeats"], w1, spec["budget_s"], minimum=1)
+        calls = timing.round_robin_calls({mode: fn, MATMUL_KEY: mm_fn}, reps)
+        out["calls"][mode], out["matmul_calls"][mode] = calls[mode], calls[MATMUL_KEY]
+    return out
+
+
+def _timed_in_workers(names_by_mode: dict, n: int, args, model_cfg: dict, shape) -> tuple:
+    """({mode: {impl: raw calls}}, {mode: matmul calls}, {impl: first-call info}) of every
+    implementation timed in processes of its own, the processes alternating over
+    `args.rounds` rounds (each round a share of the repeats and of the time budget)."""
+    rounds = max(1, args.rounds)
+    calls = {m: {k: [] for k in names} for m, names in names_by_mode.items()}
+    mm_calls, first = {m: [] for m in names_by_mode}, {}
+    for r in range(rounds):
+        for name in dict.fromkeys(k for names in names_by_mode.values() for k in names):
+            modes = [m for m, names in names_by_mode.items() if name in names]
+            spec = {
+                "task": "time",
+                "impl": name,
+                "nodes": n,
+                "model": model_cfg,
+                "modes": modes,
+                "repeats": -(-args.repeats // rounds),
+                "budget_s": args.budget_s / rounds,
+                "matmul_shape": list(shape),
+            }
+            got = run_worker(spec)
+            if "error" in got:
+                raise SystemExit(f"timing {name} in its own process failed: {got['error']}")
+            for m in modes:
+                calls[m][name] += got["calls"][m]
+                mm_calls[m] += got["matmul_calls"][m]
+            if r == 0:
+                first[name] = {
+                    "trace_and_lower_s": got["trace_and_lower_s"],
+                    "compile_s": got["compile_s"],
+                    **{f"{m}_first_call_s": v for m, v in got["first_call_s"].items()},
+                }
+            log(f"  round {r + 1}/{rounds} {name}: {len(got['calls'][modes[0]])} calls per mode")
+    return calls, mm_calls, first
 
 
 def run_worker(spec: dict, env: dict | None = None, timeout: float = 1800) -> dict:
@@ -141,6 +205,24 @@ def check_agreement(built: dict, rtol: float, ref_name: str = "meshsim") -> dict
                 f"max|Δ|/max|ref| = {rel:.3g} > {rtol:g}; refusing to time it."
             )
     return out
+
+
+def _timed_in_process(built: dict, names: list, mode: str, args, first: dict, shape):
+    """({impl: summary}, the matmul's summary) of `names` timed in this process,
+    interleaved round-robin with the reference matmul (`--in-process`)."""
+    fns = {k: getattr(built[k], mode) for k in names}
+    reps = {}
+    for name, fn in fns.items():  # warm-up: first call (allocations), second as estimate
+        w0, _ = timing.timed_call(fn)
+        w1, _ = timing.timed_call(fn)
+        first[name][f"{mode}_first_call_s"] = round(w0, 3)
+        reps[name] = timing.choose_repeats(args.repeats, w1, args.budget_s)
+    log(f"{mode}: interleaved repeats {reps}")
+    # The matmul reference runs in the same rounds, so it sees the same machine load.
+    mm_fn, _ = timing.jax_matmul_fn(*shape)
+    reps[MATMUL_KEY] = max(reps.values())
+    out = timing.round_robin({**fns, MATMUL_KEY: mm_fn}, reps)
+    return out, out.pop(MATMUL_KEY)
 
 
 def measure_size(
@@ -214,22 +296,23 @@ def measure_size(
         res["agreement"] = check_agreement(built, AGREEMENT_RTOL, ref)
         errs = {k: f"{v['max_rel_err']:.2e}" for k, v in res["agreement"].items()}
         log(f"agreement: {errs}")
-    for mode in ("train", "rollout"):
-        fns = {k: getattr(built[k], mode) for k in wanted[mode] if k in built}
-        if not fns:
-            continue
-        reps = {}
-        for name, fn in fns.items():  # warm-up: first call (allocations), second as estimate
-            w0, _ = timing.timed_call(fn)
-            w1, _ = timing.timed_call(fn)
-            first[name][f"{mode}_first_call_s"] = round(w0, 3)
-            reps[name] = timing.choose_repeats(args.repeats, w1, args.budget_s)
-        log(f"{mode}: interleaved repeats {reps}")
-        # The matmul reference runs in the same rounds, so it sees the same machine load.
-        mm_fn, mm_flops = timing.jax_matmul_fn(*matmul_shape)
-        reps[MATMUL_KEY] = max(reps.values())
-        res[mode] = timing.round_robin({**fns, MATMUL_KEY: mm_fn}, reps)
-        mm = res[mode].pop(MATMUL_KEY)
+    names_by_mode = {m: [k for k in wanted[m] if k in built] for m in MODES}
+    names_by_mode = {m: names for m, names in names_by_mode.items() if names}
+    isolated = None
+    if not args.in_process:
+        del built  # the timing processes build their own
+        isolated = _timed_in_workers(names_by_mode, n, args, model_cfg, matmul_shape)
+        first = isolated[2]
+    mm_flops = 2 * int(np.prod(matmul_shape[:2])) * int(matmul_shape[2])
+    for mode in names_by_mode:
+        if isolated is not None:
+            calls, mm_calls, _ = isolated
+            res[mode] = {k: timing.summarize_with_load(c) for k, c in calls[mode].items()}
+            mm = timing.summarize_with_load(mm_calls[mode])
+        else:
+            res[mode], mm = _timed_in_process(
+                built, names_by_mode[mode], mode, args, first, matmul_shape
+            )
         best = mm_flops / mm["min_s"] / 1e9
         cpu_rate = mm_flops / mm["cpu_median_s"] / 1e9  # per CPU-second (all threads)
         res[f"matmul_in_{mode}_rounds"] = {
@@ -254,7 +337,6 @@ def measure_size(
                 f"  {mode} {name}: median {r['median_s']:.3f} s (cpu {r['cpu_median_s']:.3f} s), "
                 f"{r['model_gflops_per_s']} model GFLOP/s"
             )
-    del built
     if not args.no_memory:
         for name, mode in [(n, m) for m in MODES for n in wanted[m]]:
             spec = {
@@ -405,6 +487,17 @@ def main(argv=None) -> int:
         default=",".join(impls.IMPLS[:1] + (impls.NO_REMAT,) + impls.IMPLS[1:]),
         help=f"comma-separated, from {impls.IMPLS + tuple(impls.VARIANTS)}",
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="timing processes per implementation, alternating (each a share of the repeats)",
+    )
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="time every implementation in this process, interleaved (the earlier method)",
+    )
     ap.add_argument("--ablation-size", default="16k", help="'' to skip the ablations")
     ap.add_argument("--ablation-repeats", type=int, default=5)
     ap.add_argument("--compile-size", default="16k", help="'' to skip compile-time processes")
@@ -478,6 +571,8 @@ def main(argv=None) -> int:
             "load_start": timing.load(),
             "smoke": args.smoke,
             "budget_s": args.budget_s,
+            # timing: each implementation in processes of its own over `rounds`, or all in one
+            "timing_processes": "in-process" if args.in_process else f"own, {args.rounds} rounds",
             "requested_repeats": args.repeats,
         },
         "model": {

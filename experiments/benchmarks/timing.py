@@ -115,18 +115,30 @@ def round_robin(
     `repeats` is one count for all or a count per name; a fn with fewer repeats drops
     out of the later rounds.
     """
+    calls = round_robin_calls(fns, repeats)
+    return {k: summarize_with_load(c) for k, c in calls.items() if c}
+
+
+def round_robin_calls(
+    fns: Mapping[str, Callable[[], object]], repeats: int | Mapping[str, int]
+) -> dict[str, list[dict]]:
+    """`round_robin`'s raw calls: {name: [`measured_call` + "load1"]} (to merge the calls
+    of several processes before summarizing)."""
     reps = repeats if isinstance(repeats, Mapping) else {k: repeats for k in fns}
     calls = {k: [] for k in fns}
-    loads = {k: [] for k in fns}
     for r in range(max(reps.values(), default=0)):
         for name, fn in fns.items():
             if r < reps[name]:
-                loads[name].append(os.getloadavg()[0])
-                calls[name].append(measured_call(fn))
+                load1 = os.getloadavg()[0]
+                calls[name].append({**measured_call(fn), "load1": load1})
+    return calls
+
+
+def summarize_with_load(calls: list[dict]) -> dict:
+    """`summarize` of calls from `round_robin_calls`, with their mean 1-minute load."""
     return {
-        k: {**summarize(calls[k]), "load1_mean": round(float(np.mean(loads[k])), 2)}
-        for k in fns
-        if calls[k]
+        **summarize(calls),
+        "load1_mean": round(float(np.mean([c["load1"] for c in calls])), 2),
     }
 
 
