@@ -90,6 +90,19 @@ def test_smoke_run_times_each_implementation_in_processes_of_its_own(tmp_path):
         assert size[f"matmul_in_{mode}_rounds"]["repeats"] == 2
 
 
+def test_peer_timing_processes_keep_freed_memory(monkeypatch):
+    """The PyG peers' processes get the caching-allocator tunables on top of this
+    process's (huge pages); meshsim's and jraph's run as the `meshsim` command does."""
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
+    assert run.worker_env("meshsim") == {} and run.worker_env("jraph") == {}
+    for peer in impls.PYG:
+        tunables = run.worker_env(peer)["GLIBC_TUNABLES"].split(":")
+        assert tunables[0] == "glibc.malloc.hugetlb=1"
+        assert "glibc.malloc.mmap_max=0" in tunables
+    monkeypatch.delenv("GLIBC_TUNABLES")
+    assert run.worker_env("pyg") == {"GLIBC_TUNABLES": run.PEER_ALLOCATOR}
+
+
 def test_agreement_check_fails_loudly():
     ref = np.linspace(-1.0, 1.0, 20, dtype=np.float32).reshape(10, 2)
 

@@ -142,6 +142,11 @@ def markdown(result: dict) -> str:
         else f"runs of each implementation in processes of its own ({how}: the processes "
         "alternate, and in each the step's calls alternate with the reference matmul's)"
     )
+    tunables = result["meta"].get("timing_tunables")
+    if tunables:
+        where += "; GLIBC_TUNABLES of each implementation's processes: " + ", ".join(
+            f"{k} `{v or '(none)'}`" for k, v in tunables.items()
+        )
     add(
         f"Timings are medians of wall time over {where}, after two "
         "warm-up calls. `user`/`sys` are the median process CPU seconds (all threads) of the "
