@@ -143,18 +143,21 @@ def markdown(result: dict) -> str:
         "alternate, and in each the step's calls alternate with the reference matmul's)"
     )
     tunables = result["meta"].get("timing_tunables")
-    if tunables:
-        where += "; GLIBC_TUNABLES of each implementation's processes: " + ", ".join(
-            f"{k} `{v or '(none)'}`" for k, v in tunables.items()
-        )
+    allocator = (
+        " GLIBC_TUNABLES of each implementation's processes: "
+        + ", ".join(f"{k} `{v or '(none)'}`" for k, v in tunables.items())
+        + " (run.py's PEER_ALLOCATOR says why)."
+        if tunables
+        else ""
+    )
     add(
-        f"Timings are medians of wall time over {where}, after two "
-        "warm-up calls. `user`/`sys` are the median process CPU seconds (all threads) of the "
-        "same calls: `sys` is almost all the kernel mapping and zeroing fresh pages (`minor "
-        "faults`), because XLA:CPU and torch allocate their large temporaries anew on every "
-        "call. Model FLOP/s use the paper-form (concatenation) FLOP count for every "
-        "implementation, so the concat trick (meshsim's and the `pyg` peer's) shows up as more "
-        "useful work per second; "
+        f"Timings are medians of wall time over {where}, after two warm-up calls."
+        f"{allocator} `user`/`sys` are the median process CPU seconds (all threads) of the "
+        "same calls: `sys` is almost all the kernel mapping and zeroing fresh pages "
+        "(`minor faults`), because XLA:CPU and torch allocate their large temporaries anew "
+        "on every call (none where the process keeps the memory it frees). Model FLOP/s use "
+        "the paper-form (concatenation) FLOP count for every implementation, so the concat "
+        "trick (meshsim's and the `pyg` peer's) shows up as more useful work per second; "
         "training = 3x forward. `of matmul (wall)` divides by the reference matmul rate below; "
         "`of matmul (per CPU-s)` compares FLOPs per CPU-second with the matmul's in the same "
         "rounds, which other people's load moves much less.\n"
