@@ -7,7 +7,9 @@ check). `params` are meshsim's; the peers receive copies in their own layouts.
 
 Names: "meshsim" (MeshGraphNet with the given options), "jraph", "pyg" (the
 strongest PyG peer: PhysicsNeMo's concat trick under `torch.compile`), "pyg-eager"
-(the same network written plainly, `cat` + MLP, eager).
+(the same network written plainly, `cat` + MLP, eager), and "meshsim-transformer"
+(the same network with `meshsim.TransformerBlock` as its processor block: another
+function, on its own weights, timed beside the interaction block).
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ import meshsim
 from experiments.benchmarks import steps
 from experiments.benchmarks.meshes import OUTPUT_SIZE, Problem
 
-IMPLS = ("meshsim", "jraph", "pyg", "pyg-eager")
+TRANSFORMER = "meshsim-transformer"
+IMPLS = ("meshsim", "jraph", "pyg", "pyg-eager", TRANSFORMER)
+# Rows that compute another function than meshsim's MeshGraphNet: no agreement check,
+# no paper-form FLOP count.
+OTHER_NETWORKS = (TRANSFORMER,)
 # The PyG peers: name -> (concat_trick, torch.compile mode or None for eager).
 PYG = {"pyg": (True, "default"), "pyg-eager": (False, None)}
 # meshsim with remat forced on / off, whatever the library default (None: on for CPU).
@@ -55,6 +61,12 @@ class Impl:
 
 def meshsim_model(model_cfg: dict, **options) -> meshsim.MeshGraphNet:
     return meshsim.MeshGraphNet(output_size=OUTPUT_SIZE, **model_cfg, **options)
+
+
+def transformer_model(model_cfg: dict, **options) -> meshsim.MeshGraphNet:
+    """The MeshGraphNet with `meshsim.TransformerBlock` (its defaults: 4 heads of L / 4,
+    LayerNorm, a gated MLP of twice L) as the processor block."""
+    return meshsim_model(model_cfg, block=meshsim.TransformerBlock, **options)
 
 
 def init_params(problem: Problem, model_cfg: dict, seed: int = 0) -> dict:
@@ -148,6 +160,12 @@ def build(
     """
     if name in VARIANTS:
         name, options = "meshsim", {**(options or {}), **VARIANTS[name]}
+    if name == TRANSFORMER:
+        model = transformer_model(model_cfg, **(options or {}))
+        own = jax.jit(model.init)(jax.random.key(0), problem.graph)  # its own weights
+        graph = jax.device_put(problem.graph)
+        impl = _jax_impl("meshsim", model.apply, own, graph, problem, donate=donate)
+        return dataclasses.replace(impl, name=name)
     if name == "meshsim":
         model = meshsim_model(model_cfg, **(options or {}))
         graph, loss_mask = problem.graph, problem.loss_mask

@@ -127,6 +127,13 @@ def markdown(result: dict) -> str:
             )
             + ".\n"
         )
+    if "meshsim-transformer" in meta.get("impls", ()):
+        add(
+            "Row `meshsim-transformer`: the same network with `meshsim.TransformerBlock` as "
+            "its processor block (4 heads, LayerNorm, gated MLP), on its own weights: another "
+            "function, so no agreement check and no FLOP columns; its speed-up column gives "
+            "its step time over the interaction block's.\n"
+        )
     m = result["model"]
     add(
         f"Model: latent {m['latent_size']}, "
@@ -195,6 +202,9 @@ def markdown(result: dict) -> str:
                     ):
                         if key in sp:
                             speed.append(f"{sp[key]:.2f}x ({who})")
+                if "transformer_time_over_interaction" in sp and name == "meshsim-transformer":
+                    ratio = sp["transformer_time_over_interaction"]
+                    speed.append(f"{ratio:.2f}x the interaction block's time")
                 mem = size["memory"].get(f"{name}/{mode}", {})
                 mem_s = (
                     f"{mem['peak_rss_mb']:.0f} ({mem['delta_mb']:.0f})"
@@ -206,8 +216,10 @@ def markdown(result: dict) -> str:
                     f"{r['repeats']} | {r['median_s']:.3f} | {r['min_s']:.3f} | "
                     f"{r['user_median_s']:.2f} | {r['sys_median_s']:.2f} | "
                     f"{r['minor_faults_median']:,} | {', '.join(speed) or '—'} | "
-                    f"{r['model_gflops_per_s']} | {r['fraction_of_matmul']:.0%} | "
-                    f"{r['fraction_of_matmul_per_cpu_s']:.0%} | {mem_s} | {r['load1_mean']} |"
+                    f"{_fmt(r['model_gflops_per_s'], '')} | "
+                    f"{_fmt(r['fraction_of_matmul'], '.0%')} | "
+                    f"{_fmt(r['fraction_of_matmul_per_cpu_s'], '.0%')} | {mem_s} | "
+                    f"{r['load1_mean']} |"
                 )
             for key, why in size["skipped"].items():
                 if key.endswith("/" + mode):
