@@ -6,6 +6,7 @@ formula. The PyG peer is checked separately and only where the optional `bench`
 extra (torch, torch_geometric) is installed.
 """
 
+import argparse
 import json
 
 import numpy as np
@@ -107,6 +108,37 @@ def test_peer_timing_processes_keep_freed_memory(monkeypatch):
         assert "glibc.malloc.mmap_max=0" in tunables
     monkeypatch.delenv("GLIBC_TUNABLES")
     assert run.worker_env("pyg") == {"GLIBC_TUNABLES": run.PEER_ALLOCATOR}
+
+
+def test_a_failed_timing_process_is_left_out_not_fatal(monkeypatch):
+    """A timing process that dies (out of memory, say) leaves its implementation out of
+    the later rounds and says why; the others' calls of every round are kept."""
+    started = []
+    call = {"wall": 0.1, "user": 0.1, "sys": 0.0, "minflt": 0, "load1": 0.5}
+
+    def fake_worker(spec, env=None, timeout=1800):
+        started.append(spec["impl"])
+        if spec["impl"] == "pyg":
+            return {"error": "exit -9: ['Killed']"}
+        modes = spec["modes"]
+        return {
+            "trace_and_lower_s": 0.1,
+            "compile_s": {"train": 0.1},
+            "first_call_s": {m: 0.2 for m in modes},
+            "calls": {m: [call] for m in modes},
+            "matmul_calls": {m: [call] for m in modes},
+        }
+
+    monkeypatch.setattr(run, "run_worker", fake_worker)
+    args = argparse.Namespace(rounds=2, repeats=2, budget_s=10.0)
+    names = {"train": ["meshsim", "pyg"], "rollout": ["meshsim", "pyg"]}
+    calls, matmul, first, failed = run._timed_in_workers(names, 100, args, {}, (8, 8, 8))
+    assert started == ["meshsim", "pyg", "meshsim"]  # pyg not started again
+    assert failed == {"pyg": "its timing process failed: exit -9: ['Killed']"}
+    for mode in names:
+        assert set(calls[mode]) == {"meshsim"} and len(calls[mode]["meshsim"]) == 2
+        assert len(matmul[mode]) == 2
+    assert set(first) == {"meshsim"}
 
 
 def test_agreement_check_fails_loudly():

@@ -157,14 +157,18 @@ def worker_env(name: str) -> dict:
 
 
 def _timed_in_workers(names_by_mode: dict, n: int, args, model_cfg: dict, shape) -> tuple:
-    """({mode: {impl: raw calls}}, {mode: matmul calls}, {impl: first-call info}) of every
-    implementation timed in processes of its own, the processes alternating over
-    `args.rounds` rounds (each round a share of the repeats and of the time budget)."""
+    """({mode: {impl: raw calls}}, {mode: matmul calls}, {impl: first-call info},
+    {impl: why its process failed}) of every implementation timed in processes of its
+    own, the processes alternating over `args.rounds` rounds (each round a share of the
+    repeats and of the time budget). An implementation whose process fails (out of
+    memory, a crash) is left out of the later rounds and of the calls."""
     rounds = max(1, args.rounds)
     calls = {m: {k: [] for k in names} for m, names in names_by_mode.items()}
-    mm_calls, first = {m: [] for m in names_by_mode}, {}
+    mm_calls, first, failed = {m: [] for m in names_by_mode}, {}, {}
     for r in range(rounds):
         for name in dict.fromkeys(k for names in names_by_mode.values() for k in names):
+            if name in failed:
+                continue
             modes = [m for m, names in names_by_mode.items() if name in names]
             spec = {
                 "task": "time",
@@ -178,7 +182,11 @@ def _timed_in_workers(names_by_mode: dict, n: int, args, model_cfg: dict, shape)
             }
             got = run_worker(spec, env=worker_env(name))
             if "error" in got:
-                raise SystemExit(f"timing {name} in its own process failed: {got['error']}")
+                failed[name] = f"its timing process failed: {got['error']}"
+                log(f"  round {r + 1}/{rounds} {name}: {failed[name]}")
+                for m in modes:
+                    calls[m].pop(name, None)
+                continue
             for m in modes:
                 calls[m][name] += got["calls"][m]
                 mm_calls[m] += got["matmul_calls"][m]
@@ -189,7 +197,7 @@ def _timed_in_workers(names_by_mode: dict, n: int, args, model_cfg: dict, shape)
                     **{f"{m}_first_call_s": v for m, v in got["first_call_s"].items()},
                 }
             log(f"  round {r + 1}/{rounds} {name}: {len(got['calls'][modes[0]])} calls per mode")
-    return calls, mm_calls, first
+    return calls, mm_calls, first, failed
 
 
 def run_worker(spec: dict, env: dict | None = None, timeout: float = 1800) -> dict:
@@ -324,10 +332,16 @@ def measure_size(
         del built  # the timing processes build their own
         isolated = _timed_in_workers(names_by_mode, n, args, model_cfg, matmul_shape)
         first = isolated[2]
+        for name, why in isolated[3].items():
+            for mode, names in names_by_mode.items():
+                if name in names:
+                    res["skipped"][f"{name}/{mode}"] = why
     mm_flops = 2 * int(np.prod(matmul_shape[:2])) * int(matmul_shape[2])
     for mode in names_by_mode:
         if isolated is not None:
-            calls, mm_calls, _ = isolated
+            calls, mm_calls = isolated[:2]
+            if not calls[mode] or not mm_calls[mode]:
+                continue  # every timing process of this mode failed
             res[mode] = {k: timing.summarize_with_load(c) for k, c in calls[mode].items()}
             mm = timing.summarize_with_load(mm_calls[mode])
         else:
