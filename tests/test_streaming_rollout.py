@@ -103,8 +103,10 @@ print("PEAK_KIB", peak, os.path.getsize(os.path.join(workdir, "rollouts.h5")))
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM (Linux)")
 def test_host_memory_is_flat_with_rollout_length(tmp_path):
-    """Peak RSS of `meshsim rollout` at 1k and 10k steps on a 1,000-node mesh: the output
-    grows by ~70 MiB, the process peak by less than 20 MiB (measured: +3 MiB)."""
+    """Peak RSS of `meshsim rollout` at 1k and 20k steps on a 1,000-node mesh: the output
+    grows by ~145 MiB, the process peak by less than a quarter of that. (Two runs of
+    the same length differ by up to ~15 MiB here, and by 24 MiB once under the full
+    suite's load: a fixed 20 MiB bound between 1k and 10k steps was within that noise.)"""
     from meshsim.config import load_config
     from meshsim.runs import run_training
 
@@ -122,7 +124,7 @@ def test_host_memory_is_flat_with_rollout_length(tmp_path):
     run_training(config, workdir, progress=False)
     env = {**os.environ, "PYTHONPATH": REPO, "MESHSIM_COMPILATION_CACHE": ""}
     peak, size = {}, {}
-    for steps in (1000, 10000):
+    for steps in (1000, 20000):
         out = subprocess.run(
             [sys.executable, "-c", MEASURE, workdir, str(steps)],
             capture_output=True,
@@ -133,5 +135,6 @@ def test_host_memory_is_flat_with_rollout_length(tmp_path):
         ).stdout
         _, kib, nbytes = out.strip().splitlines()[-1].split()
         peak[steps], size[steps] = int(kib) / 1024, int(nbytes) / 2**20
-    assert size[10000] - size[1000] > 60  # MiB: holding the rollout would show
-    assert peak[10000] - peak[1000] < 20, (peak, size)
+    grown = size[20000] - size[1000]
+    assert grown > 120  # MiB: holding the rollout would show
+    assert peak[20000] - peak[1000] < grown / 4, (peak, size)
