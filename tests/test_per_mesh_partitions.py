@@ -70,16 +70,20 @@ def test_budgets_equal_the_cut_sizes_and_each_mesh_is_cut_once(monkeypatch):
             sizes = blocked_budget(graph, parts, k)
             assert sizes.n_node == {s: layout.num_nodes(s) // k for s in graph.node_sets}
             assert sizes.n_edge == {e: layout.edge_sets[e].num_edges // k for e in graph.edge_sets}
-    calls = []
-    original = blocked.partition_graph
+    calls, plans = [], []
+    original, original_plan = blocked._partition_graph, blocked._halo_plan
     monkeypatch.setattr(
-        blocked, "partition_graph", lambda *a, **k: calls.append(1) or original(*a, **k)
+        blocked, "_partition_graph", lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    monkeypatch.setattr(
+        blocked, "_halo_plan", lambda *a, **k: plans.append(1) or original_plan(*a, **k)
     )
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("data", "graph"))
     built = blocked.make_per_mesh_blocked_partition(
         [(a, {"mesh": pos_a}), (b, {"mesh": pos_b})], mesh, node_set="mesh"
     )
     assert len(calls) == 2 and len(built.meshes) == 2  # one cut per mesh
+    assert len(plans) == 2  # and one plan per mesh, for its budget and its cut
 
     import meshsim
     from meshsim.parallel import sequential

@@ -86,13 +86,8 @@ class PaddingBudget:
             return self
         if not isinstance(other, PaddingBudget):
             raise TypeError(f"other: expected a PaddingBudget, got {type(other).__name__}")
-        mine, theirs = (
-            (sorted(self.n_node), sorted(self.n_edge)),
-            (
-                sorted(other.n_node),
-                sorted(other.n_edge),
-            ),
-        )
+        mine = (sorted(self.n_node), sorted(self.n_edge))
+        theirs = (sorted(other.n_node), sorted(other.n_edge))
         if mine != theirs:
             raise ValueError(f"other: expected node and edge sets {mine}, got {theirs}")
         return PaddingBudget(

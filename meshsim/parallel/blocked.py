@@ -45,9 +45,9 @@ from meshsim.graph import GraphFeatures, MultiGraph, PaddingBudget
 from meshsim.graph.window import NODE_INDEX, Window, graph_batch_axis
 from meshsim.parallel import per_mesh
 from meshsim.parallel.graph_parallel import (
+    _blocked_budget,
+    _blocked_graph,
     _first,
-    blocked_budget,
-    blocked_graph,
     cut_for_mesh,
     local_apply,
     make_halo_exchange,
@@ -56,8 +56,10 @@ from meshsim.parallel.partition import (
     HaloTables,
     PartitionedGraph,
     Round,
-    partition_budget,
-    partition_graph,
+    _halo_plan,
+    _HaloPlan,
+    _local_budget,
+    _partition_graph,
     validate_parts,
 )
 from meshsim.parallel.partition_fields import _to_parts
@@ -117,14 +119,15 @@ def _cut_mesh(
     structure: MultiGraph,
     parts: Mapping[str, np.ndarray],
     k: int,
+    plan: _HaloPlan,
     local: PaddingBudget | None = None,
     block: PaddingBudget | None = None,
 ) -> BlockedMesh:
-    """`structure` cut by `parts` into K parts, local graphs at least `local`'s sizes,
-    blocks (rows R_s, edges C_e per part) at least `block`'s."""
-    parts = validate_parts(structure, parts, k)  # once: the two builders below reuse it
-    pgraph = partition_graph(structure, parts, k, budget=local)
-    blocked, new_row = blocked_graph(structure, parts, k, budget=block)
+    """`structure` cut by validated `parts` (`validate_parts`) into K parts, whose
+    `_halo_plan` is `plan`: local graphs at least `local`'s sizes, blocks (rows R_s,
+    edges C_e per part) at least `block`'s."""
+    pgraph = _partition_graph(structure, parts, k, plan, budget=local)
+    blocked, new_row = _blocked_graph(structure, parts, k, budget=block)
     source = {}
     for s, rows in new_row.items():
         source[s] = np.full(blocked.num_nodes(s), -1, np.int64)
@@ -328,7 +331,8 @@ def make_blocked_partition(
     """
     _check_node_set(structure, node_set)
     k, parts = cut_for_mesh(structure, positions, mesh, method)
-    cut = _cut_mesh(structure, parts, k)
+    parts = validate_parts(structure, parts, k)
+    cut = _cut_mesh(structure, parts, k, _halo_plan(structure, parts, k))
     split = NamedSharding(mesh, PartitionSpec(GRAPH_AXIS))
     return BlockedPartition(
         meshes=(cut,),
@@ -360,16 +364,20 @@ def make_per_mesh_blocked_partition(
     """
     if not meshes:
         raise ValueError("meshes: expected at least one mesh, got none")
-    parts_of, local, block = [], [], []
-    for structure, positions in meshes:  # the sizes first: each mesh is cut once
+    planned, local, block = [], [], []
+    for structure, positions in meshes:  # the sizes first: each mesh is planned once
         _check_node_set(structure, node_set)
         k, parts = cut_for_mesh(structure, positions, mesh, method)
-        parts = validate_parts(structure, parts, k)  # once for the budgets and the cut
-        parts_of.append(parts)
-        local.append(partition_budget(structure, parts, k))
-        block.append(blocked_budget(structure, parts, k))
+        parts = validate_parts(structure, parts, k)
+        plan = _halo_plan(structure, parts, k)
+        planned.append((parts, plan))
+        local.append(_local_budget(plan))
+        block.append(_blocked_budget(structure, parts, k))
     local, block = per_mesh.common_budget(local), per_mesh.common_budget(block)
-    cuts = [_cut_mesh(s, p, k, local, block) for (s, _), p in zip(meshes, parts_of)]
+    cuts = [
+        _cut_mesh(structure, parts, k, plan, local, block)
+        for (structure, _), (parts, plan) in zip(meshes, planned)
+    ]
     rounds = {s: per_mesh.full_rounds(k) for s in cuts[0].structure.node_sets}
     for s in rounds:
         mine = [dict(c.pgraph.rounds)[s] for c in cuts]

@@ -356,9 +356,9 @@ def _blocked_rows(owner: np.ndarray, k: int, width: int) -> np.ndarray:
     return rows
 
 
-def _block_sizes(graph: MultiGraph, parts: dict, k: int, multiple: int):
-    """({node set: R_s}, {edge set: C_k}) of validated `parts`: the largest part's
-    nodes + 1 padding row, and its edges (by receiver), rounded up to `multiple`."""
+def _blocked_budget(graph: MultiGraph, parts: dict, k: int, multiple: int = 8) -> PaddingBudget:
+    """`blocked_budget` of validated `parts`: R_s = the largest part's nodes + 1 padding
+    row, C_k = its edges (by receiver), rounded up to `multiple`."""
     rows = {s: _block(np.bincount(parts[s], minlength=k), 1, multiple) for s in graph.node_sets}
     edges = {
         e: _block(
@@ -366,7 +366,7 @@ def _block_sizes(graph: MultiGraph, parts: dict, k: int, multiple: int):
         )
         for e, es in graph.edge_sets.items()
     }
-    return rows, edges
+    return PaddingBudget(n_node=rows, n_edge=edges, n_graph=1)
 
 
 def blocked_budget(graph: MultiGraph, parts, num_parts: int, *, multiple: int = 8):
@@ -374,8 +374,7 @@ def blocked_budget(graph: MultiGraph, parts, num_parts: int, *, multiple: int = 
     each node set, one padding row included; n_edge: C_k edges per part of each edge
     set), without building the graph. Host side."""
     parts = validate_parts(graph, parts, num_parts)
-    rows, edges = _block_sizes(graph, parts, int(num_parts), multiple)
-    return PaddingBudget(n_node=rows, n_edge=edges, n_graph=1)
+    return _blocked_budget(graph, parts, int(num_parts), multiple)
 
 
 def blocked_graph(
@@ -400,8 +399,18 @@ def blocked_graph(
       (graph, {node set: [N_s] int32 new row of each global node}). Host side.
     """
     parts = validate_parts(graph, parts, num_parts)
-    k = int(num_parts)
-    sizes = PaddingBudget(*_block_sizes(graph, parts, k, multiple), n_graph=1).at_least(budget)
+    return _blocked_graph(graph, parts, int(num_parts), multiple, budget)
+
+
+def _blocked_graph(
+    graph: MultiGraph,
+    parts: dict,
+    k: int,
+    multiple: int = 8,
+    budget: PaddingBudget | None = None,
+) -> tuple[MultiGraph, dict[str, np.ndarray]]:
+    """`blocked_graph` of validated `parts` (`validate_parts`)."""
+    sizes = _blocked_budget(graph, parts, k, multiple).at_least(budget)
     width, edge_width = sizes.n_node, sizes.n_edge
     new_row, node_sets = {}, {}
     for s, ns in graph.node_sets.items():

@@ -273,21 +273,11 @@ class PartitionedGraph:
 # --------------------------------------------------------------------------- construction
 
 
-class _CheckedParts(dict):
-    """`validate_parts`' result, {node set: [N_s] int32 part}, which remembers the graph
-    and part count it was checked against: the builders that take it again (the local
-    graphs, the blocked layout and their budgets) skip checking the graph a second time."""
-
-    __slots__ = ("graph", "num_parts")
-
-
 def validate_parts(graph: MultiGraph, parts, num_parts: int) -> dict[str, np.ndarray]:
     """{node set: [N_s] int32 part} from `parts` ([N] for a one-node-set graph, or a
     mapping), after checking it against a one-graph, unpadded `graph` (validated too).
     Host side. Raises ValueError / TypeError naming what is malformed."""
     k = check_int("num_parts", num_parts, minimum=1, expected="a positive int")
-    if isinstance(parts, _CheckedParts) and parts.graph is graph and parts.num_parts == k:
-        return parts
     if not isinstance(graph, MultiGraph):
         raise TypeError(f"graph: expected MultiGraph, got {type(graph).__name__}")
     graph.validate()
@@ -321,9 +311,7 @@ def validate_parts(graph: MultiGraph, parts, num_parts: int) -> dict[str, np.nda
                 f"parts[{name!r}]: expected values in [0, {k}), got {p.min()}..{p.max()}"
             )
         checked[name] = p.astype(np.int32)
-    out = _CheckedParts(checked)
-    out.graph, out.num_parts = graph, k
-    return out
+    return checked
 
 
 def _halo_tables(s, parts, owned, halo, rank, n_local, k):
@@ -399,10 +387,18 @@ def subgraph(
     return MultiGraph(node_sets=node_sets, edge_sets=edge_sets, graph_mask=np.ones(1, bool))
 
 
-def _plan(graph: MultiGraph, parts: dict[str, np.ndarray], k: int):
-    """(node set names, owned {set: [K arrays of global nodes]}, edges {edge set: [K
-    arrays of edges, by receiver]}, halo {set: [K arrays of the other parts' nodes each
-    part's edges read]}) of validated `parts`."""
+class _HaloPlan(NamedTuple):
+    """Which nodes and edges each of K parts holds (`partition_graph` before its local
+    graphs are built)."""
+
+    names: list  # sorted node set names
+    owned: dict  # {set: [K arrays of global nodes]}
+    edges: dict  # {edge set: [K arrays of edges, by receiver]}
+    halo: dict  # {set: [K arrays of the other parts' nodes each part's edges read]}
+
+
+def _halo_plan(graph: MultiGraph, parts: dict[str, np.ndarray], k: int) -> _HaloPlan:
+    """The `_HaloPlan` of validated `parts` (`validate_parts`). O(K · (N + E))."""
     names = sorted(graph.node_sets)
     owned = {s: [np.flatnonzero(parts[s] == p) for p in range(k)] for s in names}
     ends = {
@@ -421,18 +417,20 @@ def _plan(graph: MultiGraph, parts: dict[str, np.ndarray], k: int):
         for s in names:
             candidates = np.unique(np.concatenate(needed[s]))
             halo[s].append(candidates[parts[s][candidates] != p])
-    return names, owned, edges, halo
+    return _HaloPlan(names, owned, edges, halo)
 
 
-def _local_sizes(graph, names, owned, edges, halo, multiple: int):
-    """({set: local rows, owned + halo + 1 padding row}, {edge set: local edges}), the
-    largest part's, rounded up to `multiple`."""
+def _local_budget(plan: _HaloPlan, multiple: int = 8) -> PaddingBudget:
+    """The local budgets of a plan's parts: the largest part's rows (owned + halo + 1
+    padding row) per node set and edges per edge set, rounded up to `multiple`."""
     n_local = {
-        s: _round_up(max(o.size + h.size for o, h in zip(owned[s], halo[s])) + 1, multiple)
-        for s in names
+        s: _round_up(
+            max(o.size + h.size for o, h in zip(plan.owned[s], plan.halo[s])) + 1, multiple
+        )
+        for s in plan.names
     }
-    n_edge = {e: _round_up(max(x.size for x in edges[e]), multiple) for e in graph.edge_sets}
-    return n_local, n_edge
+    n_edge = {e: _round_up(max(x.size for x in v), multiple) for e, v in plan.edges.items()}
+    return PaddingBudget(n_node=n_local, n_edge=n_edge, n_graph=2)
 
 
 def partition_budget(
@@ -444,9 +442,7 @@ def partition_budget(
     budgets' largest. Host side, O(K · (N + E))."""
     k = check_int("num_parts", num_parts, minimum=1, expected="a positive int")
     parts = validate_parts(graph, parts, k)
-    names, owned, edges, halo = _plan(graph, parts, k)
-    n_local, n_edge = _local_sizes(graph, names, owned, edges, halo, multiple)
-    return PaddingBudget(n_node=n_local, n_edge=n_edge, n_graph=2)
+    return _local_budget(_halo_plan(graph, parts, k), multiple)
 
 
 def partition_graph(
@@ -476,14 +472,25 @@ def partition_graph(
     """
     k = check_int("num_parts", num_parts, minimum=1, expected="a positive int")
     parts = validate_parts(graph, parts, k)
-    names, owned, edges, halo = _plan(graph, parts, k)
+    return _partition_graph(graph, parts, k, _halo_plan(graph, parts, k), multiple, budget)
+
+
+def _partition_graph(
+    graph: MultiGraph,
+    parts: dict[str, np.ndarray],
+    k: int,
+    plan: _HaloPlan,
+    multiple: int = 8,
+    budget: PaddingBudget | None = None,
+) -> PartitionedGraph:
+    """`partition_graph` of validated `parts` (`validate_parts`) and their plan."""
+    names, owned, edges, halo = plan
     rank = {}
     for s in names:
         rank[s] = np.zeros(graph.num_nodes(s), np.int64)
         for p in range(k):
             rank[s][owned[s][p]] = np.arange(owned[s][p].size)
-    n_local, n_edge = _local_sizes(graph, names, owned, edges, halo, multiple)
-    budget = PaddingBudget(n_node=n_local, n_edge=n_edge, n_graph=2).at_least(budget)
+    budget = _local_budget(plan, multiple).at_least(budget)
     n_local, n_edge = budget.n_node, budget.n_edge
 
     global_index = {s: np.full((k, n_local[s]), -1, np.int32) for s in names}
@@ -506,7 +513,7 @@ def partition_graph(
         tables[s], rounds[s] = _halo_tables(s, parts, owned, halo, rank, n_local[s], k)
     return PartitionedGraph(
         graph=stacked,
-        parts=dict(parts),
+        parts=parts,
         global_index=global_index,
         owned=owned_mask,
         owner_flat={s: (parts[s] * n_local[s] + rank[s]).astype(np.int32) for s in names},
