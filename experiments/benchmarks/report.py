@@ -142,14 +142,14 @@ def markdown(result: dict) -> str:
         f"{m['aggregation']} aggregation, {m['activation']}, {m['optimizer']}; node features "
         f"{m['node_in']}, edge features {m['edge_in']}, outputs {m['output_size']}.\n"
     )
-    how = result["meta"].get("timing_processes", "in-process")
+    how = meta.get("timing_processes", "in-process")
     where = (
         "interleaved (round-robin) runs of every implementation in one process"
         if how == "in-process"
         else f"runs of each implementation in processes of its own ({how}: the processes "
         "alternate, and in each the step's calls alternate with the reference matmul's)"
     )
-    tunables = result["meta"].get("timing_tunables")
+    tunables = meta.get("timing_tunables")
     allocator = (
         " GLIBC_TUNABLES of each implementation's processes: "
         + ", ".join(f"{k} `{v or '(none)'}`" for k, v in tunables.items())
