@@ -8,7 +8,8 @@ parallelism (2 and 4 parts, both halo exchanges, with data parallelism) and thro
 sequential partitions, each example's unpartitioned output, while no placed array
 holds a whole mesh's nodes on one device; and a tiny training run on cylinder-flow
 trajectories with different meshes logs the one-device losses under
-`parallel.graph=2 × data=2` and `parallel.partitions=2`.
+`parallel.graph=2 × data=2` and `parallel.partitions=2`, keeps each mesh's parts
+beside the dataset, and a second run reads them back and logs the same losses.
 """
 
 import json
@@ -199,15 +200,28 @@ def test_training_on_different_meshes_matches_one_device(tmp_path):
         from meshsim.data import open_dataset
         meshes = {open_dataset(data, "train")[i]["mesh_pos"].shape[1] for i in range(4)}
         assert len(meshes) == 4, meshes  # four different meshes
-        runs = {"one": ["parallel.data=1"], "graph2_data2": ["parallel.graph=2",
-                "parallel.data=2"], "partitions2": ["parallel.data=1", "parallel.partitions=2"]}
-        got = {}
+        import logging
+        records = []
+        handler = logging.Handler()
+        handler.emit = lambda r: records.append(r.getMessage())
+        logging.getLogger("meshsim.runs.train").addHandler(handler)
+        logging.getLogger("meshsim.runs.train").setLevel(logging.INFO)
+        graph2 = ["parallel.graph=2", "parallel.data=2"]
+        runs = {"one": ["parallel.data=1"], "graph2_data2": graph2,
+                "partitions2": ["parallel.data=1", "parallel.partitions=2"],
+                "graph2_again": graph2}
+        got, cached = {}, {}
         for name, sets in runs.items():
+            del records[:]
             state = run_training(apply_overrides(config(6, batch_size=4), sets),
                                  os.path.join(root, name), progress=False)
             got[name] = (losses(os.path.join(root, name)), leaves(state))
+            cached[name] = [m for m in records if m.startswith("partitions: ") and "read" in m]
         ref_loss, ref_params = got.pop("one")
-        out = {}
+        again_loss, _ = got.pop("graph2_again")
+        files = sorted(os.listdir(os.path.join(data, "partitions")))
+        out = {"cache": {"files": files, "read": cached,
+                         "again_equal": again_loss == got["graph2_data2"][0]}}
         for name, (loss, params) in got.items():
             out[name] = {
                 "steps": len(loss),
@@ -219,6 +233,15 @@ def test_training_on_different_meshes_matches_one_device(tmp_path):
     )
     out = json.loads(run_on_cpu_devices(script, 4, str(tmp_path)).strip().splitlines()[-1])
     print(json.dumps(out, indent=1))
+    cache = out.pop("cache")
+    # Each mesh's parts were cut once per kind of cut and kept beside the dataset; the
+    # second graph-parallel run read all four and trained exactly as the first.
+    kinds = [name.split("-")[0] for name in cache["files"]]
+    assert sorted(kinds) == ["graph"] * 4 + ["sequential"] * 4, cache
+    assert cache["read"]["graph2_data2"] == [] and cache["read"]["partitions2"] == [], cache
+    assert len(cache["read"]["graph2_again"]) == 1, cache
+    assert cache["read"]["graph2_again"][0].startswith("partitions: 4 read from"), cache
+    assert cache["again_equal"], cache
     for name, result in out.items():
         assert result["steps"] == 4, (name, result)
         assert max(result["loss_rel"]) < 1e-4, (name, result)

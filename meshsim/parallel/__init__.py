@@ -3,7 +3,8 @@
 `sharding` names the device-mesh axes and builds the shardings of batches and train
 states; `placement` puts a run on one device, a data × graph mesh under `jit`, or
 `pmap`; `partition` cuts a graph into parts with halos and `partition_fields` moves
-arrays between the global and the partitioned layout; `graph_parallel` runs the
+arrays between the global and the partitioned layout; `partition_cache` keeps each
+mesh's parts on disk beside its dataset; `graph_parallel` runs the
 staged network on the parts under `shard_map` with halo exchange; `blocked` splits
 every example over the graph devices (the layout `parallel.graph` trains in);
 `sequential` runs the network on parts with K-hop halos one after another on one
@@ -20,11 +21,13 @@ from meshsim.parallel.partition import (
     partition_nodes,
     validate_parts,
 )
+from meshsim.parallel.partition_cache import PartitionCache
 from meshsim.parallel.partition_fields import gather_outputs, scatter_edge_fields, scatter_fields
 from meshsim.parallel.placement import Placement, make_placement
 
 __all__ = [
     "HaloTables",
+    "PartitionCache",
     "PartitionStats",
     "PartitionedGraph",
     "Placement",

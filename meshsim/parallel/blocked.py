@@ -62,6 +62,7 @@ from meshsim.parallel.partition import (
     _partition_graph,
     validate_parts,
 )
+from meshsim.parallel.partition_cache import PartitionCache
 from meshsim.parallel.partition_fields import _to_parts
 from meshsim.parallel.sharding import DATA_AXIS, GRAPH_AXIS, graph_shardings
 
@@ -317,6 +318,7 @@ def make_blocked_partition(
     *,
     node_set: str,
     method: str = "all_gather",
+    cache: PartitionCache | None = None,
 ) -> BlockedPartition:
     """Cuts `structure` into the mesh's GRAPH_AXIS size of parts (recursive coordinate
     bisection of `positions`) and places the blocked structure and the parts' tables on
@@ -328,9 +330,10 @@ def make_blocked_partition(
       mesh: the run's device mesh.
       node_set: the node set a window's fields live on (`Task.node_set`).
       method: "all_gather" or "ppermute".
+      cache: where the mesh's parts are read from, or stored once cut (optional).
     """
     _check_node_set(structure, node_set)
-    k, parts = cut_for_mesh(structure, positions, mesh, method)
+    k, parts = cut_for_mesh(structure, positions, mesh, method, cache)
     parts = validate_parts(structure, parts, k)
     cut = _cut_mesh(structure, parts, k, _halo_plan(structure, parts, k))
     split = NamedSharding(mesh, PartitionSpec(GRAPH_AXIS))
@@ -352,6 +355,7 @@ def make_per_mesh_blocked_partition(
     *,
     node_set: str,
     method: str = "all_gather",
+    cache: PartitionCache | None = None,
 ) -> BlockedPartition:
     """Cuts each of several meshes into the mesh's GRAPH_AXIS size of parts, in one
     common layout (every mesh's blocks, local graphs and halo tables padded to the
@@ -360,14 +364,14 @@ def make_per_mesh_blocked_partition(
     Args:
       meshes: [(structure, positions)] one unpadded graph and its {node set: [N_s, D]}
         positions per distinct mesh (`per_mesh.MeshCatalog.meshes`).
-      mesh, node_set, method: as in `make_blocked_partition`.
+      mesh, node_set, method, cache: as in `make_blocked_partition`.
     """
     if not meshes:
         raise ValueError("meshes: expected at least one mesh, got none")
     planned, local, block = [], [], []
     for structure, positions in meshes:  # the sizes first: each mesh is planned once
         _check_node_set(structure, node_set)
-        k, parts = cut_for_mesh(structure, positions, mesh, method)
+        k, parts = cut_for_mesh(structure, positions, mesh, method, cache)
         parts = validate_parts(structure, parts, k)
         plan = _halo_plan(structure, parts, k)
         planned.append((parts, plan))

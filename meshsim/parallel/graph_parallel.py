@@ -48,6 +48,7 @@ from meshsim.parallel.partition import (
     partition_nodes,
     validate_parts,
 )
+from meshsim.parallel.partition_cache import PartitionCache, cached_parts
 from meshsim.parallel.partition_fields import gather_outputs, scatter_edge_fields, scatter_fields
 from meshsim.parallel.sharding import GRAPH_AXIS
 
@@ -305,17 +306,23 @@ class GraphPartition:
 
 
 def cut_for_mesh(
-    structure: MultiGraph, positions: Mapping[str, Any], mesh: Mesh, method: str
+    structure: MultiGraph,
+    positions: Mapping[str, Any],
+    mesh: Mesh,
+    method: str,
+    cache: PartitionCache | None = None,
 ) -> tuple[int, dict[str, np.ndarray]]:
     """(K = the mesh's GRAPH_AXIS size, {node set: [N_s] int part of each node}): the
-    recursive coordinate bisection of `positions` that graph parallelism cuts along.
-    Checks `method` and that every node set has positions. Host side."""
+    recursive coordinate bisection of `positions` that graph parallelism cuts along,
+    read from `cache` when it holds this mesh's. Checks `method` and that every node
+    set has positions. Host side."""
     _check_method(method)
     k = int(mesh.shape[GRAPH_AXIS])
     missing = sorted(set(structure.node_sets) - set(positions))
     if missing:
         raise ValueError(f"positions: expected every node set of the graph, missing {missing}")
-    return k, partition_nodes({s: positions[s] for s in structure.node_sets}, k)
+    points = {s: positions[s] for s in structure.node_sets}
+    return k, cached_parts(cache, "graph", k, structure, points, lambda: partition_nodes(points, k))
 
 
 def make_graph_partition(

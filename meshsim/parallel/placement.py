@@ -36,6 +36,7 @@ from jax.sharding import Mesh
 from meshsim.graph import MultiGraph
 from meshsim.graph.window import Batch, Window, graph_batch_axis
 from meshsim.parallel import sharding
+from meshsim.parallel.partition_cache import PartitionCache
 from meshsim.simulator import Simulator
 from meshsim.training.step import TrainState, make_accumulate_step, make_train_step
 
@@ -106,7 +107,10 @@ class Placement:
         return int(getattr(self.parallel, "partitions", 1))
 
     def simulator(
-        self, sim: Simulator, meshes: Sequence[tuple[MultiGraph, Mapping[str, Any]]]
+        self,
+        sim: Simulator,
+        meshes: Sequence[tuple[MultiGraph, Mapping[str, Any]]],
+        cache: PartitionCache | None = None,
     ) -> Simulator:
         """`sim` with its network split into `graph` parts when `parallel.graph` > 1, or
         run on `partitions` parts in turn when `parallel.partitions` > 1.
@@ -123,24 +127,26 @@ class Placement:
             and its {node set: [N_s, D] float} positions to cut along
             (`Task.partition_positions`). Each is cut once; one mesh gives tables that
             are constants of the step.
+          cache: where each mesh's parts are read from, or stored once cut
+            (`meshsim.parallel.partition_cache`; optional).
         """
         if self.partitions > 1:
             from meshsim.parallel import sequential
 
             if len(meshes) == 1:
                 partition = sequential.make_sequential_partition(
-                    sim.model, *meshes[0], self.partitions
+                    sim.model, *meshes[0], self.partitions, cache=cache
                 )
             else:
                 partition = sequential.make_per_mesh_sequential_partition(
-                    sim.model, meshes, self.partitions
+                    sim.model, meshes, self.partitions, cache=cache
                 )
             return dataclasses.replace(sim, partition=partition)
         if self.graph == 1:
             return sim
         from meshsim.parallel import blocked
 
-        settings = dict(node_set=sim.task.node_set, method=self.parallel.halo_exchange)
+        settings = dict(node_set=sim.task.node_set, method=self.parallel.halo_exchange, cache=cache)
         if len(meshes) == 1:
             partition = blocked.make_blocked_partition(*meshes[0], self.mesh, **settings)
         else:

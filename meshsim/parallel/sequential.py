@@ -51,6 +51,7 @@ from meshsim.graph.padding import PaddingBudget, pad
 from meshsim.graph.window import Window
 from meshsim.parallel import per_mesh
 from meshsim.parallel.partition import partition_nodes, subgraph
+from meshsim.parallel.partition_cache import PartitionCache, cached_parts
 from meshsim.validation import check_int
 
 
@@ -172,8 +173,9 @@ def sequential_parts(
     return _assemble(structure, plan, multiple=multiple, budget=budget)
 
 
-def _checked_plan(structure, positions, num_parts, hops, output_node_set) -> _Plan:
-    """`sequential_parts`' arguments checked, and their `_Plan`."""
+def _checked_plan(structure, positions, num_parts, hops, output_node_set, cache=None) -> _Plan:
+    """`sequential_parts`' arguments checked, and their `_Plan` (the parts read from
+    `cache`, a `PartitionCache`, when it holds them)."""
     if not isinstance(structure, MultiGraph):
         raise TypeError(f"structure: expected MultiGraph, got {type(structure).__name__}")
     structure.validate()
@@ -195,7 +197,10 @@ def _checked_plan(structure, positions, num_parts, hops, output_node_set) -> _Pl
     pos = np.asarray(positions)
     if pos.ndim != 2 or pos.shape[0] != n_out:
         raise ValueError(f"positions: expected shape [{n_out}, D], got {pos.shape}")
-    return _plan(structure, np.asarray(partition_nodes(pos, p_count)), p_count, k, output_node_set)
+    cut = lambda: {output_node_set: partition_nodes(pos, p_count)}
+    points = {output_node_set: pos}
+    parts = cached_parts(cache, "sequential", p_count, structure, points, cut)[output_node_set]
+    return _plan(structure, parts, p_count, k, output_node_set)
 
 
 class _Plan(NamedTuple):
@@ -373,6 +378,7 @@ def make_sequential_partition(
     num_parts: int,
     *,
     checkpoint: bool = True,
+    cache: PartitionCache | None = None,
 ) -> SequentialPartition:
     """The sequential partition of `structure` for `model` (`parallel.partitions`). Host side.
 
@@ -383,16 +389,17 @@ def make_sequential_partition(
         only the output node set's are read.
       num_parts: P ≥ 1 parts.
       checkpoint: as in `SequentialPartition`.
+      cache: where the mesh's parts are read from, or stored once cut (optional).
 
     Raises:
       ValueError: naming `parallel.partitions` when P exceeds the output nodes, or the
         argument that is malformed.
     """
-    parts = _cut_parts(model, structure, positions, num_parts)
+    parts = _assemble(structure, _cut_plan(model, structure, positions, num_parts, cache))
     return SequentialPartition(parts=parts, checkpoint=checkpoint)
 
 
-def _cut_plan(model, structure, positions, num_parts) -> _Plan:
+def _cut_plan(model, structure, positions, num_parts, cache=None) -> _Plan:
     """The `_Plan` of one mesh's parts for `model` (`make_sequential_partition`'s checks)."""
     out_set = getattr(model, "output_node_set", None)
     if out_set not in positions:
@@ -401,16 +408,11 @@ def _cut_plan(model, structure, positions, num_parts) -> _Plan:
         )
     hops = message_passing_hops(model, structure)
     try:
-        return _checked_plan(structure, positions[out_set], num_parts, hops, out_set)
+        return _checked_plan(structure, positions[out_set], num_parts, hops, out_set, cache)
     except ValueError as e:
         if str(e).startswith("num_parts"):
             raise ValueError(f"parallel.partitions={num_parts}: {e}") from e
         raise
-
-
-def _cut_parts(model, structure, positions, num_parts) -> SequentialParts:
-    """`sequential_parts` of one mesh for `model` (`make_sequential_partition`'s checks)."""
-    return _assemble(structure, _cut_plan(model, structure, positions, num_parts))
 
 
 def _padded(parts: SequentialParts, num_nodes: dict[str, int]) -> SequentialParts:
@@ -429,17 +431,18 @@ def make_per_mesh_sequential_partition(
     num_parts: int,
     *,
     checkpoint: bool = True,
+    cache: PartitionCache | None = None,
 ) -> SequentialPartition:
     """Sequential partitions of several meshes, all padded to one common budget, for a
     dataset whose trajectories lie on different meshes. Host side.
 
     Args:
-      model, num_parts, checkpoint: as in `make_sequential_partition`.
+      model, num_parts, checkpoint, cache: as in `make_sequential_partition`.
       meshes: [(structure, positions)] per distinct mesh (`per_mesh.MeshCatalog.meshes`).
     """
     if not meshes:
         raise ValueError("meshes: expected at least one mesh, got none")
-    plans = [_cut_plan(model, s, p, num_parts) for s, p in meshes]  # each mesh cut once
+    plans = [_cut_plan(model, s, p, num_parts, cache) for s, p in meshes]  # each mesh cut once
     budget = per_mesh.common_budget([_plan_budget(plan) for plan in plans])
     counts = {
         s: max(structure.num_nodes(s) for structure, _ in meshes) for s in meshes[0][0].node_sets

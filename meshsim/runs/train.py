@@ -38,6 +38,7 @@ from meshsim.data.frame_cache import FrameCache
 from meshsim.evaluation import evaluate_rollouts
 from meshsim.graph.padding import grow_edges
 from meshsim.normalization import save_normalizers
+from meshsim.parallel.partition_cache import PARTITIONS_DIR, PartitionCache
 from meshsim.parallel.per_mesh import MeshCatalog
 from meshsim.parallel.placement import Placement, make_placement
 from meshsim.runs.build import build_for_data, check_splits, open_split
@@ -116,15 +117,21 @@ def _distinct_meshes(statics: Sequence, task: Task) -> MeshCatalog:
     return catalog
 
 
-def _placed_simulator(placement: Placement, sim: Simulator, statics: Sequence) -> Simulator:
+def _placed_simulator(
+    placement: Placement, sim: Simulator, statics: Sequence, data_path: str | None = None
+) -> Simulator:
     """The simulator the steps run: graph-partitioned when `parallel.graph` > 1, run on
-    sequential parts when `parallel.partitions` > 1."""
+    sequential parts when `parallel.partitions` > 1. Each mesh's parts are kept in
+    `<data_path>/partitions/` (`PartitionCache`) and read from there by later runs."""
     if placement.graph == 1 and placement.partitions == 1:
         return sim
     catalog = _distinct_meshes(statics, sim.task)
-    placed = placement.simulator(sim, catalog.meshes)
+    cache = PartitionCache(os.path.join(data_path, PARTITIONS_DIR)) if data_path else None
+    placed = placement.simulator(sim, catalog.meshes, cache)
     if len(catalog) > 1:
         logger.info("partitions: %d distinct meshes, each cut once", len(catalog))
+    if cache is not None and cache.read:
+        logger.info("partitions: %d read from %s", cache.read, cache.directory)
     if placement.partitions > 1:
         sizes = placed.partition.parts.sizes()
         logger.info(
@@ -346,7 +353,7 @@ def _run_training(
     cache = None if config.data.cache_bytes is None else FrameCache(config.data.cache_bytes)
     statics = _static(train_ds, task, cache)
     budget = dataset_budget(statics, task)
-    placed_sim = _placed_simulator(placement, sim, statics)
+    placed_sim = _placed_simulator(placement, sim, statics, config.data.path)
     all_lengths = _lengths(train_ds, task)
     _check_window_length(config, sim, all_lengths, getattr(train_ds, "path", config.data.path))
     trajectories, lengths = _process_shard(train_ds, all_lengths)
