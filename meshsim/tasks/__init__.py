@@ -6,13 +6,7 @@ scored. Tasks are found by name (`TASKS`, `get_task`); `register_task` adds one,
 from inside the package or from a user's module (`task.module` in a config).
 """
 
-from meshsim.tasks.base import (
-    MESH_EDGES,
-    MeshTask,
-    Task,
-    one_hot_node_type,
-    relative_edge_features,
-)
+from meshsim.tasks.base import Task
 from meshsim.tasks.cfd import AirfoilTask, CfdTask, airfoil_task, cfd_task
 from meshsim.tasks.cloth import (
     ClothTask,
@@ -20,6 +14,12 @@ from meshsim.tasks.cloth import (
     cloth_contact_task,
     cloth_task,
     flag_dynamic_task,
+)
+from meshsim.tasks.mesh import (
+    MESH_EDGES,
+    MeshTask,
+    one_hot_node_type,
+    relative_edge_features,
 )
 from meshsim.tasks.particles import (
     PARTICLES,

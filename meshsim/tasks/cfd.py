@@ -16,7 +16,7 @@ import numpy as np
 
 from meshsim.diagnostics import FlowDiagnostics
 from meshsim.node_types import NodeType
-from meshsim.tasks.base import MeshTask
+from meshsim.tasks.mesh import MeshTask
 from meshsim.tasks.receptive_field import MeshOptions
 
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from meshsim.diagnostics import ClothDiagnostics, ContactDiagnostics
 from meshsim.node_types import NodeType
-from meshsim.tasks.base import MeshTask, relative_edge_features
+from meshsim.tasks.mesh import MeshTask, relative_edge_features
 from meshsim.tasks.receptive_field import MeshOptions
 from meshsim.tasks.world_edges import world_radius_from
 

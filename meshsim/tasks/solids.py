@@ -30,7 +30,8 @@ import numpy as np
 
 from meshsim.diagnostics import PlateDiagnostics
 from meshsim.node_types import NUM_NODE_TYPES, NodeType
-from meshsim.tasks.base import Fields, MeshTask, one_hot_node_type, relative_edge_features
+from meshsim.tasks.base import Fields
+from meshsim.tasks.mesh import MeshTask, one_hot_node_type, relative_edge_features
 from meshsim.tasks.receptive_field import MeshOptions
 from meshsim.tasks.world_edges import world_radius_from
 
