@@ -204,8 +204,8 @@ def test_training_on_different_meshes_matches_one_device(tmp_path):
         records = []
         handler = logging.Handler()
         handler.emit = lambda r: records.append(r.getMessage())
-        logging.getLogger("meshsim.runs.train").addHandler(handler)
-        logging.getLogger("meshsim.runs.train").setLevel(logging.INFO)
+        logging.getLogger("meshsim.runs").addHandler(handler)
+        logging.getLogger("meshsim.runs").setLevel(logging.INFO)
         graph2 = ["parallel.graph=2", "parallel.data=2"]
         runs = {"one": ["parallel.data=1"], "graph2_data2": graph2,
                 "partitions2": ["parallel.data=1", "parallel.partitions=2"],

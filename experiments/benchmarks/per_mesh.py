@@ -40,7 +40,7 @@ from meshsim.config import apply_overrides, load_config  # noqa: E402
 from meshsim.parallel.placement import make_placement  # noqa: E402
 from meshsim.runs import run_training  # noqa: E402
 from meshsim.runs.build import build_for_data, open_split  # noqa: E402
-from meshsim.runs.train import _distinct_meshes, _static  # noqa: E402
+from meshsim.runs.train_inputs import distinct_meshes, trajectory_statics  # noqa: E402
 
 LAYOUTS = {
     "one device": ["parallel.data=1"],
@@ -60,7 +60,7 @@ def cut_seconds(config) -> tuple[float, list[int]]:
     _, sim = build_for_data(config, dataset)
     placement = make_placement(config.parallel, batch_size=config.data.batch_size)
     t0 = time.perf_counter()
-    catalog = _distinct_meshes(_static(dataset, sim.task), sim.task)
+    catalog = distinct_meshes(trajectory_statics(dataset, sim.task), sim.task)
     placement.simulator(sim, catalog.meshes)
     seconds = time.perf_counter() - t0
     return seconds, [s.num_nodes(sim.task.node_set) for s, _ in catalog.meshes]

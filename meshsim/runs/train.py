@@ -27,7 +27,6 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -38,12 +37,16 @@ from meshsim.data.frame_cache import FrameCache
 from meshsim.evaluation import evaluate_rollouts
 from meshsim.graph.padding import grow_edges
 from meshsim.normalization import save_normalizers
-from meshsim.parallel.partition_cache import PARTITIONS_DIR, PartitionCache
-from meshsim.parallel.per_mesh import MeshCatalog
-from meshsim.parallel.placement import Placement, make_placement
+from meshsim.parallel.placement import make_placement
 from meshsim.runs.build import build_for_data, check_splits, open_split
 from meshsim.runs.checkpoint import Checkpointer
 from meshsim.runs.lock import run_lock
+from meshsim.runs.train_inputs import (
+    placed_simulator,
+    process_shard,
+    trajectory_lengths,
+    trajectory_statics,
+)
 from meshsim.runs.warm_start import warm_start
 from meshsim.runs.workdir import (
     DATASET_META,
@@ -57,7 +60,7 @@ from meshsim.runs.workdir import (
 )
 from meshsim.simulator import Simulator
 from meshsim.tasks import Task
-from meshsim.training.batches import OutOfCore, dataset_budget, iter_batches, prefetch
+from meshsim.training.batches import dataset_budget, iter_batches, prefetch
 from meshsim.training.multistep import horizon_at
 from meshsim.training.step import (
     NONFINITE_POLICIES,
@@ -75,82 +78,6 @@ from meshsim.training.step import (
 logger = logging.getLogger(__name__)
 
 
-class _ProcessShard(Sequence):
-    """Trajectories `process_index::process_count` of a dataset: what one process reads."""
-
-    def __init__(self, dataset, index: int, count: int):
-        self._dataset, self._indices = dataset, list(range(index, len(dataset), count))
-        self.path = getattr(dataset, "path", "trajectories")
-
-    def __len__(self) -> int:
-        return len(self._indices)
-
-    def __getitem__(self, i):
-        return self._dataset[self._indices[i]]
-
-    def lazy(self, i, cache):
-        """Trajectory i read frame by frame (`meshsim.data.Dataset.lazy`)."""
-        return self._dataset.lazy(self._indices[i], cache)
-
-
-def _process_shard(dataset, lengths: list[int]):
-    """(this process's trajectories, their lengths); the whole dataset in one process."""
-    count, index = jax.process_count(), jax.process_index()
-    if count == 1:
-        return dataset, lengths
-    if len(dataset) < count:
-        raise ValueError(
-            f"{getattr(dataset, 'path', 'dataset')}: {len(dataset)} trajectories cannot feed "
-            f"{count} processes (each reads its own shard)"
-        )
-    return _ProcessShard(dataset, index, count), lengths[index::count]
-
-
-def _distinct_meshes(statics: Sequence, task: Task) -> MeshCatalog:
-    """The distinct meshes of the training trajectories (graph parallelism and
-    sequential partitions cut each once), with the positions to cut them along."""
-    catalog = MeshCatalog()
-    for i in range(len(statics)):  # by index: out of core, statics is a lazy sequence
-        static = statics[i]
-        structure = task.structure(static)
-        catalog.add(structure, lambda t=static, g=structure: task.partition_positions(t, g))
-    return catalog
-
-
-def _placed_simulator(
-    placement: Placement, sim: Simulator, statics: Sequence, data_path: str | None = None
-) -> Simulator:
-    """The simulator the steps run: graph-partitioned when `parallel.graph` > 1, run on
-    sequential parts when `parallel.partitions` > 1. Each mesh's parts are kept in
-    `<data_path>/partitions/` (`PartitionCache`) and read from there by later runs."""
-    if placement.graph == 1 and placement.partitions == 1:
-        return sim
-    catalog = _distinct_meshes(statics, sim.task)
-    cache = PartitionCache(os.path.join(data_path, PARTITIONS_DIR)) if data_path else None
-    placed = placement.simulator(sim, catalog.meshes, cache)
-    if len(catalog) > 1:
-        logger.info("partitions: %d distinct meshes, each cut once", len(catalog))
-    if cache is not None and cache.read:
-        logger.info("partitions: %d read from %s", cache.read, cache.directory)
-    if placement.partitions > 1:
-        sizes = placed.partition.parts.sizes()
-        logger.info(
-            "sequential partitions: %d parts of up to %d nodes and %d edges (%d hops of halo)",
-            placement.partitions,
-            max(sizes["nodes"]),
-            max(sizes["edges"]),
-            placed.partition.parts.hops,
-        )
-        return placed
-    stats = placed.partition.pgraph.stats()
-    logger.info(
-        "graph parallel: %d parts, halo %.2f%% of the nodes",
-        placement.graph,
-        100 * stats.halo_fraction(),
-    )
-    return placed
-
-
 class _NoLog:
     """MetricsLog of a process that does not write the run's files."""
 
@@ -159,27 +86,6 @@ class _NoLog:
 
     def close(self) -> None:
         pass
-
-
-def _lengths(dataset, task: Task) -> list[int]:
-    """Frames per trajectory: from meta.json for fixed-length fields (no data read),
-    otherwise by reading the state field of each trajectory."""
-    feature = dataset.meta.get("features", {}).get(task.state_sources[0], {})
-    shape = feature.get("shape") or [-1]
-    if feature.get("type") == "dynamic" and shape[0] > 0:  # [T, -1, d] with T fixed
-        return [int(shape[0])] * len(dataset)
-    first = task.state_sources[0]
-    return [int(t[first].shape[0]) for t in dataset.iter(fields=[first])]
-
-
-def _static(dataset, task: Task, cache: FrameCache | None = None):
-    """The fields each trajectory's structure is built from (not the dynamic ones); out
-    of core (`cache`), lazy trajectories read one at a time when indexed instead, so
-    a structure that samples frames (world edges) reads only those."""
-    if cache is not None:
-        return OutOfCore(dataset, cache)
-    fields = task.structure_fields
-    return list(dataset.iter(fields=None if fields is None else list(fields)))
 
 
 def _initial_state(config: ExperimentConfig, sim: Simulator, tx) -> TrainState:
@@ -351,12 +257,12 @@ def _run_training(
     task = sim.task
     placement = make_placement(config.parallel, batch_size=config.data.batch_size)
     cache = None if config.data.cache_bytes is None else FrameCache(config.data.cache_bytes)
-    statics = _static(train_ds, task, cache)
+    statics = trajectory_statics(train_ds, task, cache)
     budget = dataset_budget(statics, task)
-    placed_sim = _placed_simulator(placement, sim, statics, config.data.path)
-    all_lengths = _lengths(train_ds, task)
+    placed_sim = placed_simulator(placement, sim, statics, config.data.path)
+    all_lengths = trajectory_lengths(train_ds, task)
     _check_window_length(config, sim, all_lengths, getattr(train_ds, "path", config.data.path))
-    trajectories, lengths = _process_shard(train_ds, all_lengths)
+    trajectories, lengths = process_shard(train_ds, all_lengths)
     eval_trajs, eval_steps = _periodic_eval_data(config, task)
     primary = jax.process_index() == 0
     if not placement.is_single_device:
