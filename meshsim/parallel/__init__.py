@@ -2,14 +2,14 @@
 
 `sharding` names the device-mesh axes and builds the shardings of batches and train
 states; `placement` puts a run on one device, a data × graph mesh under `jit`, or
-`pmap`; `partition` cuts a graph into parts with halos and `partition_fields` moves
-arrays between the global and the partitioned layout; `partition_cache` keeps each
-mesh's parts on disk beside its dataset; `graph_parallel` runs the
-staged network on the parts under `shard_map` with halo exchange; `blocked` splits
-every example over the graph devices (the layout `parallel.graph` trains in);
-`sequential` runs the network on parts with K-hop halos one after another on one
-device (less activation memory); `distributed` starts `jax.distributed` for several
-processes.
+`pmap`; `bisection` assigns nodes to parts; `partition` cuts a graph into parts with
+halos and `partition_fields` moves arrays between the global and the partitioned
+layout; `partition_cache` keeps each mesh's parts on disk beside its dataset;
+`graph_parallel` runs the staged network on the parts under `shard_map` with halo
+exchange; `blocked` splits every example over the graph devices (the layout
+`parallel.graph` trains in); `sequential` runs the network on parts with K-hop halos
+one after another on one device (less activation memory); `distributed` starts
+`jax.distributed` for several processes.
 """
 
 from meshsim.parallel.partition import (

@@ -40,12 +40,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from meshsim.graph import GraphFeatures, MultiGraph, NodeSet, PaddingBudget
 from meshsim.nn import HaloExchange
+from meshsim.parallel.bisection import partition_nodes
 from meshsim.parallel.partition import (
     HaloTables,
     PartitionedGraph,
     Round,
     partition_graph,
-    partition_nodes,
     validate_parts,
 )
 from meshsim.parallel.partition_cache import PartitionCache, cached_parts

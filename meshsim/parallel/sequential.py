@@ -50,7 +50,8 @@ from meshsim.graph import MultiGraph
 from meshsim.graph.padding import PaddingBudget, pad
 from meshsim.graph.window import Window
 from meshsim.parallel import per_mesh
-from meshsim.parallel.partition import partition_nodes, subgraph
+from meshsim.parallel.bisection import partition_nodes
+from meshsim.parallel.partition import subgraph
 from meshsim.parallel.partition_cache import PartitionCache, cached_parts
 from meshsim.validation import check_int
 
