@@ -13,9 +13,6 @@ A trajectory is a `dict[str, np.ndarray]` laid out as in the MeshGraphNets datas
 from meshsim.data.datasets import (
     Dataset,
     convert_dataset,
-    count_mesh_edges,
-    format_inspection,
-    inspect_dataset,
     iter_trajectories,
     list_splits,
     open_dataset,
@@ -29,6 +26,7 @@ from meshsim.data.hdf5 import (
     read_hdf5_trajectory,
     write_hdf5_split,
 )
+from meshsim.data.mesh_inspect import count_mesh_edges, format_inspection, inspect_dataset
 from meshsim.data.meta import (
     DatasetFormatError,
     infer_meta,
