@@ -77,20 +77,21 @@ def test_a_damaged_file_is_cut_again_and_rewritten(meshes, tmp_path, caplog, dam
     make_per_mesh_sequential_partition(MODEL, meshes[:1], 2, cache=cache)
     path = cache.path("sequential", 2, structure, positions)
     good = dict(np.load(path))
+    assert sorted(good) == ["parts:mesh"]
     n = structure.num_nodes("mesh")
     if damage == "garbage":
         with open(path, "wb") as f:
             f.write(b"not a zip file")
     else:
         bad = np.full(n, 7) if damage == "wrong range" else np.zeros(n + 1, np.int32)
-        np.savez(path, mesh=bad)
+        np.savez(path, **{"parts:mesh": bad})
     again = PartitionCache(tmp_path)
     with caplog.at_level(logging.WARNING, "meshsim.parallel.partition_cache"):
         got = make_per_mesh_sequential_partition(MODEL, meshes[:1], 2, cache=again)
     assert (again.read, again.written) == (0, 1)
     assert "cutting again" in caplog.text and path in caplog.text
     _assert_same(got, make_per_mesh_sequential_partition(MODEL, meshes[:1], 2))
-    np.testing.assert_array_equal(np.load(path)["mesh"], good["mesh"])
+    np.testing.assert_array_equal(np.load(path)["parts:mesh"], good["parts:mesh"])
 
 
 def test_an_unwritable_directory_leaves_the_cut_uncached(meshes, tmp_path, caplog):

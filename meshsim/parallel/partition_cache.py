@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 # The cache's directory inside a dataset directory, for training runs.
 PARTITIONS_DIR = "partitions"
+# Each node set's array is stored as `parts:<node set>` (any name is a valid key).
+_KEY = "parts:"
 
 
 class PartitionCache:
@@ -100,7 +102,11 @@ class PartitionCache:
             return None
         try:
             with np.load(path, allow_pickle=False) as stored:
-                parts = {name: np.asarray(stored[name]) for name in stored.files}
+                parts = {
+                    key.removeprefix(_KEY): np.asarray(stored[key])
+                    for key in stored.files
+                    if key.startswith(_KEY)
+                }
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             logger.warning("partition cache: %s cannot be read (%s); cutting again", path, e)
             return None
@@ -123,7 +129,7 @@ class PartitionCache:
             fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".npz.tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
-                    np.savez(f, **parts)
+                    np.savez(f, **{_KEY + name: p for name, p in parts.items()})
                 os.replace(tmp, path)
             except BaseException:
                 os.unlink(tmp)
