@@ -2,11 +2,12 @@
 
 Checked on three channel meshes cut into sequential partitions (no devices needed):
 the first cut writes one file per mesh and the second reads all three back, giving
-tables equal to an uncached cut's; the file depends on the mesh, the positions, the
-kind of cut and the part count; a file that is corrupt or does not fit its mesh is
-cut again and rewritten, with a warning; a directory that cannot be written to
-leaves the cut uncached, with one warning. (Graph parallelism's cache, and a
-training run that reads it back, are checked in `test_per_mesh_partitions.py`.)
+tables equal to an uncached cut's; the file depends on the positions (which differ
+between meshes), their node set, the kind of cut and the part count; a file that is
+corrupt or does not fit its mesh is cut again and rewritten, with a warning; a
+directory that cannot be written to leaves the cut uncached, with one warning.
+(Graph parallelism's cache, and a training run that reads it back, are checked in
+`test_per_mesh_partitions.py`.)
 """
 
 import logging
@@ -34,7 +35,7 @@ def meshes():
 
 
 def _tables(partition):
-    return [np.asarray(x) for x in jax.tree_util.tree_leaves([m for m in partition.meshes])]
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(partition.meshes)]
 
 
 def _assert_same(a, b):
@@ -55,19 +56,20 @@ def test_second_cut_reads_every_mesh_back_and_equals_an_uncached_cut(meshes, tmp
     assert (second.read, second.written) == (3, 0)
 
 
-def test_the_file_depends_on_mesh_positions_kind_and_parts(meshes, tmp_path):
+def test_the_file_depends_on_positions_kind_and_parts(meshes, tmp_path):
     cache = PartitionCache(tmp_path)
-    (a, pa), (b, _) = meshes[0], meshes[1]
-    base = cache.path("sequential", 2, a, pa)
-    assert base == cache.path("sequential", 2, a, {"mesh": pa["mesh"].copy()})
+    (_, pa), (_, pb) = meshes[0], meshes[1]
+    base = cache.path("sequential", 2, pa)
+    assert base == cache.path("sequential", 2, {"mesh": pa["mesh"].copy()})
     shifted = {"mesh": pa["mesh"] + np.array([1e-3, 0.0])}
     others = [
-        cache.path("sequential", 2, b, pa),
-        cache.path("sequential", 2, a, shifted),
-        cache.path("graph", 2, a, pa),
-        cache.path("sequential", 3, a, pa),
+        cache.path("sequential", 2, pb),  # another mesh's nodes
+        cache.path("sequential", 2, shifted),
+        cache.path("sequential", 2, {"grid": pa["mesh"]}),  # another node set
+        cache.path("graph", 2, pa),
+        cache.path("sequential", 3, pa),
     ]
-    assert len({base, *others}) == 5
+    assert len({base, *others}) == 6
 
 
 @pytest.mark.parametrize("damage", ["garbage", "wrong range", "wrong size"])
@@ -75,7 +77,7 @@ def test_a_damaged_file_is_cut_again_and_rewritten(meshes, tmp_path, caplog, dam
     structure, positions = meshes[0]
     cache = PartitionCache(tmp_path)
     make_per_mesh_sequential_partition(MODEL, meshes[:1], 2, cache=cache)
-    path = cache.path("sequential", 2, structure, positions)
+    path = cache.path("sequential", 2, positions)
     good = dict(np.load(path))
     assert sorted(good) == ["parts:mesh"]
     n = structure.num_nodes("mesh")

@@ -322,7 +322,7 @@ def cut_for_mesh(
     if missing:
         raise ValueError(f"positions: expected every node set of the graph, missing {missing}")
     points = {s: positions[s] for s in structure.node_sets}
-    return k, cached_parts(cache, "graph", k, structure, points, lambda: partition_nodes(points, k))
+    return k, cached_parts(cache, "graph", k, points, lambda: partition_nodes(points, k))
 
 
 def make_graph_partition(

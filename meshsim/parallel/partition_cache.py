@@ -9,10 +9,12 @@ a later run on the same data reads the parts instead of cutting again.
 Only the assignment is stored: {node set: [N_s] int part}. The halo plans, local
 graphs and exchange tables are derived from it by the code that runs, so a cache
 written by an older meshsim can never hand a run tables of another layout; and
-every assignment read back is checked like a computed one (`validate_parts`). The
-file's name is a digest of the mesh (`per_mesh.mesh_fingerprint`), the positions
-cut along, the kind of cut and the part count; a file that cannot be read or does
-not fit its mesh is cut again and rewritten, with a warning. Files are written to
+every assignment read back is checked against its node sets' sizes and the part
+count. The file's name is a digest of the positions cut along, the kind of cut and
+the part count: the bisection reads nothing else, so the mesh's edges and features
+need not be digested again (`per_mesh.MeshCatalog` already told the meshes apart). A
+file that cannot be read or does not fit its mesh is cut again and rewritten, with
+a warning. Files are written to
 a temporary name and renamed, so a crash leaves no half-written partition, and
 processes that cut the same mesh at once write equal assignments. A directory that
 cannot be written to leaves the run uncached (one warning), never failed.
@@ -28,9 +30,6 @@ import zipfile
 from collections.abc import Callable, Mapping
 
 import numpy as np
-
-from meshsim.graph import MultiGraph
-from meshsim.parallel.per_mesh import mesh_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +58,10 @@ class PartitionCache:
     def __repr__(self) -> str:
         return f"PartitionCache({self.directory!r})"
 
-    def path(self, kind: str, num_parts: int, structure: MultiGraph, positions) -> str:
-        """The file of `structure` cut into `num_parts` parts of `kind` ("graph" or
-        "sequential") along `positions` ({node set: [N_s, D] float})."""
-        digest = hashlib.blake2b(mesh_fingerprint(structure), digest_size=16)
-        digest.update(f"{kind}:{num_parts}:v{FORMAT_VERSION}".encode())
+    def path(self, kind: str, num_parts: int, positions: Mapping[str, np.ndarray]) -> str:
+        """The file of the nodes at `positions` ({node set: [N_s, D] float}) cut into
+        `num_parts` parts of `kind` ("graph" or "sequential")."""
+        digest = hashlib.blake2b(f"{kind}:{num_parts}:v{FORMAT_VERSION}".encode(), digest_size=16)
         for name in sorted(positions):
             x = np.ascontiguousarray(np.asarray(positions[name], np.float64))
             digest.update(f"{name}:{x.shape}".encode())
@@ -74,7 +72,6 @@ class PartitionCache:
         self,
         kind: str,
         num_parts: int,
-        structure: MultiGraph,
         positions: Mapping[str, np.ndarray],
         cut: Callable[[], Mapping[str, np.ndarray]],
     ) -> dict[str, np.ndarray]:
@@ -83,11 +80,10 @@ class PartitionCache:
         Args:
           kind: "graph" (graph parallelism) or "sequential" (sequential partitions).
           num_parts: the part count the assignment is for.
-          structure: the unpadded mesh.
           positions: {node set: [N_s, D] float} the positions `cut` bisects.
           cut: computes the assignment of the node sets in `positions`.
         """
-        path = self.path(kind, num_parts, structure, positions)
+        path = self.path(kind, num_parts, positions)
         sizes = {name: np.shape(x)[0] for name, x in positions.items()}
         stored = self._read(path, sizes, num_parts)
         if stored is not None:
@@ -147,14 +143,13 @@ def cached_parts(
     cache: PartitionCache | None,
     kind: str,
     num_parts: int,
-    structure: MultiGraph,
     positions: Mapping[str, np.ndarray],
     cut: Callable[[], Mapping[str, np.ndarray]],
 ) -> dict[str, np.ndarray]:
     """`cache.parts(...)`, or `cut()` when there is no cache."""
     if cache is None:
         return {name: np.asarray(p) for name, p in cut().items()}
-    return cache.parts(kind, num_parts, structure, positions, cut)
+    return cache.parts(kind, num_parts, positions, cut)
 
 
 __all__ = ["FORMAT_VERSION", "PARTITIONS_DIR", "PartitionCache", "cached_parts"]

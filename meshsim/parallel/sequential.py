@@ -200,7 +200,7 @@ def _checked_plan(structure, positions, num_parts, hops, output_node_set, cache=
         raise ValueError(f"positions: expected shape [{n_out}, D], got {pos.shape}")
     cut = lambda: {output_node_set: partition_nodes(pos, p_count)}
     points = {output_node_set: pos}
-    parts = cached_parts(cache, "sequential", p_count, structure, points, cut)[output_node_set]
+    parts = cached_parts(cache, "sequential", p_count, points, cut)[output_node_set]
     return _plan(structure, parts, p_count, k, output_node_set)
 
 
