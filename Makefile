@@ -43,9 +43,9 @@ demo: env
 demo-weather: env
 	$(VENV)/bin/meshsim demo --config experiments/weather_shallow_water.py --workdir runs/demo-weather
 
-# The deterministic weather model and a 4-member FGN ensemble fine-tuned from it on the
-# CRPS, compared on CRPS, spread/skill and spectra: runs/demo-ensemble/{ensemble.md,
-# spectra.png,scores.png,members.png}.
+# The deterministic weather model (fine-tuned on 72 h rollouts) and a 4-member FGN
+# ensemble fine-tuned from it on the CRPS, compared on CRPS, spread/skill and spectra:
+# runs/demo-ensemble/{ensemble.md,spectra.png,scores.png,members.png}.
 demo-ensemble: env
 	$(PY) experiments/ensemble_demo.py --workdir runs/demo-ensemble
 

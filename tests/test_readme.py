@@ -38,7 +38,7 @@ NOT_RUN_HERE = {
     "python experiments/stretched_grid.py --workdir runs/stretched-vs-uniform": "two "
     "full trainings (~40 min here); tests/test_stretched_grid.py runs its `compare` "
     "with --quick's sizes",
-    "make demo-ensemble": "two full trainings (~20 min here); "
+    "make demo-ensemble": "three full trainings (~17 min here); "
     "tests/test_ensemble_forecasts.py runs experiments/ensemble_demo.py's `compare` with "
     "--quick's sizes",
     "make demo-weather": "the full-size weather demo; tests/test_weather_cli.py runs "

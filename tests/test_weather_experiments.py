@@ -35,6 +35,13 @@ def test_shallow_water_preset_loads():
     _, path = _module("weather_shallow_water")
     config = load_config(path, ["train.steps=10"])
     assert config.model.name == "graphcast" and config.train.unroll_steps == 3
+    # its 72 h fine-tuning: the same data, graph and network, 12-step rollouts throughout
+    _, path_72h = _module("weather_shallow_water_72h")
+    tuned = load_config(path_72h)
+    base = load_config(path)
+    assert (tuned.data, tuned.task, tuned.model) == (base.data, base.task, base.model)
+    assert (tuned.train.unroll_steps, tuned.train.unroll_schedule) == (12, 0)
+    assert tuned.data.generate_steps >= tuned.train.unroll_steps + 1  # one window fits
 
 
 def test_models_own_their_defaults_and_presets_state_only_what_they_change():
