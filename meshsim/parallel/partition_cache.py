@@ -14,9 +14,9 @@ count. The file's name is a digest of the positions cut along, the kind of cut a
 the part count: the bisection reads nothing else, so the mesh's edges and features
 need not be digested again (`per_mesh.MeshCatalog` already told the meshes apart). A
 file that cannot be read or does not fit its mesh is cut again and rewritten, with
-a warning. Files are written to
-a temporary name and renamed, so a crash leaves no half-written partition, and
-processes that cut the same mesh at once write equal assignments. A directory that
+a warning. Files are written through `meshsim.atomic` (a temporary sibling renamed
+when complete), so a crash leaves no half-written partition, and processes that cut
+the same mesh at once write equal assignments. A directory that
 cannot be written to leaves the run uncached (one warning), never failed.
 """
 
@@ -25,11 +25,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 
 import numpy as np
+
+from meshsim import atomic
 
 logger = logging.getLogger(__name__)
 
@@ -122,14 +123,8 @@ class PartitionCache:
             return
         try:
             os.makedirs(self.directory, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".npz.tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.savez(f, **{_KEY + name: p for name, p in parts.items()})
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
+                np.savez(f, **{_KEY + name: p for name, p in parts.items()})
         except OSError as e:
             self._writable = False
             logger.warning(
