@@ -255,3 +255,29 @@ def test_limited_area_task_takes_the_boundary_from_the_host(pair):
     assert np.all(weights[~inside] == 0) and np.all(weights[inside] > 0)
     with pytest.raises(ValueError, match="limited_area: expected a stretched grid"):
         WeatherTask(output_size=1, limited_area=True)
+
+
+def test_uniform_model_is_the_stretched_preset_without_its_region():
+    """experiments/stretched_grid.py compares like with like: the uniform model is the
+    stretched preset (network, schedule, global grid) with the region taken out."""
+    import importlib.util
+
+    from meshsim.config import apply_overrides, load_config
+
+    spec = importlib.util.spec_from_file_location(
+        "weather_stretched", os.path.join(ROOT, "experiments", "weather_stretched.py")
+    )
+    preset = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(preset)
+    stretched = apply_overrides(preset.get_config(), ["task.options.limited_area=true"])
+    uniform = preset.uniform_config(stretched)
+    assert stretched.data.regional_path == "regional" and uniform.data.regional_path == ""
+    assert "region" in stretched.task.options
+    # the task's options back to the base preset's (no region, no limited area)
+    base = load_config(os.path.join(ROOT, "experiments", "weather_shallow_water.py"))
+    assert uniform.task.options == base.task.options != stretched.task.options
+    assert uniform.model == stretched.model and uniform.train == stretched.train
+    assert uniform.data.path == stretched.data.path
+    # a 15° global grid around a 3° regional one (the generator's grid is 5.625°)
+    assert 5.625 / stretched.data.generate_mesh_resolution == 15.0
+    assert stretched.data.generate_region_resolution == 5.0
