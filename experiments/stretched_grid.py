@@ -40,14 +40,13 @@ def _configs(data: str, quick: bool):
     `uniform_config`}."""
     import importlib.util
 
-    from meshsim.config import apply_overrides, load_config
-    from meshsim.runs.demo import quick_overrides
+    from meshsim.config import apply_overrides
 
-    overrides = [f"data.path={data}"] + (quick_overrides(STRETCHED) if quick else [])
-    stretched = apply_overrides(load_config(STRETCHED), overrides)
     spec = importlib.util.spec_from_file_location("weather_stretched", STRETCHED)
     preset = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(preset)
+    overrides = [f"data.path={data}"] + (list(preset.QUICK_OVERRIDES) if quick else [])
+    stretched = apply_overrides(preset.get_config(), overrides)
     return {"stretched": stretched, "uniform": preset.uniform_config(stretched)}
 
 

@@ -23,6 +23,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGION = (20.0, 60.0, 340.0, 40.0)  # crosses 0°E
 
 
+def _experiment(name):
+    """experiments/<name>.py, loaded as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(ROOT, "experiments", f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _store(path, lat, lon, times, seed, variables=("temperature",)):
     rng = np.random.default_rng(seed)
     data = {
@@ -203,14 +215,7 @@ def test_stretched_demo_scores_inside_and_outside(tmp_path):
     assert (workdir / "data" / "regional" / "valid.zarr").exists()
     # The comparison with a uniform coarse model (experiments/stretched_grid.py), on the
     # demo's data: both scored at the same points, inside and outside the region.
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "stretched_grid", os.path.join(ROOT, "experiments", "stretched_grid.py")
-    )
-    experiment = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(experiment)
-    result = experiment.compare(str(workdir), quick=True)
+    result = _experiment("stretched_grid").compare(str(workdir), quick=True)
     assert result["forecasts"] >= 1 and {r["lead_h"] for r in result["table"]} >= {24}
     for row in result["table"]:
         for key in ("inside_stretched", "inside_uniform", "outside_stretched", "outside_uniform"):
@@ -260,15 +265,9 @@ def test_limited_area_task_takes_the_boundary_from_the_host(pair):
 def test_uniform_model_is_the_stretched_preset_without_its_region():
     """experiments/stretched_grid.py compares like with like: the uniform model is the
     stretched preset (network, schedule, global grid) with the region taken out."""
-    import importlib.util
-
     from meshsim.config import apply_overrides, load_config
 
-    spec = importlib.util.spec_from_file_location(
-        "weather_stretched", os.path.join(ROOT, "experiments", "weather_stretched.py")
-    )
-    preset = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(preset)
+    preset = _experiment("weather_stretched")
     stretched = apply_overrides(preset.get_config(), ["task.options.limited_area=true"])
     uniform = preset.uniform_config(stretched)
     assert stretched.data.regional_path == "regional" and uniform.data.regional_path == ""
