@@ -1,6 +1,6 @@
 """A stretched-grid model against a uniform coarse one, on the same built-in data.
 
-    python experiments/stretched_grid.py --workdir runs/stretched          # ~19 min here
+    python experiments/stretched_grid.py --workdir runs/stretched          # ~17 min here
     python experiments/stretched_grid.py --workdir /tmp/st --quick         # a smoke run
 
 Generates the shallow-water data of `weather_stretched.py` (a 15° global store and a

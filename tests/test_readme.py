@@ -36,7 +36,7 @@ NOT_RUN_HERE = {
     "make demo-sphere": "the full-size cloth-on-sphere demo; tests/test_contact_demos.py "
     "runs `meshsim demo --config experiments/sphere_simple_lite.py --quick`",
     "python experiments/stretched_grid.py --workdir runs/stretched-vs-uniform": "two "
-    "full trainings (~19 min here); tests/test_stretched_grid.py runs its `compare` "
+    "full trainings (~17 min here); tests/test_stretched_grid.py runs its `compare` "
     "with --quick's sizes",
     "make demo-ensemble": "three full trainings (~17 min here); "
     "tests/test_ensemble_forecasts.py runs experiments/ensemble_demo.py's `compare` with "

@@ -262,6 +262,36 @@ def test_limited_area_task_takes_the_boundary_from_the_host(pair):
         WeatherTask(output_size=1, limited_area=True)
 
 
+def test_region_loss_fraction_shares_the_loss_weight(pair):
+    """`task.options.region_loss_fraction`: the regional points carry that share of the
+    loss weight, each part keeping its area proportions, the sum kept."""
+    from meshsim.tasks.weather import WeatherTask
+
+    _, _, coarse, fine = pair
+    data = S.StretchedDataset(coarse, fine)
+    traj = data[0]
+    inside = data.region_mask
+    area = WeatherTask(output_size=1, num_static=1, points=True).static_fields(traj)
+    task = WeatherTask(output_size=1, num_static=1, points=True, region_loss_fraction=0.5)
+    fields = {**task.static_fields(traj), **task.input_fields(traj, 1)}
+    w = np.asarray(task.loss_weights(fields, np.ones(inside.size, bool)), np.float64)
+    a = np.asarray(area["area_weight"], np.float64)
+    np.testing.assert_allclose(w.sum(), a.sum(), rtol=1e-6)
+    np.testing.assert_allclose(w[inside].sum() / w.sum(), 0.5, rtol=1e-6)
+    assert a[inside].sum() / a.sum() < 0.5  # the region's area share is smaller
+    for part in (inside, ~inside):  # proportions within each part are the area's
+        np.testing.assert_allclose(w[part] / w[part].sum(), a[part] / a[part].sum(), rtol=1e-5)
+    with pytest.raises(ValueError, match="region_loss_fraction: expected a stretched grid"):
+        WeatherTask(output_size=1, region_loss_fraction=0.5)
+    with pytest.raises(ValueError, match=r"region_loss_fraction: expected in \[0, 1\)"):
+        WeatherTask(output_size=1, points=True, region_loss_fraction=1.0)
+    no_region = {k: v for k, v in traj.items() if k != "region_mask"}  # a plain point set
+    with pytest.raises(ValueError, match="point set has no regional points"):
+        task.static_fields(no_region)
+    with pytest.raises(ValueError, match="region_mask: expected regional and other points"):
+        S.region_weighted(a, np.ones(inside.size, bool), 0.5)
+
+
 def test_uniform_model_is_the_stretched_preset_without_its_region():
     """experiments/stretched_grid.py compares like with like: the uniform model is the
     stretched preset (network, schedule, global grid) with the region taken out."""
@@ -272,6 +302,7 @@ def test_uniform_model_is_the_stretched_preset_without_its_region():
     uniform = preset.uniform_config(stretched)
     assert stretched.data.regional_path == "regional" and uniform.data.regional_path == ""
     assert "region" in stretched.task.options
+    assert stretched.task.options["region_loss_fraction"] == preset.REGION_LOSS_FRACTION > 0
     # the task's options back to the base preset's (no region, no limited area)
     base = load_config(os.path.join(ROOT, "experiments", "weather_shallow_water.py"))
     assert uniform.task.options == base.task.options != stretched.task.options

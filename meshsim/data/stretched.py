@@ -214,3 +214,29 @@ def open_stretched_split(
     coarse = open_weather_split(directory, split, variables, static=static)
     fine = open_weather_split(regional, split, variables, regional=True, static=static)
     return StretchedDataset(coarse, fine, margin=margin)
+
+
+def region_weighted(weights, region_mask, fraction: float) -> np.ndarray:
+    """[N] float32 `weights` rescaled so that the `region_mask` points carry `fraction`
+    of their sum and the others the rest, each part in its own proportions (the sum
+    is kept).
+
+    Args:
+      weights: [N] float area weights (> 0).
+      region_mask: [N] bool, the regional points; both parts must be non-empty.
+      fraction: in (0, 1).
+    """
+    w = np.asarray(weights, np.float64)
+    inside = np.asarray(region_mask, bool)
+    if inside.shape != w.shape:
+        raise ValueError(f"region_mask: expected shape {w.shape}, got {inside.shape}")
+    if inside.all() or not inside.any():
+        raise ValueError(
+            f"region_mask: expected regional and other points, got {int(inside.sum())} "
+            f"regional of {inside.size}"
+        )
+    total = w.sum()
+    scale = np.where(
+        inside, fraction * total / w[inside].sum(), (1 - fraction) * total / w[~inside].sum()
+    )
+    return (w * scale).astype(np.float32)

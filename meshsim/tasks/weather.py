@@ -15,7 +15,8 @@ Fields (on `grid`, `N = H·W` nodes, `C` channels = variables × levels):
   `radiation="step_mean"` the radiation at a time is its mean over the step before it,
   so the one at t+1 is the heating the column receives during the step;
 * `static [N, S]`: static variables (land-sea mask, surface geopotential);
-* `area_weight [N]`: cell area (∝ cos latitude, mean 1), the loss weight.
+* `area_weight [N]`: cell area (∝ cos latitude, mean 1), the loss weight; with
+  `region_loss_fraction` the regional points carry that share of it.
 
 Mesh nodes carry GraphCast's inputs: zeros of the grid's input width (everything but
 the positions: `input_width`) before their positions, so the mesh embedder is as wide
@@ -91,6 +92,9 @@ class WeatherOptions(Validated):
     `limited_area`: on a stretched grid, forecast the fine region only; the other
     points take the host model's values (the global data) at every step, the
     boundary forcing of a limited-area model;
+    `region_loss_fraction`: on a stretched grid, the share of the loss weight the
+    regional points carry together (anemoi's `weight_frac_of_total`); each part keeps
+    its area weights' proportions; 0 leaves the area weights as they are;
     `radiation`: the solar-radiation forcing at a time, "instant" (the flux then) or
     "step_mean" (its mean over the data's time step before then, as ERA5 accumulates
     it over the hour before; `meshsim.data.forcing.step_mean_radiation`).
@@ -107,6 +111,7 @@ class WeatherOptions(Validated):
     region: tuple[float, ...] = ()
     region_splits: int = setting(1, ge=1)
     limited_area: bool = False
+    region_loss_fraction: float = setting(0.0, ge=0, le=1)
     radiation: str = setting("instant", choices=RADIATION_MODES)
 
     def __post_init__(self):
@@ -130,6 +135,8 @@ class WeatherTask(Task):
       limited_area: forecast the `region_mask` points only (needs `points`); the others
         are prescribed: `prescribed_frames` carries the host's next state after the
         forcings, and `advance` puts it outside the region.
+      region_loss_fraction: the regional points' share of the loss weight (needs
+        `points`; 0: area weights as they are; `WeatherOptions`).
       radiation: "instant" or "step_mean" (`WeatherOptions`): what the first forcing
         of each time is; "step_mean" recomputes it from the trajectory's `time`.
     """
@@ -149,6 +156,7 @@ class WeatherTask(Task):
     region_splits: int = 1
     points: bool = False
     limited_area: bool = False
+    region_loss_fraction: float = 0.0
     radiation: str = "instant"
 
     def __post_init__(self):
@@ -162,6 +170,16 @@ class WeatherTask(Task):
             raise ValueError(
                 "task.options.limited_area: expected a stretched grid (data.regional_path): "
                 "the fine region is forecast, the global data force its boundary"
+            )
+        if not 0.0 <= self.region_loss_fraction < 1.0:
+            raise ValueError(
+                "task.options.region_loss_fraction: expected in [0, 1), "
+                f"got {self.region_loss_fraction}"
+            )
+        if self.region_loss_fraction and not self.points:
+            raise ValueError(
+                "task.options.region_loss_fraction: expected a stretched grid "
+                "(data.regional_path): it weighs the regional points against the others"
             )
         check_int("output_size", self.output_size, minimum=1)
         check_int("num_static", self.num_static, minimum=0)
@@ -262,6 +280,17 @@ class WeatherTask(Task):
             raise ValueError(f"static: expected [N, {self.num_static}], got {static.shape}")
         if self.points:
             weight = np.asarray(trajectory["point_weight"], np.float32)
+            if self.region_loss_fraction:
+                from meshsim.data.stretched import region_weighted
+
+                if "region_mask" not in trajectory:
+                    raise ValueError(
+                        "task.options.region_loss_fraction: expected a stretched grid "
+                        "(data.regional_path); this point set has no regional points"
+                    )
+                weight = region_weighted(
+                    weight, trajectory["region_mask"], self.region_loss_fraction
+                )
         else:
             weight = node_weights(trajectory["latitude"], trajectory["longitude"])
         out = {"static": static, "area_weight": weight}
