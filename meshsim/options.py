@@ -35,7 +35,7 @@ class ConfigTypeError(TypeError, ValueError):
 def setting(default: Any, **check: Any) -> Any:
     """A dataclass field with a declared constraint, checked by `_validate`.
 
-    Constraints: `ge`, `gt`, `le` (bounds), `choices` (a collection, or a function
+    Constraints: `ge`, `gt`, `le`, `lt` (bounds), `choices` (a collection, or a function
     returning one, called at validation time so registries are imported lazily),
     `nonempty` (strings), `what` (the words describing a choice, e.g. "a dtype name").
     """
@@ -57,7 +57,7 @@ def _split_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
-_BOUNDS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le}
+_BOUNDS = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt}
 
 
 def _choices(check: dict) -> list | None:
@@ -86,12 +86,14 @@ def _describe(hint: Any, check: dict) -> str:
         if check.get("nonempty"):
             text = "a non-empty str"
         low = ("[", check["ge"]) if "ge" in check else ("(", check["gt"]) if "gt" in check else None
-        if low is not None and "le" in check:
-            text += f" in {low[0]}{low[1]}, {check['le']}]"
+        high = ("]", check["le"]) if "le" in check else None
+        high = (")", check["lt"]) if "lt" in check else high
+        if low is not None and high is not None:
+            text += f" in {low[0]}{low[1]}, {high[1]}{high[0]}"
         elif low is not None:
             text += f" {'≥' if low[0] == '[' else '>'} {low[1]}"
-        elif "le" in check:
-            text += f" ≤ {check['le']}"
+        elif high is not None:
+            text += f" {'≤' if high[0] == ']' else '<'} {high[1]}"
     return text + (" or None" if optional else "")
 
 

@@ -303,6 +303,8 @@ def test_uniform_model_is_the_stretched_preset_without_its_region():
     assert stretched.data.regional_path == "regional" and uniform.data.regional_path == ""
     assert "region" in stretched.task.options
     assert stretched.task.options["region_loss_fraction"] == preset.REGION_LOSS_FRACTION > 0
+    with pytest.raises(ValueError, match=r"region_loss_fraction: expected a float in \[0, 1\)"):
+        apply_overrides(preset.get_config(), ["task.options.region_loss_fraction=1"])
     # the task's options back to the base preset's (no region, no limited area)
     base = load_config(os.path.join(ROOT, "experiments", "weather_shallow_water.py"))
     assert uniform.task.options == base.task.options != stretched.task.options

@@ -111,7 +111,7 @@ class WeatherOptions(Validated):
     region: tuple[float, ...] = ()
     region_splits: int = setting(1, ge=1)
     limited_area: bool = False
-    region_loss_fraction: float = setting(0.0, ge=0, le=1)
+    region_loss_fraction: float = setting(0.0, ge=0, lt=1)
     radiation: str = setting("instant", choices=RADIATION_MODES)
 
     def __post_init__(self):
